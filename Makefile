@@ -1,0 +1,40 @@
+# ipckit: the two commands a newcomer runs are `make demo` and `make check`.
+CARGO ?= cargo
+MACOS_TARGET ?= aarch64-apple-darwin
+
+.PHONY: all demo check fmt clippy test nextest check-macos bench clean
+
+all: check
+
+## The main job: every reference program, run under the audit, in a table.
+demo:
+	$(CARGO) build --release --quiet
+	./target/release/ipckit demo
+
+## Everything CI checks on Linux: formatting, lints, the whole test suite
+## (threaded `cargo test`, then `cargo nextest run` when it is installed).
+check: fmt clippy test nextest
+
+fmt:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test:
+	$(CARGO) test --all-targets
+	$(CARGO) test --doc
+
+nextest:
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --no-fail-fast; \
+	else \
+		echo "cargo-nextest not installed: skipped (cargo install cargo-nextest)"; \
+	fi
+
+## Type-checks every target for macOS (cross-checking only: nothing runs).
+check-macos:
+	$(CARGO) check --all-targets --target $(MACOS_TARGET)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,326 @@
+//! Running a command under the audit (`ipckit audit -- CMD`).
+//!
+//! The steps, in order:
+//! 1. make a private work area (a fresh `TMPDIR`), try to enter private
+//!    namespaces ([`super::isolate`]), become a subreaper, snapshot the ledger;
+//! 2. start the command in a session of its own (`setsid(2)`);
+//! 3. every few milliseconds, reap whatever died (`waitpid(-1, WNOHANG)`: this
+//!    process is the adopter of every orphan in the tree) and sample the tree
+//!    from `/proc`, noting each process that sits as a zombie under a parent
+//!    that is not us;
+//! 4. once the command has exited, give adopted orphans a short time to end by
+//!    themselves, then kill (`SIGKILL`) and reap whatever still runs;
+//! 5. diff the ledger, remove every object the tree left, and report.
+//!
+//! This function owns every child of the calling process (it waits for any
+//! child): call it only from a process of its own, as the `ipckit` command
+//! line does. Never call it inside a test binary.
+
+use super::ledger::{self, Ledger, Sources};
+use super::procfs::{self, ProcStat};
+use super::{Finding, Isolation, Leak, Options, Report};
+use crate::error::{Error, Result};
+use crate::process::ExitStatus;
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::Instant;
+
+/// What the audit knows about one process of the tree.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    comm: String,
+    cmdline: String,
+    first_parent: i32,
+    /// `(parent, seconds)` the first time it was seen as a zombie under a
+    /// parent other than the audit.
+    zombie_under: Option<(i32, f64)>,
+    /// Seen running after being adopted by the audit.
+    adopted_alive: Option<f64>,
+    /// Reaped by the audit: when, and how it had ended.
+    reaped: Option<(f64, ExitStatus)>,
+    /// Killed by the audit at the end.
+    killed: bool,
+}
+
+/// Runs `argv` under the audit and returns the report. The run's own exit
+/// status is in [`Report::exit`].
+pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::invalid("command", "nothing to run"))?;
+    let me = std::process::id() as i32;
+    let area = std::env::temp_dir().join(format!("ipckit-audit-{me}"));
+    let tmpdir = area.join("tmp");
+    std::fs::create_dir_all(&tmpdir).map_err(|e| Error::io(tmpdir.display().to_string(), e))?;
+    let mq_dir = area.join("mqueue");
+    let mut notes = Vec::new();
+    let isolation = prepare_namespaces(opts, &mq_dir, &mut notes);
+    let _subreaper = super::Subreaper::acquire()?;
+    let sources = ledger_sources(&mq_dir, &tmpdir, opts, &mut notes);
+    let before = Ledger::snapshot(&sources);
+
+    let start = Instant::now();
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).env("TMPDIR", &tmpdir);
+    if opts.stdout_to_stderr {
+        cmd.stdout(std::io::stderr());
+    }
+    // SAFETY: setsid is async-signal-safe, and this process is single-threaded.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::io(format!("starting {program}"), e))?;
+    let main_pid = child.id() as i32;
+    drop(child); // we reap it ourselves, with waitpid(-1)
+
+    let mut watch = Watch {
+        me,
+        main_pid,
+        start,
+        seen: BTreeMap::new(),
+        main_exit: None,
+        timed_out: false,
+    };
+    watch.follow(opts);
+    let seconds = start.elapsed().as_secs_f64();
+
+    let after = Ledger::snapshot(&sources);
+    let leaks = attribute(after.new_since(&before), &watch, &isolation, &tmpdir);
+    if isolation == Isolation::Namespaces || sources.mqueue_dir.is_some() {
+        super::isolate::unmount(&mq_dir);
+    }
+    let _ = std::fs::remove_dir_all(&area);
+    if watch.timed_out {
+        notes.push(format!(
+            "the run passed its {:?} deadline; the whole tree was killed",
+            opts.deadline
+        ));
+    }
+    Ok(watch.report(argv, seconds, isolation, leaks, notes))
+}
+
+fn prepare_namespaces(opts: &Options, mq_dir: &Path, notes: &mut Vec<String>) -> Isolation {
+    if !opts.isolate {
+        notes.push("isolation off: objects are attributed by creator pid or timing".into());
+        return Isolation::Shared;
+    }
+    match super::isolate::enter_private_namespaces(mq_dir) {
+        Ok(()) => Isolation::Namespaces,
+        Err(e) => {
+            notes.push(format!(
+                "no private namespaces ({e}); objects are attributed by creator pid or timing"
+            ));
+            Isolation::Shared
+        }
+    }
+}
+
+fn ledger_sources(
+    mq_dir: &Path,
+    tmpdir: &Path,
+    opts: &Options,
+    notes: &mut Vec<String>,
+) -> Sources {
+    let mut sources = Sources::default();
+    if ledger::is_mqueue_mount(mq_dir) {
+        sources.mqueue_dir = Some(mq_dir.to_path_buf());
+    } else if sources.mqueue_dir.is_none() {
+        match super::isolate::mount_mqueue(mq_dir) {
+            Ok(()) => sources.mqueue_dir = Some(mq_dir.to_path_buf()),
+            Err(e) => notes.push(format!("POSIX message queues cannot be listed here: no mqueue file system is mounted and mounting one failed ({e})")),
+        }
+    }
+    sources.temp_dirs.push(tmpdir.to_path_buf());
+    sources.watch_dirs.extend(opts.watch_dirs.iter().cloned());
+    sources
+}
+
+struct Watch {
+    me: i32,
+    main_pid: i32,
+    start: Instant,
+    seen: BTreeMap<i32, Seen>,
+    main_exit: Option<(f64, ExitStatus)>,
+    timed_out: bool,
+}
+
+impl Watch {
+    /// Steps 3 and 4: reap and sample until the tree is empty.
+    fn follow(&mut self, opts: &Options) {
+        loop {
+            self.reap_all();
+            let table = procfs::snapshot();
+            let tree = procfs::descendants(&table, self.me);
+            for pid in &tree {
+                self.sample(&table[pid]);
+            }
+            if tree.is_empty() && self.main_exit.is_some() {
+                return;
+            }
+            let now = self.start.elapsed();
+            let past_linger = self
+                .main_exit
+                .is_some_and(|(t, _)| now.as_secs_f64() > t + opts.linger.as_secs_f64());
+            if now > opts.deadline {
+                self.timed_out = true;
+            }
+            if past_linger || self.timed_out {
+                self.kill_all(&table, &tree);
+            }
+            std::thread::sleep(opts.interval);
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn sample(&mut self, s: &ProcStat) {
+        let now = self.now();
+        let (me, main) = (self.me, self.main_pid);
+        let entry = self.seen.entry(s.pid).or_insert_with(|| Seen {
+            comm: s.comm.clone(),
+            cmdline: procfs::cmdline(s.pid),
+            first_parent: s.ppid,
+            ..Default::default()
+        });
+        if s.is_zombie() && s.ppid != me && entry.zombie_under.is_none() {
+            entry.zombie_under = Some((s.ppid, now));
+        }
+        if !s.is_zombie() && s.ppid == me && s.pid != main && entry.adopted_alive.is_none() {
+            entry.adopted_alive = Some(now);
+        }
+    }
+
+    fn reap_all(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a valid int; this process owns all its children (see module doc).
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            let st = ExitStatus::from_raw(status);
+            let now = self.now();
+            if pid == self.main_pid {
+                self.main_exit = Some((now, st));
+            }
+            self.seen.entry(pid).or_default().reaped = Some((now, st));
+        }
+    }
+
+    fn kill_all(
+        &mut self,
+        table: &BTreeMap<i32, ProcStat>,
+        tree: &std::collections::BTreeSet<i32>,
+    ) {
+        for pid in tree {
+            if table.get(pid).is_some_and(|s| !s.is_zombie()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                self.seen.entry(*pid).or_default().killed = true;
+            }
+        }
+    }
+
+    fn report(
+        self,
+        argv: &[String],
+        seconds: f64,
+        isolation: Isolation,
+        leaks: Vec<Leak>,
+        notes: Vec<String>,
+    ) -> Report {
+        let mut zombies = Vec::new();
+        let mut orphans = Vec::new();
+        let mut adopted = Vec::new();
+        for (&pid, s) in &self.seen {
+            if pid == self.main_pid {
+                continue;
+            }
+            let finding = |detail: String| Finding {
+                pid,
+                parent: s.first_parent,
+                command: shown(s),
+                detail,
+            };
+            if s.killed {
+                orphans.push(finding(format!(
+                    "still running {:.2} s after the command exited; killed by the audit",
+                    self.main_exit.map(|(t, _)| seconds - t).unwrap_or(0.0)
+                )));
+            } else if let (Some((parent, t)), Some((t2, st))) = (s.zombie_under, s.reaped) {
+                zombies.push(finding(format!(
+                    "exited by {t:.2} s ({st}) but its parent {parent} never waited for it; adopted and reaped by the audit at {t2:.2} s"
+                )));
+            } else if let Some((t2, st)) = s.reaped {
+                let how = match s.adopted_alive {
+                    Some(t) => format!("adopted while running at {t:.2} s"),
+                    None => "adopted, not seen running".to_string(),
+                };
+                adopted.push(finding(format!(
+                    "{how}; ended by itself at {t2:.2} s ({st}) and was reaped by the audit"
+                )));
+            }
+        }
+        Report {
+            command: argv.to_vec(),
+            exit: self.main_exit.map(|(_, s)| s),
+            seconds,
+            isolation,
+            processes_seen: self.seen.len(),
+            zombies,
+            orphans,
+            adopted,
+            leaks,
+            notes,
+        }
+    }
+}
+
+fn shown(s: &Seen) -> String {
+    if s.cmdline.is_empty() {
+        format!("[{}]", s.comm)
+    } else {
+        s.cmdline.clone()
+    }
+}
+
+/// Step 5: decide which new objects are the tree's, and remove them.
+fn attribute(
+    new: Vec<ledger::IpcObject>,
+    watch: &Watch,
+    isolation: &Isolation,
+    tmpdir: &Path,
+) -> Vec<Leak> {
+    let tree_pids: std::collections::BTreeSet<i32> = watch.seen.keys().copied().collect();
+    let mut leaks = Vec::new();
+    for object in new {
+        let by_pid = object.pids.iter().find(|p| tree_pids.contains(p));
+        let attribution = if *isolation == Isolation::Namespaces {
+            "made in the run's private namespace".to_string()
+        } else if object.found_in.starts_with(&*tmpdir.to_string_lossy()) {
+            "in the run's private TMPDIR".to_string()
+        } else if let Some(pid) = by_pid {
+            format!("the kernel records pid {pid} of the tree")
+        } else {
+            "appeared during the run (attributed by timing only)".to_string()
+        };
+        let removed = ledger::remove(&object).is_ok();
+        leaks.push(Leak {
+            object,
+            attribution,
+            removed,
+        });
+    }
+    leaks
+}

@@ -1,0 +1,80 @@
+//! Processes: fork, wait, exit, zombies, orphans, `SIGCHLD`, and the
+//! `multiprocessing.Process` object (CATALOGUE.md sections 1 and 2).
+//!
+//! | Python                         | ipckit                                   | system call |
+//! |--------------------------------|------------------------------------------|-------------|
+//! | `os.fork()`                    | [`fork_raw`], [`fork`]                   | `fork(2)`   |
+//! | `os.waitpid(pid, 0)`           | [`ChildGuard::wait`], [`wait_pid`]       | `waitpid(2)`|
+//! | `os.WEXITSTATUS(status)`       | [`ExitStatus`]                           | `wait(2)` macros |
+//! | `os._exit(n)`                  | [`exit_immediately`]                     | `_exit(2)`  |
+//! | `sys.exit(n)`                  | [`exit_normally`]                        | `exit(3)`   |
+//! | `os.getpid()`, `os.getppid()`  | [`getpid`], [`getppid`]                  | `getpid(2)` |
+//! | `signal.signal(SIGCHLD, SIG_IGN)` | [`SigchldIgnored`]                    | `sigaction(2)` |
+//! | `multiprocessing.Process`      | [`Process`]                              | `fork`, `waitpid`, `kill` |
+
+mod fork;
+mod object;
+mod orphan;
+mod sigchld;
+mod wait;
+
+pub use fork::{ChildGuard, Fork, fork, fork_raw};
+pub use object::Process;
+pub use orphan::{Orphan, double_fork};
+pub use sigchld::SigchldIgnored;
+pub use wait::{ExitStatus, WaitOptions, wait_exit, wait_exit_timeout, wait_or_kill, wait_pid};
+
+use nix::unistd::Pid;
+
+/// `getpid(2)`: this process's id.
+pub fn getpid() -> Pid {
+    nix::unistd::getpid()
+}
+
+/// `getppid(2)`: the parent's id. After the parent exits this changes to the
+/// adopter: init (pid 1) or the nearest ancestor marked as a subreaper.
+pub fn getppid() -> Pid {
+    nix::unistd::getppid()
+}
+
+/// The immediate exit, `_exit(2)` (Python's `os._exit`): the process ends at
+/// once. No clean-up runs: output still sitting in a user-space buffer (a
+/// `print!` without a newline, a `BufWriter`) is lost, and destructors and
+/// `atexit` handlers do not run. This is async-signal-safe: it is the right way
+/// to end a forked child.
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// The normal exit (Python's `sys.exit`): flushes standard output and standard
+/// error, then calls `exit(3)`, which runs `atexit` handlers. Destructors of
+/// live Rust values still do not run (as with `std::process::exit`).
+pub fn exit_normally(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(code)
+}
+
+/// Sends `sig` to `pid` with `kill(2)`.
+pub fn send_signal(pid: Pid, sig: nix::sys::signal::Signal) -> crate::Result<()> {
+    crate::sys::nix("kill", pid, nix::sys::signal::kill(pid, sig))
+}
+
+/// The state letter of process `pid` as `ps` shows it (`R`, `S`, `D`, `T`,
+/// `Z`, ...), read from `/proc/<pid>/stat` (`proc(5)`); `None` once it is gone.
+/// UNSUPPORTED where there is no `/proc` (macOS).
+pub fn state_of(pid: Pid) -> crate::Result<Option<char>> {
+    #[cfg(target_os = "linux")]
+    {
+        Ok(crate::audit::procfs::state_of(pid.as_raw()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        Err(crate::Error::Unsupported(
+            "process states are read from /proc, which this system lacks".into(),
+        ))
+    }
+}

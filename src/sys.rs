@@ -1,0 +1,86 @@
+//! The single place where `errno` becomes an [`Error`](crate::Error).
+//!
+//! Raw `libc` calls return `-1` (or another sentinel) and set `errno`; nix calls
+//! return `nix::Result`. Both are turned into [`Error::Sys`] here, with the name
+//! of the call and the object it acted on.
+
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+
+/// Converts the return value of a raw libc call: `-1` means failure, and the
+/// reason is read from `errno` right away (before anything can overwrite it).
+pub fn check<T: PartialEq + From<i8>>(
+    call: &'static str,
+    what: impl ToString,
+    ret: T,
+) -> Result<T> {
+    if ret == T::from(-1) {
+        Err(Error::Sys {
+            call,
+            what: what.to_string(),
+            errno: Errno::last(),
+        })
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Converts a `nix::Result`, naming the call and the object.
+pub fn nix<T>(call: &'static str, what: impl ToString, r: nix::Result<T>) -> Result<T> {
+    r.map_err(|errno| Error::Sys {
+        call,
+        what: what.to_string(),
+        errno,
+    })
+}
+
+/// Builds an [`Error::Sys`] from an explicit errno (for calls such as
+/// `pthread_mutex_lock` that return the error instead of setting `errno`).
+pub fn errno_error(call: &'static str, what: impl ToString, errno: i32) -> Error {
+    Error::Sys {
+        call,
+        what: what.to_string(),
+        errno: Errno::from_raw(errno),
+    }
+}
+
+/// Reads exactly `n` bytes from `fd`, waiting at most `timeout` in total
+/// (`poll(2)` then `read(2)`, retried on `EINTR`). End of file before `n` bytes
+/// is [`Error::Eof`]; the deadline is [`Error::Timeout`].
+pub fn read_exact_timeout(
+    fd: &impl std::os::fd::AsFd,
+    n: usize,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Result<Vec<u8>> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout {
+                what: what.to_string(),
+                after: timeout,
+            });
+        }
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(errno_error("poll", what, e as i32)),
+        }
+        match nix::unistd::read(fd, &mut buf[got..]) {
+            Ok(0) => return Err(Error::Eof(format!("{what}: got {got} of {n} bytes"))),
+            Ok(k) => got += k,
+            Err(Errno::EINTR | Errno::EAGAIN) => continue,
+            Err(e) => return Err(errno_error("read", what, e as i32)),
+        }
+    }
+    Ok(buf)
+}

@@ -1,0 +1,75 @@
+//! The one harness every integration test shares.
+//!
+//! - [`audited`] runs `ipckit run ID ARGS` under `ipckit audit --format json`
+//!   in a process tree of its own, and returns the program's output with the
+//!   audit's report; [`Audited::assert_clean`] asserts that the run exited 0 and
+//!   left no zombie, no orphan still running and no leaked object.
+//! - [`audited_cmd`] does the same for any command.
+//!
+//! Reference programs fork and print, so they never run inside the
+//! (multi-threaded) test binary: always through the `ipckit` binary.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+/// The path of the `ipckit` binary cargo built for these tests.
+pub fn ipckit() -> &'static str {
+    env!("CARGO_BIN_EXE_ipckit")
+}
+
+/// A finished audited run.
+#[derive(Debug)]
+pub struct Audited {
+    /// The audit's JSON report.
+    pub report: serde_json::Value,
+    /// What the audited command printed (its stdout and stderr, interleaved).
+    pub output: String,
+    /// The exit code of `ipckit audit`: 0 clean, 1 not clean, 2 error.
+    pub audit_code: i32,
+}
+
+impl Audited {
+    /// The output's lines.
+    pub fn lines(&self) -> Vec<&str> {
+        self.output.lines().collect()
+    }
+
+    /// The findings of one kind (`zombies`, `orphans`, `adopted`, `leaks`).
+    pub fn findings(&self, kind: &str) -> &Vec<serde_json::Value> {
+        self.report[kind].as_array().unwrap_or_else(|| panic!("report has no {kind}: {}", self.report))
+    }
+
+    /// The command's own exit code (`None` if it was killed by a signal).
+    pub fn exit_code(&self) -> Option<i64> {
+        self.report["exit"]["Exited"].as_i64()
+    }
+
+    /// Asserts that the command exited 0 and left nothing behind.
+    pub fn assert_clean(&self) {
+        for kind in ["zombies", "orphans", "leaks"] {
+            assert!(self.findings(kind).is_empty(), "left {kind} behind: {:#}\noutput:\n{}", self.report[kind], self.output);
+        }
+        assert_eq!(self.exit_code(), Some(0), "command did not exit 0: {}\noutput:\n{}", self.report["exit"], self.output);
+        assert_eq!(self.audit_code, 0, "ipckit audit exit code");
+    }
+}
+
+/// Runs the reference program of exercise `id` under the audit.
+pub fn audited(id: &str, args: &[&str]) -> Audited {
+    let mut cmd = vec![ipckit(), "run", id];
+    cmd.extend_from_slice(args);
+    audited_cmd(&cmd)
+}
+
+/// Runs any command under the audit (a 120 s deadline for the whole tree).
+pub fn audited_cmd(cmd: &[&str]) -> Audited {
+    let out = Command::new(ipckit())
+        .args(["audit", "--format", "json", "--timeout", "120", "--"])
+        .args(cmd)
+        .output()
+        .expect("run ipckit audit");
+    let output = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stdout {:?}, stderr {output}", String::from_utf8_lossy(&out.stdout)));
+    Audited { report, output, audit_code: out.status.code().unwrap_or(-1) }
+}
