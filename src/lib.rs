@@ -7,6 +7,8 @@
 //!   orphans and the double fork, `SIGCHLD` ignored, and `multiprocessing.Process`.
 //! - [`audit`]: what a process tree left behind: zombies, orphans still
 //!   running, named IPC objects and temporary files. Every test runs under it.
+//! - [`pi`]: the pi workload shared by every `pi-*` exercise.
+//! - [`frame`]: whole messages over byte streams (length prefix + postcard).
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
@@ -16,6 +18,8 @@
 
 pub mod audit;
 pub mod error;
+pub mod frame;
+pub mod pi;
 pub mod process;
 pub mod programs;
 pub mod sys;

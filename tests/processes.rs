@@ -14,7 +14,10 @@ fn fork_basic_child_lines_come_first_and_finished_appears_twice() {
     let lines = run.lines();
     assert!(lines[0].starts_with("new process created"), "{lines:?}");
     assert!(lines[2].starts_with("original process"), "{lines:?}");
-    assert_eq!(lines.iter().filter(|l| **l == "program finished").count(), 2);
+    assert_eq!(
+        lines.iter().filter(|l| **l == "program finished").count(),
+        2
+    );
 }
 
 #[test]

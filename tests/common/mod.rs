@@ -36,7 +36,9 @@ impl Audited {
 
     /// The findings of one kind (`zombies`, `orphans`, `adopted`, `leaks`).
     pub fn findings(&self, kind: &str) -> &Vec<serde_json::Value> {
-        self.report[kind].as_array().unwrap_or_else(|| panic!("report has no {kind}: {}", self.report))
+        self.report[kind]
+            .as_array()
+            .unwrap_or_else(|| panic!("report has no {kind}: {}", self.report))
     }
 
     /// The command's own exit code (`None` if it was killed by a signal).
@@ -47,9 +49,20 @@ impl Audited {
     /// Asserts that the command exited 0 and left nothing behind.
     pub fn assert_clean(&self) {
         for kind in ["zombies", "orphans", "leaks"] {
-            assert!(self.findings(kind).is_empty(), "left {kind} behind: {:#}\noutput:\n{}", self.report[kind], self.output);
+            assert!(
+                self.findings(kind).is_empty(),
+                "left {kind} behind: {:#}\noutput:\n{}",
+                self.report[kind],
+                self.output
+            );
         }
-        assert_eq!(self.exit_code(), Some(0), "command did not exit 0: {}\noutput:\n{}", self.report["exit"], self.output);
+        assert_eq!(
+            self.exit_code(),
+            Some(0),
+            "command did not exit 0: {}\noutput:\n{}",
+            self.report["exit"],
+            self.output
+        );
         assert_eq!(self.audit_code, 0, "ipckit audit exit code");
     }
 }
@@ -69,7 +82,15 @@ pub fn audited_cmd(cmd: &[&str]) -> Audited {
         .output()
         .expect("run ipckit audit");
     let output = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); stdout {:?}, stderr {output}", String::from_utf8_lossy(&out.stdout)));
-    Audited { report, output, audit_code: out.status.code().unwrap_or(-1) }
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stdout {:?}, stderr {output}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    Audited {
+        report,
+        output,
+        audit_code: out.status.code().unwrap_or(-1),
+    }
 }
