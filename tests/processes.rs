@@ -5,7 +5,6 @@
 mod common;
 
 use common::audited;
-use rstest::rstest;
 
 #[test]
 fn fork_basic_child_lines_come_first_and_finished_appears_twice() {
