@@ -178,7 +178,14 @@ fn remove_sysv(obj: &IpcObject) -> Result<()> {
     // semctl's fourth argument is unused for IPC_RMID.
     let ret = unsafe {
         match obj.kind {
+            #[cfg(target_os = "linux")]
             ObjectKind::SysvMsg => libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+            #[cfg(not(target_os = "linux"))]
+            ObjectKind::SysvMsg => {
+                return Err(Error::Unsupported(
+                    "removing System V queues outside Linux".into(),
+                ));
+            }
             ObjectKind::SysvShm => libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()),
             _ => libc::semctl(id, 0, libc::IPC_RMID),
         }

@@ -108,6 +108,8 @@ pub struct Report {
     /// Whether the run had private namespaces.
     #[cfg(target_os = "linux")]
     pub isolation: Isolation,
+    /// The audit's own pid: the subreaper that adopted the tree's orphans.
+    pub audit_pid: i32,
     /// How many processes of the tree were seen (the command included).
     pub processes_seen: usize,
     /// Children that exited and were never waited for by their parent.

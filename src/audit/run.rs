@@ -191,6 +191,11 @@ impl Watch {
             first_parent: s.ppid,
             ..Default::default()
         });
+        if !s.is_zombie() && (entry.comm != s.comm || entry.cmdline.is_empty()) {
+            // It called exec (or was caught half-way through): name it by what it runs now.
+            entry.comm.clone_from(&s.comm);
+            entry.cmdline = procfs::cmdline(s.pid);
+        }
         if s.is_zombie() && s.ppid != me && entry.zombie_under.is_none() {
             entry.zombie_under = Some((s.ppid, now));
         }
@@ -277,6 +282,7 @@ impl Watch {
             exit: self.main_exit.map(|(_, s)| s),
             seconds,
             isolation,
+            audit_pid: self.me,
             processes_seen: self.seen.len(),
             zombies,
             orphans,
