@@ -114,7 +114,7 @@ impl Connection {
     /// `conn.send_bytes(buf)`: sends raw bytes as one frame. A peer that is
     /// gone is an `EPIPE` error.
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
-        self.check(Role::WriteOnly, "send")?;
+        self.check(Role::ReadOnly, "send")?;
         let mut w = FdWriter {
             fd: self.fd.as_fd(),
             socket: self.role == Role::Duplex,
@@ -151,7 +151,7 @@ impl Connection {
     /// because data is waiting or the peer has closed (then `recv` reports
     /// end-of-file). `None` waits forever, `Some(ZERO)` only looks.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.check(Role::ReadOnly, "poll")?;
+        self.check(Role::WriteOnly, "poll")?;
         let deadline = timeout.map(|t| Instant::now() + t);
         wait_readable(self.fd.as_fd(), deadline)
             .map_err(|e| sys::errno_error("poll", self, e as i32))
@@ -161,7 +161,7 @@ impl Connection {
     pub fn close(self) {}
 
     fn receive_frame(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        self.check(Role::ReadOnly, "receive")?;
+        self.check(Role::WriteOnly, "receive")?;
         if self.out_of_step.get() {
             return Err(Error::Protocol(format!(
                 "{self}: an earlier receive stopped in the middle of a frame; close this connection"
@@ -194,8 +194,8 @@ impl Connection {
             return Ok(());
         }
         let (this, other) = match forbidden {
-            Role::WriteOnly => ("write-only (second)", "first"),
-            _ => ("read-only (first)", "second"),
+            Role::ReadOnly => ("read-only (first)", "second"),
+            _ => ("write-only (second)", "first"),
         };
         Err(Error::invalid(
             "connection end",
