@@ -10,6 +10,7 @@
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
 //! - [`channel`]: pipes, socket pairs, file exchange and `Connection` (section 3).
+//! - [`mq`]: POSIX and System V message queues (section 4).
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod channel;
 pub mod error;
 pub mod frame;
+pub mod mq;
 pub mod pi;
 pub mod process;
 pub mod programs;
