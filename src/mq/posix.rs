@@ -337,7 +337,7 @@ pub fn unlink(name: &QueueName) -> Result<()> {
 /// dropped (after closing its handle). Use it as a [`MessageQueue`].
 #[derive(Debug)]
 pub struct QueueOwner {
-    queue: MessageQueue,
+    queue: Option<MessageQueue>,
 }
 
 impl QueueOwner {
@@ -345,21 +345,38 @@ impl QueueOwner {
     /// `EEXIST` error, not silently shared) and owns it.
     pub fn create_exclusive(name: &QueueName, config: &Config) -> Result<QueueOwner> {
         Ok(QueueOwner {
-            queue: MessageQueue::create_exclusive(name, config)?,
+            queue: Some(MessageQueue::create_exclusive(name, config)?),
         })
+    }
+
+    /// Closes the handle, then unlinks the name, reporting errors (dropping
+    /// does the same silently).
+    pub fn close_and_unlink(mut self) -> Result<()> {
+        let Some(queue) = self.queue.take() else {
+            return Ok(());
+        };
+        let name = queue.name.clone();
+        let closed = queue.close();
+        unlink(&name).and(closed)
     }
 }
 
 impl std::ops::Deref for QueueOwner {
     type Target = MessageQueue;
     fn deref(&self) -> &MessageQueue {
-        &self.queue
+        self.queue
+            .as_ref()
+            .expect("the queue is only taken by close_and_unlink()")
     }
 }
 
 impl Drop for QueueOwner {
     fn drop(&mut self) {
-        let _ = unlink(&self.queue.name);
+        if let Some(queue) = self.queue.take() {
+            let name = queue.name.clone();
+            drop(queue);
+            let _ = unlink(&name);
+        }
     }
 }
 

@@ -101,19 +101,10 @@ fn spawn_with(conn: Connection, work: fn(&Connection) -> Result<()>) -> Result<C
 /// that pid, deletes it, and adds the sum.
 fn pi_file(args: &[String]) -> Result<i32> {
     let n = pi::parse_n(args)?;
-    require_single_thread()?;
-    let mut children = Vec::new();
-    for i in 0..pi::PARTS {
-        // SAFETY: single-threaded (checked above).
-        let child = unsafe {
-            process::fork(move || {
-                let sum = pi::partial_sum(pi::slice(i, n));
-                let path = file::path_for(process::getpid());
-                exit_code(file::write_text(&path, &sum.to_string()))
-            })
-        }?;
-        children.push(child);
-    }
+    let children = fork_per_slice(n, |sum| {
+        let path = file::path_for(process::getpid());
+        file::write_text(&path, &sum.to_string())
+    })?;
     let mut total = 0.0;
     for mut child in children {
         expect_success(&mut child)?;
@@ -176,6 +167,22 @@ fn pi_over_channels(args: &[String], make: fn() -> Result<(OwnedFd, OwnedFd)>) -
     }
     pi::print_answer(pi::pi_from(total));
     Ok(0)
+}
+
+/// Forks one child per slice of `n`; each computes its partial sum, hands it
+/// to `send` (which delivers it to the parent), and exits 0 (1 on an error).
+/// Returns the children in slice order.
+pub(super) fn fork_per_slice(
+    n: u64,
+    send: impl Fn(f64) -> Result<()> + Copy,
+) -> Result<Vec<ChildGuard>> {
+    require_single_thread()?;
+    (0..pi::PARTS)
+        .map(|i| {
+            // SAFETY: single-threaded (checked above), so the child may allocate.
+            unsafe { process::fork(move || exit_code(send(pi::partial_sum(pi::slice(i, n))))) }
+        })
+        .collect()
 }
 
 /// A child's sum, sent as the text of an `f64` (which reads back exactly).
