@@ -6,6 +6,7 @@
 mod common;
 
 use common::audited;
+use common::pi::assert_pi_program;
 use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::channel::{self, Connection, PyValue, connection};
@@ -42,28 +43,12 @@ fn pipe_duplex_each_side_prints_what_the_other_sent() {
 
 const PI_PROGRAMS: [&str; 3] = ["pi-file", "pi-pipe", "pi-socketpair"];
 
-/// Runs a pi program under the audit and checks its last line against the
-/// serial answer, and that nothing was left behind.
-fn assert_pi(id: &str, n: u64) {
-    let run = audited(id, &[&n.to_string()]);
-    run.assert_clean();
-    let last = run.lines().last().copied().unwrap_or_default();
-    let got: f64 = last
-        .parse()
-        .unwrap_or_else(|_| panic!("{id} {n}: last line {last:?} is not a number"));
-    let want = ipckit::pi::serial(n);
-    assert!(
-        (got - want).abs() <= ipckit::pi::TOLERANCE,
-        "{id} {n}: printed {got}, serial gives {want}"
-    );
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3))]
     #[test]
     fn pi_programs_match_serial_for_small_n(tens in 1u64..=100) {
         for id in PI_PROGRAMS {
-            assert_pi(id, tens * 10);
+            assert_pi_program(id, tens * 10);
         }
     }
 }
@@ -73,7 +58,7 @@ fn pi_programs_match_serial_for_large_n(
     #[values("pi-file", "pi-pipe", "pi-socketpair")] id: &str,
     #[values(1_000_000, 3_000_000)] n: u64,
 ) {
-    assert_pi(id, n);
+    assert_pi_program(id, n);
 }
 
 #[rstest]

@@ -8,6 +8,7 @@
 mod common;
 
 use common::audited;
+use common::pi::assert_pi_program;
 use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
@@ -21,28 +22,12 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 // ---- The reference programs, under the audit -------------------------------
 
-/// Runs a pi program under the audit: its last line must equal the serial
-/// answer, and it must leave no zombie, file or queue behind.
-fn assert_pi(id: &str, n: u64) {
-    let run = audited(id, &[&n.to_string()]);
-    run.assert_clean();
-    let last = run.lines().last().copied().unwrap_or_default();
-    let got: f64 = last
-        .parse()
-        .unwrap_or_else(|_| panic!("{id} {n}: last line {last:?} is not a number"));
-    let want = ipckit::pi::serial(n);
-    assert!(
-        (got - want).abs() <= ipckit::pi::TOLERANCE,
-        "{id} {n}: printed {got}, serial gives {want}"
-    );
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3))]
     #[test]
     fn pi_queue_programs_match_serial_for_small_n(tens in 1u64..=100) {
         for id in ["pi-posix-mq", "pi-sysv-mq"] {
-            assert_pi(id, tens * 10);
+            assert_pi_program(id, tens * 10);
         }
     }
 }
@@ -52,7 +37,7 @@ fn pi_queue_programs_match_serial_for_large_n(
     #[values("pi-posix-mq", "pi-sysv-mq")] id: &str,
     #[values(1_000_000, 2_000_000)] n: u64,
 ) {
-    assert_pi(id, n);
+    assert_pi_program(id, n);
 }
 
 #[rstest]

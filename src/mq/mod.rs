@@ -23,7 +23,31 @@
 pub mod posix;
 pub mod sysv;
 
-/// Reads a kernel limit from a `/proc/sys` file, if this system has it.
-pub(crate) fn proc_limit(path: &str) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// Reads kernel limits from files of one `/proc/sys` directory (`None` for a
+/// file this system does not have).
+pub(crate) fn read_limits<const N: usize>(dir: &str, files: [&str; N]) -> [Option<u64>; N] {
+    files.map(|f| {
+        std::fs::read_to_string(format!("{dir}/{f}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Writes `dir/name = value, name = value, ...` (`?` for an unknown value).
+pub(crate) fn write_limits(
+    f: &mut std::fmt::Formatter<'_>,
+    dir: &str,
+    limits: &[(&str, Option<u64>)],
+) -> std::fmt::Result {
+    write!(f, "{dir}/")?;
+    for (i, (name, value)) in limits.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        match value {
+            Some(v) => write!(f, "{sep}{name} = {v}")?,
+            None => write!(f, "{sep}{name} = ?")?,
+        }
+    }
+    Ok(())
 }

@@ -145,24 +145,25 @@ pub struct Limits {
 
 /// Reads the kernel's limits (`None` for a limit this system does not show).
 pub fn limits() -> Limits {
-    let read = |f: &str| super::proc_limit(&format!("/proc/sys/fs/mqueue/{f}"));
+    let [msg_max, msgsize_max, queues_max] = super::read_limits(
+        "/proc/sys/fs/mqueue",
+        ["msg_max", "msgsize_max", "queues_max"],
+    );
     Limits {
-        msg_max: read("msg_max"),
-        msgsize_max: read("msgsize_max"),
-        queues_max: read("queues_max"),
+        msg_max,
+        msgsize_max,
+        queues_max,
     }
 }
 
 impl std::fmt::Display for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-        write!(
-            f,
-            "/proc/sys/fs/mqueue/msg_max = {}, msgsize_max = {}, queues_max = {}",
-            show(self.msg_max),
-            show(self.msgsize_max),
-            show(self.queues_max)
-        )
+        let limits = [
+            ("msg_max", self.msg_max),
+            ("msgsize_max", self.msgsize_max),
+            ("queues_max", self.queues_max),
+        ];
+        super::write_limits(f, "/proc/sys/fs/mqueue", &limits)
     }
 }
 

@@ -99,24 +99,23 @@ pub struct Limits {
 
 /// Reads the kernel's limits (`None` where this system does not show one).
 pub fn limits() -> Limits {
-    let read = |f: &str| super::proc_limit(&format!("/proc/sys/kernel/{f}"));
+    let [msgmax, msgmnb, msgmni] =
+        super::read_limits("/proc/sys/kernel", ["msgmax", "msgmnb", "msgmni"]);
     Limits {
-        msgmax: read("msgmax"),
-        msgmnb: read("msgmnb"),
-        msgmni: read("msgmni"),
+        msgmax,
+        msgmnb,
+        msgmni,
     }
 }
 
 impl std::fmt::Display for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-        write!(
-            f,
-            "/proc/sys/kernel/msgmax = {}, msgmnb = {}, msgmni = {}",
-            show(self.msgmax),
-            show(self.msgmnb),
-            show(self.msgmni)
-        )
+        let limits = [
+            ("msgmax", self.msgmax),
+            ("msgmnb", self.msgmnb),
+            ("msgmni", self.msgmni),
+        ];
+        super::write_limits(f, "/proc/sys/kernel", &limits)
     }
 }
 
