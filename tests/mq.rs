@@ -16,7 +16,7 @@ use ipckit::mq::sysv::{self, Key, Selector};
 use nix::errno::Errno;
 use proptest::prelude::*;
 use rstest::rstest;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -59,6 +59,7 @@ mod posix_queues {
     use super::*;
     use ipckit::mq::posix::{self, Config, MessageQueue, QueueName, QueueOwner};
     use ipckit::process;
+    use std::time::Instant;
 
     fn small(capacity: usize) -> Config {
         Config {
