@@ -129,8 +129,9 @@ impl Connection {
         frame::decode(&self.recv_bytes()?)
     }
 
-    /// [`recv`](Self::recv) with a deadline: [`Error::Timeout`] when no
-    /// message has started arriving within `timeout`.
+    /// [`recv`](Self::recv) with a deadline: [`Error::Timeout`] when no whole
+    /// message has arrived within `timeout` (see
+    /// [`recv_bytes_timeout`](Self::recv_bytes_timeout)).
     pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T> {
         frame::decode(&self.recv_bytes_timeout(timeout)?)
     }

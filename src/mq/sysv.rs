@@ -260,7 +260,10 @@ impl MessageQueue {
                 format!("{selector:?}: the type in a selector must be greater than 0"),
             ));
         }
-        let capacity = self.stats()?.max_bytes as usize;
+        // Room for the largest message this queue can hold: no more than the
+        // queue's byte limit, nor than the kernel's largest message.
+        let queue_bytes = self.stats()?.max_bytes;
+        let capacity = limits().msgmax.map_or(queue_bytes, |m| m.min(queue_bytes)) as usize;
         match imp::receive(self.id, selector.raw(), capacity, flags) {
             Ok(message) => Ok(message),
             Err(Errno::ENOMSG) => Err(Error::Empty(format!(
