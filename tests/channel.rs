@@ -258,6 +258,21 @@ fn a_peer_killed_mid_frame_gives_a_truncation_error_not_a_hang() {
     scope.assert_clean();
 }
 
+#[test]
+fn a_deadline_inside_a_frame_leaves_the_connection_out_of_step() {
+    let scope = Scope::new();
+    let (r, w) = connection::pipe(true).unwrap();
+    let mut half = 100u32.to_le_bytes().to_vec();
+    half.extend_from_slice(&[1u8; 10]);
+    channel::write_all(&w, &half, "raw").unwrap();
+    let e = r.recv_bytes_timeout(Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    w.send_bytes(b"later").unwrap();
+    let e = r.recv_bytes_timeout(DEADLINE).unwrap_err();
+    assert!(e.to_string().contains("middle of a frame"), "{e}");
+    scope.assert_clean();
+}
+
 #[rstest]
 fn sending_after_the_reader_is_gone_is_epipe(#[values(true, false)] duplex: bool) {
     let scope = Scope::new();
