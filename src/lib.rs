@@ -9,6 +9,8 @@
 //!   running, named IPC objects and temporary files. Every test runs under it.
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
+//! - [`channel`]: pipes, socket pairs, file exchange and `Connection` (section 3).
+//! - [`mq`]: POSIX and System V message queues (section 4).
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
@@ -17,8 +19,10 @@
 //! why it is sound there.
 
 pub mod audit;
+pub mod channel;
 pub mod error;
 pub mod frame;
+pub mod mq;
 pub mod pi;
 pub mod process;
 pub mod programs;

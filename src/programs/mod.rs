@@ -9,6 +9,8 @@
 use crate::error::Result;
 use std::time::Duration;
 
+pub mod channel;
+pub mod mq;
 pub mod process;
 
 /// One reference program.
@@ -22,7 +24,7 @@ pub struct Program {
 }
 
 /// Every section's programs, in catalogue order.
-const SECTIONS: &[&[Program]] = &[process::PROGRAMS];
+const SECTIONS: &[&[Program]] = &[process::PROGRAMS, channel::PROGRAMS, mq::PROGRAMS];
 
 /// Every reference program the kit has, in catalogue order.
 pub fn all() -> impl Iterator<Item = &'static Program> {

@@ -10,6 +10,8 @@
 //! (multi-threaded) test binary: always through the `ipckit` binary.
 #![allow(dead_code)]
 
+pub mod pi;
+
 use std::process::Command;
 
 /// The path of the `ipckit` binary cargo built for these tests.
