@@ -9,6 +9,8 @@
 //!   running, named IPC objects and temporary files. Every test runs under it.
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
+//! - [`manager`], [`pool`], [`csp`]: a server process owning shared objects, a pool of
+//!   worker processes, and processes that talk only over rendezvous channels.
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
@@ -17,9 +19,12 @@
 //! why it is sound there.
 
 pub mod audit;
+pub mod csp;
 pub mod error;
 pub mod frame;
+pub mod manager;
 pub mod pi;
+pub mod pool;
 pub mod process;
 pub mod programs;
 pub mod sys;

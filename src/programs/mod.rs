@@ -9,6 +9,9 @@
 use crate::error::Result;
 use std::time::Duration;
 
+pub mod internal;
+pub mod manager;
+pub mod pool;
 pub mod process;
 
 /// One reference program.
@@ -22,7 +25,7 @@ pub struct Program {
 }
 
 /// Every section's programs, in catalogue order.
-const SECTIONS: &[&[Program]] = &[process::PROGRAMS];
+const SECTIONS: &[&[Program]] = &[process::PROGRAMS, pool::PROGRAMS, manager::PROGRAMS];
 
 /// Every reference program the kit has, in catalogue order.
 pub fn all() -> impl Iterator<Item = &'static Program> {
