@@ -42,7 +42,9 @@ impl Parallel {
         Self::default()
     }
 
-    /// Adds a process: `body` runs in a child of its own.
+    /// Adds a process: `body` runs in a child of its own, which then ends with
+    /// `_exit(0)` (so a body that prints must end its lines: `println!`
+    /// flushes at each newline).
     pub fn with(mut self, body: impl FnOnce() + 'static) -> Self {
         self.procs.push(Box::new(body));
         self
@@ -63,7 +65,6 @@ impl Parallel {
             children.push(unsafe {
                 fork(move || {
                     body();
-                    let _ = std::io::stdout().flush();
                     0
                 })
             }?);

@@ -123,16 +123,26 @@ impl Manager {
         self.server = Some(ChildGuard::adopt(Pid::from_raw(child.id() as i32)));
         let mut stdin = child.stdin.take().expect("stdin was piped");
         let stdout = child.stdout.take().expect("stdout was piped");
+        let not_a_server = |why: String| {
+            Error::Protocol(format!(
+                "{} is not an ipckit binary that can serve a manager ({why}); \
+                 set ManagerConfig::program to the ipckit binary",
+                program.display()
+            ))
+        };
         writeln!(stdin, "{}", self.key.to_hex())
-            .map_err(|e| Error::io("handing the key to the manager server", e))?;
+            .map_err(|e| not_a_server(format!("handing it the key failed: {e}")))?;
         self.lifeline = Some(stdin);
         let what = format!("the manager server {} to listen", program.display());
         let got =
-            crate::sys::read_exact_timeout(&stdout, server::READY.len(), config.timeout, &what)?;
+            crate::sys::read_exact_timeout(&stdout, server::READY.len(), config.timeout, &what)
+                .map_err(|e| match e {
+                    Error::Eof(_) => not_a_server("it exited before it listened".into()),
+                    other => other,
+                })?;
         if got != server::READY {
-            return Err(Error::Protocol(format!(
-                "{} is not an ipckit binary that can serve a manager (it said {:?})",
-                program.display(),
+            return Err(not_a_server(format!(
+                "it said {:?}",
                 String::from_utf8_lossy(&got)
             )));
         }

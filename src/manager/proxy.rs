@@ -30,6 +30,14 @@ pub struct Client {
     closed: Cell<bool>,
 }
 
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// Connects to the server at `address` (`connect(2)`) and authenticates
     /// with `key`; every later call waits at most `timeout` for its reply.

@@ -47,6 +47,11 @@ fn pool_async(_args: &[String]) -> Result<i32> {
         .map(|i| pool.apply_async(hello, i))
         .collect::<Result<Vec<_>>>()?;
     pool.close();
+    if pool.apply_async(hello, 4).is_ok() {
+        return Err(Error::Protocol(
+            "the pool accepted a task after close()".into(),
+        ));
+    }
     pool.join()?;
     let since = started
         .duration_since(UNIX_EPOCH)
