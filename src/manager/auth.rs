@@ -53,7 +53,7 @@ impl AuthKey {
     pub fn from_hex(hex: &str) -> Result<AuthKey> {
         let hex = hex.trim();
         let bad = || Error::invalid("authkey", "expected an even number of hex digits");
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return Err(bad());
         }
         (0..hex.len())

@@ -85,8 +85,8 @@ pub struct Manager {
 impl Manager {
     /// Starts the server: makes a private directory (`mkdir(2)`, mode 0700),
     /// a random key, and spawns `ipckit __internal manager-server` (`fork(2)`
-    /// + `execve(2)`), handing it the key on standard input; waits (at most
-    /// `config.timeout`) until it listens, then connects.
+    /// then `execve(2)`), handing it the key on standard input; waits (at
+    /// most `config.timeout`) until it listens, then connects.
     pub fn start(config: &ManagerConfig) -> Result<Manager> {
         let dir = private_dir()?;
         let mut manager = Manager {

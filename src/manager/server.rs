@@ -225,7 +225,10 @@ impl Object {
 
     fn append(&mut self, value: Value) -> Result<()> {
         match self {
-            Object::List(v) => Ok(v.push(value)),
+            Object::List(v) => {
+                v.push(value);
+                Ok(())
+            }
             _ => Err(python_error(
                 "AttributeError: only a list has append()".into(),
             )),
