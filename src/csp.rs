@@ -122,7 +122,14 @@ impl<T: Serialize> ChannelWriter<T> {
     /// A poisoned channel is [`Error::Closed`]; a retired reader is [`Error::Closed`] too.
     pub fn write(&mut self, value: T) -> Result<()> {
         let bytes = encode(&Message::Value(value))?;
-        write_frame(&mut self.sock, &bytes).map_err(|e| retired("reader", e))?;
+        if let Err(e) = write_frame(&mut self.sock, &bytes) {
+            // A reader that poisoned the channel left the poison byte behind.
+            let mut last = [0u8; 1];
+            return match self.sock.read(&mut last) {
+                Ok(1) if last[0] == POISON => Err(poisoned()),
+                _ => Err(retired("reader", e)),
+            };
+        }
         let mut ack = [0u8; 1];
         match self.sock.read(&mut ack) {
             Ok(1) if ack[0] == ACK => Ok(()),

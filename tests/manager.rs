@@ -57,20 +57,6 @@ fn manager_namespace_shows_the_childs_updates() {
 }
 
 #[test]
-fn pi_manager_matches_the_serial_answer() {
-    for n in ["1000", "100000"] {
-        let run = audited("pi-manager", &[n]);
-        run.assert_clean();
-        let got: f64 = run.lines()[0].parse().unwrap();
-        let want = ipckit::pi::serial(n.parse().unwrap());
-        assert!(
-            (got - want).abs() < ipckit::pi::TOLERANCE,
-            "{got} vs {want}"
-        );
-    }
-}
-
-#[test]
 fn proxies_share_state_and_print_like_python() {
     let mut scope = Scope::new();
     let m = start(&mut scope);

@@ -22,9 +22,14 @@ fn pool_async_runs_four_tasks_in_parallel() {
 }
 
 #[test]
-fn pi_pool_matches_the_serial_answer() {
-    for n in ["1000", "100000"] {
-        let run = audited("pi-pool", &[n]);
+fn pi_pool_and_pi_manager_match_the_serial_answer() {
+    for (id, n) in [
+        ("pi-pool", "1000"),
+        ("pi-pool", "100000"),
+        ("pi-manager", "1000"),
+        ("pi-manager", "100000"),
+    ] {
+        let run = audited(id, &[n]);
         run.assert_clean();
         let got: f64 = run.lines()[0].parse().unwrap();
         let want = ipckit::pi::serial(n.parse().unwrap());
