@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::frame::{decode, encode, read_frame, write_frame};
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::ErrorKind;
+use std::io::{BufReader, ErrorKind};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -26,7 +26,9 @@ pub struct Client {
     address: PathBuf,
     key: AuthKey,
     timeout: Duration,
-    conn: RefCell<Option<(u32, UnixStream)>>,
+    /// This process's connection (the pid that opened it, a buffered reader:
+    /// one `read(2)` per reply instead of two).
+    conn: RefCell<Option<(u32, BufReader<UnixStream>)>>,
     closed: Cell<bool>,
 }
 
@@ -50,7 +52,7 @@ impl Client {
             conn: RefCell::new(None),
             closed: Cell::new(false),
         };
-        client.stream()?;
+        client.ensure_connected()?;
         Ok(Rc::new(client))
     }
 
@@ -82,22 +84,25 @@ impl Client {
     }
 
     fn round_trip(&self, req: &Request) -> Result<Reply> {
-        let mut stream = self.stream()?;
-        write_frame(&mut stream, &encode(req)?).map_err(|e| self.io_error(e))?;
-        let bytes = read_frame(&mut stream, MAX_MESSAGE).map_err(|e| self.io_error(e))?;
+        self.ensure_connected()?;
+        let mut conn = self.conn.borrow_mut();
+        let (_, reader) = conn.as_mut().expect("connected above");
+        write_frame(&mut reader.get_ref(), &encode(req)?).map_err(|e| self.io_error(e))?;
+        let bytes = read_frame(reader, MAX_MESSAGE).map_err(|e| self.io_error(e))?;
         decode(&bytes)
     }
 
-    /// This process's connection, opened (and authenticated) on first use.
-    fn stream(&self) -> Result<UnixStream> {
+    /// Opens (and authenticates) this process's connection on first use,
+    /// and again in a forked child, which must not share its parent's.
+    fn ensure_connected(&self) -> Result<()> {
         let pid = std::process::id();
-        let mut conn = self.conn.borrow_mut();
-        if let Some((owner, stream)) = conn.as_ref()
-            && *owner == pid
+        if self
+            .conn
+            .borrow()
+            .as_ref()
+            .is_some_and(|(owner, _)| *owner == pid)
         {
-            return stream
-                .try_clone()
-                .map_err(|e| Error::io("dup of the manager connection", e));
+            return Ok(());
         }
         let mut stream = UnixStream::connect(&self.address).map_err(|e| {
             Error::Died(format!(
@@ -110,11 +115,8 @@ impl Client {
                 .map_err(|e| Error::io("setsockopt(SO_RCVTIMEO)", e))?;
         }
         client_handshake(&mut stream, &self.key).map_err(|e| self.io_error(e))?;
-        let clone = stream
-            .try_clone()
-            .map_err(|e| Error::io("dup of the manager connection", e))?;
-        *conn = Some((pid, stream));
-        Ok(clone)
+        *self.conn.borrow_mut() = Some((pid, BufReader::new(stream)));
+        Ok(())
     }
 
     /// Names what a failed exchange means: a deadline, or a dead server.

@@ -78,8 +78,10 @@ fn serve_connection(mut stream: UnixStream, key: &AuthKey, state: &Mutex<Objects
     set_timeout(&stream, Some(HANDSHAKE_TIMEOUT))?;
     server_handshake(&mut stream, key)?;
     set_timeout(&stream, None)?;
+    let mut reader = std::io::BufReader::new(&stream);
+    let mut stream = &stream;
     loop {
-        let frame = read_frame(&mut stream, MAX_MESSAGE);
+        let frame = read_frame(&mut reader, MAX_MESSAGE);
         let reply: Reply = match &frame {
             Ok(bytes) => match decode::<Request>(bytes) {
                 Ok(Request::Shutdown) => {
