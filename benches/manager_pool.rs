@@ -39,6 +39,7 @@ fn config() -> ManagerConfig {
     ManagerConfig {
         program: Some(env!("CARGO_BIN_EXE_ipckit").into()),
         timeout: Duration::from_secs(10),
+        parent_dir: None,
     }
 }
 

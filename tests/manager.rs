@@ -19,6 +19,7 @@ fn config() -> ManagerConfig {
     ManagerConfig {
         program: Some(ipckit().into()),
         timeout: Duration::from_secs(5),
+        parent_dir: None,
     }
 }
 
@@ -193,28 +194,19 @@ fn a_killed_server_is_an_error_at_once_not_a_hang() {
 
 #[test]
 fn a_program_that_is_not_ipckit_is_refused_and_cleaned_up() {
+    let parent = std::env::temp_dir().join(format!("ipckit-test-notipckit-{}", std::process::id()));
+    std::fs::create_dir(&parent).unwrap();
     let cfg = ManagerConfig {
         program: Some("/bin/cat".into()),
-        timeout: Duration::from_secs(2),
+        parent_dir: Some(parent.clone()),
+        ..config()
     };
-    let before = manager_dirs();
     let e = Manager::start(&cfg)
         .err()
         .expect("cat is no manager server");
     assert!(e.to_string().contains("not an ipckit binary"), "{e}");
-    assert!(
-        manager_dirs().is_subset(&before),
-        "the private directory was left behind"
-    );
-}
-
-fn manager_dirs() -> std::collections::HashSet<std::ffi::OsString> {
-    let prefix = format!("ipckit-manager-{}-", std::process::id());
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .filter(|n| n.to_string_lossy().starts_with(&prefix))
-        .collect()
+    // remove_dir fails unless the private directory inside was removed.
+    std::fs::remove_dir(&parent).expect("the private directory was left behind");
 }
 
 proptest::proptest! {

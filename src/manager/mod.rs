@@ -59,6 +59,8 @@ pub struct ManagerConfig {
     pub program: Option<PathBuf>,
     /// The deadline of every call, and of the server's start-up.
     pub timeout: Duration,
+    /// Where the private directory is made (`None`: the temp dir, `$TMPDIR`).
+    pub parent_dir: Option<PathBuf>,
 }
 
 impl Default for ManagerConfig {
@@ -66,6 +68,7 @@ impl Default for ManagerConfig {
         ManagerConfig {
             program: None,
             timeout: Duration::from_secs(10),
+            parent_dir: None,
         }
     }
 }
@@ -88,7 +91,7 @@ impl Manager {
     /// then `execve(2)`), handing it the key on standard input; waits (at
     /// most `config.timeout`) until it listens, then connects.
     pub fn start(config: &ManagerConfig) -> Result<Manager> {
-        let dir = private_dir()?;
+        let dir = private_dir(config.parent_dir.as_deref())?;
         let mut manager = Manager {
             address: dir.join("listener"),
             dir,
@@ -239,12 +242,13 @@ impl Drop for Manager {
     }
 }
 
-/// Makes `$TMPDIR/ipckit-manager-<pid>-<n>` with mode 0700 (`mkdir(2)`): only
-/// this user can reach the socket inside.
-fn private_dir() -> Result<PathBuf> {
+/// Makes `<parent or $TMPDIR>/ipckit-manager-<pid>-<n>` with mode 0700
+/// (`mkdir(2)`): only this user can reach the socket inside.
+fn private_dir(parent: Option<&Path>) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ipckit-manager-{}-{n}", std::process::id()));
+    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let dir = parent.join(format!("ipckit-manager-{}-{n}", std::process::id()));
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&dir)
