@@ -11,6 +11,8 @@
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
 //! - [`channel`]: pipes, socket pairs, file exchange and `Connection` (section 3).
 //! - [`mq`]: POSIX and System V message queues (section 4).
+//! - [`manager`], [`pool`], [`csp`]: a server process owning shared objects, a pool of
+//!   worker processes, and processes that talk only over rendezvous channels.
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
@@ -20,10 +22,13 @@
 
 pub mod audit;
 pub mod channel;
+pub mod csp;
 pub mod error;
 pub mod frame;
+pub mod manager;
 pub mod mq;
 pub mod pi;
+pub mod pool;
 pub mod process;
 pub mod programs;
 pub mod sys;

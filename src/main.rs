@@ -51,6 +51,15 @@ enum Command {
     },
     /// Runs every reference program under the audit and prints a table.
     Demo,
+    /// The kit's own helpers (the Manager's server, test drivers).
+    #[command(name = "__internal", hide = true)]
+    Internal {
+        /// The internal command.
+        name: String,
+        /// Its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,6 +97,7 @@ fn main() -> ExitCode {
             audit(&cmd, &opts, format)
         }
         Command::Demo => demo::run(),
+        Command::Internal { name, args } => programs::internal::run(&name, &args),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

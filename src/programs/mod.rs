@@ -11,6 +11,9 @@ use std::time::Duration;
 
 pub mod channel;
 pub mod mq;
+pub mod internal;
+pub mod manager;
+pub mod pool;
 pub mod process;
 
 /// One reference program.
@@ -24,7 +27,7 @@ pub struct Program {
 }
 
 /// Every section's programs, in catalogue order.
-const SECTIONS: &[&[Program]] = &[process::PROGRAMS, channel::PROGRAMS, mq::PROGRAMS];
+const SECTIONS: &[&[Program]] = &[process::PROGRAMS, pool::PROGRAMS, channel::PROGRAMS, mq::PROGRAMS, manager::PROGRAMS];
 
 /// Every reference program the kit has, in catalogue order.
 pub fn all() -> impl Iterator<Item = &'static Program> {

@@ -1,0 +1,257 @@
+//! `multiprocessing.Manager`: a server process that owns shared objects,
+//! reached from other processes through proxies (CATALOGUE.md section 6).
+//!
+//! The tutorial's steps, and where each lives:
+//!
+//! 1. `with multiprocessing.Manager() as manager:` starts the server process
+//!    ([`Manager::start`]; the server is [`server`]) and shuts it down at the
+//!    end of the block ([`Manager::shutdown`], or drop);
+//! 2. `records = manager.list([...])`, `manager.dict()`, `manager.Namespace()`
+//!    make shared objects in the server and return proxies ([`ListProxy`],
+//!    [`DictProxy`], [`NamespaceProxy`]);
+//! 3. the proxies are passed to child processes, which call their methods:
+//!    each call is a request over a Unix socket ([`protocol`]), made after a
+//!    challenge-response handshake with the manager's key ([`auth`]);
+//! 4. every process sees every other's updates, because there is one copy:
+//!    the server's. Values are a small dynamic type that prints like Python
+//!    ([`Value`]).
+//!
+//! # Why the server is exec'd, not just forked
+//! Python forks the server. A forked server runs threads, allocates and does
+//! socket IO; in a multi-threaded parent (every test binary) a forked child
+//! may only do async-signal-safe work. So [`Manager::start`] forks *and
+//! execs* the `ipckit` binary (`ipckit __internal manager-server`), which is
+//! sound from any process and is why `start` is safe. The binary's path is
+//! [`ManagerConfig::program`] (by default the current executable, which is
+//! right inside `ipckit`; tests pass `env!("CARGO_BIN_EXE_ipckit")`).
+//!
+//! The socket lives in a private directory (mode 0700, unique per run) under
+//! the temp dir; the key reaches the server on its standard input, never on
+//! the command line or the socket. Shutdown (explicit or on drop) stops and
+//! reaps the server and removes the socket and the directory.
+
+pub mod auth;
+pub mod protocol;
+mod proxy;
+pub mod server;
+mod value;
+
+pub use auth::AuthKey;
+pub use proxy::{Client, DictProxy, ListProxy, NamespaceProxy};
+pub use value::{Op, Value};
+
+use crate::error::{Error, Result};
+use crate::process::ChildGuard;
+use nix::unistd::Pid;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// How a [`Manager`] starts its server.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// The `ipckit` binary to exec as the server (`None`: the current executable).
+    pub program: Option<PathBuf>,
+    /// The deadline of every call, and of the server's start-up.
+    pub timeout: Duration,
+    /// Where the private directory is made (`None`: the temp dir, `$TMPDIR`).
+    pub parent_dir: Option<PathBuf>,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            program: None,
+            timeout: Duration::from_secs(10),
+            parent_dir: None,
+        }
+    }
+}
+
+/// The owner of a manager's server process, its socket and its directory.
+pub struct Manager {
+    dir: PathBuf,
+    address: PathBuf,
+    key: AuthKey,
+    owner: u32,
+    server: Option<ChildGuard>,
+    lifeline: Option<ChildStdin>,
+    client: Option<Rc<Client>>,
+    timeout: Duration,
+}
+
+impl Manager {
+    /// Starts the server: makes a private directory (`mkdir(2)`, mode 0700),
+    /// a random key, and spawns `ipckit __internal manager-server` (`fork(2)`
+    /// then `execve(2)`), handing it the key on standard input; waits (at
+    /// most `config.timeout`) until it listens, then connects.
+    pub fn start(config: &ManagerConfig) -> Result<Manager> {
+        let dir = private_dir(config.parent_dir.as_deref())?;
+        let mut manager = Manager {
+            address: dir.join("listener"),
+            dir,
+            key: AuthKey::random()?,
+            owner: std::process::id(),
+            server: None,
+            lifeline: None,
+            client: None,
+            timeout: config.timeout,
+        };
+        manager.spawn_server(config)?; // on error, drop removes the directory
+        manager.client = Some(Client::connect(
+            &manager.address,
+            &manager.key,
+            config.timeout,
+        )?);
+        Ok(manager)
+    }
+
+    fn spawn_server(&mut self, config: &ManagerConfig) -> Result<()> {
+        let program = match &config.program {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|e| Error::io("current executable", e))?,
+        };
+        let mut child = Command::new(&program)
+            .args(["__internal", "manager-server", "--socket"])
+            .arg(&self.address)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(program.display().to_string(), e))?;
+        self.server = Some(ChildGuard::adopt(Pid::from_raw(child.id() as i32)));
+        let mut stdin = child.stdin.take().expect("stdin was piped");
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let not_a_server = |why: String| {
+            Error::Protocol(format!(
+                "{} is not an ipckit binary that can serve a manager ({why}); \
+                 set ManagerConfig::program to the ipckit binary",
+                program.display()
+            ))
+        };
+        writeln!(stdin, "{}", self.key.to_hex())
+            .map_err(|e| not_a_server(format!("handing it the key failed: {e}")))?;
+        self.lifeline = Some(stdin);
+        let what = format!("the manager server {} to listen", program.display());
+        let got =
+            crate::sys::read_exact_timeout(&stdout, server::READY.len(), config.timeout, &what)
+                .map_err(|e| match e {
+                    Error::Eof(_) => not_a_server("it exited before it listened".into()),
+                    other => other,
+                })?;
+        if got != server::READY {
+            return Err(not_a_server(format!(
+                "it said {:?}",
+                String::from_utf8_lossy(&got)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The server's socket path (Python's `manager.address`).
+    pub fn address(&self) -> &Path {
+        &self.address
+    }
+
+    /// The private directory holding the socket.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key clients must prove they hold (Python's `authkey`).
+    pub fn authkey(&self) -> &AuthKey {
+        &self.key
+    }
+
+    /// The server's pid (`None` after shutdown).
+    pub fn server_pid(&self) -> Option<Pid> {
+        self.server.as_ref().map(ChildGuard::pid)
+    }
+
+    /// A second, independent connection to this manager (as another process
+    /// would make with the address and key).
+    pub fn connect(&self) -> Result<Rc<Client>> {
+        Client::connect(&self.address, &self.key, self.timeout)
+    }
+
+    fn client(&self) -> Result<&Rc<Client>> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| Error::Closed(format!("the manager at {}", self.address.display())))
+    }
+
+    /// `manager.list(items)`.
+    pub fn list(&self, items: Vec<Value>) -> Result<ListProxy> {
+        ListProxy::create(self.client()?, items)
+    }
+
+    /// `manager.dict()` with initial pairs.
+    pub fn dict(&self, pairs: Vec<(Value, Value)>) -> Result<DictProxy> {
+        DictProxy::create(self.client()?, pairs)
+    }
+
+    /// `manager.Namespace()`.
+    pub fn namespace(&self) -> Result<NamespaceProxy> {
+        NamespaceProxy::create(self.client()?)
+    }
+
+    /// `manager.shutdown()`: asks the server to stop, closes its lifeline,
+    /// reaps it (killing it if it has not gone within the timeout), and
+    /// removes the socket and the directory. Proxies used afterwards fail with
+    /// [`Error::Closed`]. Reports a server that had died as [`Error::Died`].
+    pub fn shutdown(&mut self) -> Result<()> {
+        if std::process::id() != self.owner {
+            return Ok(()); // a forked child's copy owns nothing
+        }
+        let asked = match self.client.take() {
+            Some(client) => {
+                let r = client.call(&protocol::Request::Shutdown);
+                client.close();
+                r.map(drop)
+            }
+            None => Ok(()),
+        };
+        self.lifeline.take();
+        let reaped = match self.server.take() {
+            Some(mut server) => server.wait_deadline(self.timeout).map(Some),
+            None => Ok(None),
+        };
+        let _ = std::fs::remove_file(&self.address);
+        let removed = std::fs::remove_dir(&self.dir);
+        match (asked, reaped?) {
+            (_, Some(status)) if !status.success() => {
+                Err(Error::Died(format!("the manager server {status}")))
+            }
+            (Err(e), _) => Err(e),
+            _ => removed.or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(Error::io(self.dir.display().to_string(), e)),
+            }),
+        }
+    }
+}
+
+impl Drop for Manager {
+    /// The end of Python's with-block: shut down, ignoring errors.
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Makes `<parent or $TMPDIR>/ipckit-manager-<pid>-<n>` with mode 0700
+/// (`mkdir(2)`): only this user can reach the socket inside.
+fn private_dir(parent: Option<&Path>) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let dir = parent.join(format!("ipckit-manager-{}-{n}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| Error::io(dir.display().to_string(), e))?;
+    Ok(dir)
+}

@@ -1,0 +1,367 @@
+//! The values a Manager holds: a small dynamic type, printed like Python's `repr`.
+//!
+//! A Python manager can hold any picklable object; the kit's holds the few
+//! types the tutorials use: `None`, `bool`, `int`, `float`, `str`, `bytes`,
+//! `list`, `tuple` and `dict`. [`Value`]'s `Display` is Python's `repr`, so
+//! `('Computers', 1)`, `None`, `'x'` and `[1, 2]` print as they do in Python.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt::{self, Display, Formatter, Write};
+
+/// A dynamically typed value, as a Python manager's objects hold them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// Python's `None`.
+    None,
+    /// `True` / `False`.
+    Bool(bool),
+    /// An `int` (64 bits here; overflow is an error, not a bigint).
+    Int(i64),
+    /// A `float`.
+    Float(f64),
+    /// A `str`.
+    Str(String),
+    /// A `bytes` object.
+    Bytes(Vec<u8>),
+    /// A `list`.
+    List(Vec<Value>),
+    /// A `tuple`.
+    Tuple(Vec<Value>),
+    /// A `dict`, in insertion order (as Python's).
+    Dict(Vec<(Value, Value)>),
+}
+
+/// An update the server applies in one step ([`Namespace::update`](super::Namespace::update)),
+/// so that no other process can act between the read and the write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// `x += v` (numbers add; strings, lists and tuples concatenate).
+    Add(Value),
+    /// `x *= v` (numbers multiply; a string or list times an int repeats).
+    Mul(Value),
+}
+
+impl Value {
+    /// The integer inside, or an error naming what was found instead.
+    pub fn as_int(&self) -> Result<i64> {
+        match self {
+            Value::Int(i) => Ok(*i),
+            other => Err(type_error("an int", other)),
+        }
+    }
+
+    /// The number inside as a float (an `int` converts), or an error.
+    pub fn as_float(&self) -> Result<f64> {
+        match self {
+            Value::Float(f) => Ok(*f),
+            Value::Int(i) => Ok(*i as f64),
+            other => Err(type_error("a float", other)),
+        }
+    }
+
+    /// The string inside, or an error.
+    pub fn as_str(&self) -> Result<&str> {
+        match self {
+            Value::Str(s) => Ok(s),
+            other => Err(type_error("a str", other)),
+        }
+    }
+
+    /// The items of a list or tuple, or an error.
+    pub fn as_items(&self) -> Result<&[Value]> {
+        match self {
+            Value::List(v) | Value::Tuple(v) => Ok(v),
+            other => Err(type_error("a list or tuple", other)),
+        }
+    }
+
+    /// Python's type name of the value (`'int'`, `'str'`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::None => "NoneType",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::List(_) => "list",
+            Value::Tuple(_) => "tuple",
+            Value::Dict(_) => "dict",
+        }
+    }
+
+    /// Applies `op` the way Python's `+=` / `*=` would, returning the new value.
+    pub fn apply(&self, op: &Op) -> Result<Value> {
+        match op {
+            Op::Add(rhs) => self.add(rhs),
+            Op::Mul(rhs) => self.mul(rhs),
+        }
+    }
+
+    fn add(&self, rhs: &Value) -> Result<Value> {
+        use Value::*;
+        Ok(match (self, rhs) {
+            (Int(a), Int(b)) => Int(a.checked_add(*b).ok_or_else(|| overflow("+", self, rhs))?),
+            (Int(_) | Float(_), Int(_) | Float(_)) => Float(self.as_float()? + rhs.as_float()?),
+            (Str(a), Str(b)) => Str(format!("{a}{b}")),
+            (Bytes(a), Bytes(b)) => Bytes([a.as_slice(), b].concat()),
+            (List(a), List(b)) => List([a.as_slice(), b].concat()),
+            (Tuple(a), Tuple(b)) => Tuple([a.as_slice(), b].concat()),
+            _ => return Err(operand_error("+", self, rhs)),
+        })
+    }
+
+    fn mul(&self, rhs: &Value) -> Result<Value> {
+        use Value::*;
+        Ok(match (self, rhs) {
+            (Int(a), Int(b)) => Int(a.checked_mul(*b).ok_or_else(|| overflow("*", self, rhs))?),
+            (Int(_) | Float(_), Int(_) | Float(_)) => Float(self.as_float()? * rhs.as_float()?),
+            (Str(a), Int(n)) => Str(a.repeat((*n).max(0) as usize)),
+            (List(a), Int(n)) => List(
+                std::iter::repeat_n(a.iter().cloned(), (*n).max(0) as usize)
+                    .flatten()
+                    .collect(),
+            ),
+            _ => return Err(operand_error("*", self, rhs)),
+        })
+    }
+}
+
+fn type_error(wanted: &str, found: &Value) -> Error {
+    Error::invalid(
+        "value",
+        format!("expected {wanted}, found {} {found}", found.type_name()),
+    )
+}
+
+fn operand_error(op: &str, a: &Value, b: &Value) -> Error {
+    Error::invalid(
+        "operation",
+        format!(
+            "TypeError: unsupported operand type(s) for {op}: '{}' and '{}'",
+            a.type_name(),
+            b.type_name()
+        ),
+    )
+}
+
+fn overflow(op: &str, a: &Value, b: &Value) -> Error {
+    Error::invalid(
+        "operation",
+        format!("OverflowError: {a} {op} {b} does not fit in 64 bits"),
+    )
+}
+
+/// Python's `repr`.
+impl Display for Value {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::None => f.write_str("None"),
+            Value::Bool(true) => f.write_str("True"),
+            Value::Bool(false) => f.write_str("False"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => f.write_str(&float_repr(*x)),
+            Value::Str(s) => f.write_str(&str_repr(s)),
+            Value::Bytes(b) => f.write_str(&bytes_repr(b)),
+            Value::List(items) => write_seq(f, "[", items, "]"),
+            Value::Tuple(items) if items.len() == 1 => write!(f, "({},)", items[0]),
+            Value::Tuple(items) => write_seq(f, "(", items, ")"),
+            Value::Dict(pairs) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{k}: {v}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+fn write_seq(f: &mut Formatter<'_>, open: &str, items: &[Value], close: &str) -> fmt::Result {
+    f.write_str(open)?;
+    for (i, v) in items.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        write!(f, "{sep}{v}")?;
+    }
+    f.write_str(close)
+}
+
+/// Python's float repr: the shortest digits that round-trip, positional for
+/// exponents -4..16, scientific (`1e+16`, `1e-05`) outside.
+fn float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let sci = format!("{x:e}"); // shortest round-trip digits, e.g. "-1.5e16"
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    if (-4..16).contains(&exp) {
+        let s = format!("{x}");
+        if s.contains('.') { s } else { format!("{s}.0") }
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
+/// Python's str repr: single quotes unless the text holds `'` and no `"`.
+fn str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python's bytes repr: `b'...'` with `\xNN` for bytes that are not printable ASCII.
+fn bytes_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = format!("b{}", quote as char);
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
+        }
+    }
+    out.push(quote as char);
+    out
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+impl From<i32> for Value {
+    fn from(i: i32) -> Self {
+        Value::Int(i.into())
+    }
+}
+impl From<f64> for Value {
+    fn from(x: f64) -> Self {
+        Value::Float(x)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.into())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<Vec<Value>> for Value {
+    fn from(v: Vec<Value>) -> Self {
+        Value::List(v)
+    }
+}
+impl<A: Into<Value>, B: Into<Value>> From<(A, B)> for Value {
+    /// A Rust pair becomes a Python 2-tuple.
+    fn from((a, b): (A, B)) -> Self {
+        Value::Tuple(vec![a.into(), b.into()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reprs_match_python() {
+        let v = Value::List(vec![
+            ("a", 1).into(),
+            Value::None,
+            1.5.into(),
+            Value::Bytes(b"x".to_vec()),
+            Value::Dict(vec![(
+                "k".into(),
+                Value::List(vec![1.into(), Value::Tuple(vec![2.into()])]),
+            )]),
+            true.into(),
+        ]);
+        assert_eq!(
+            v.to_string(),
+            "[('a', 1), None, 1.5, b'x', {'k': [1, (2,)]}, True]"
+        );
+        assert_eq!(Value::from("it's").to_string(), "\"it's\"");
+        assert_eq!(Value::from("a\nb'\"").to_string(), "'a\\nb\\'\"'");
+        assert_eq!(Value::Bytes(vec![0, 65, 255]).to_string(), "b'\\x00A\\xff'");
+    }
+
+    #[test]
+    fn floats_print_like_python() {
+        for (x, want) in [
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (1e15, "1000000000000000.0"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(Value::Float(x).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn ops_follow_python_and_refuse_what_python_refuses() {
+        let add = |a: Value, b: Value| a.apply(&Op::Add(b));
+        assert_eq!(add(1.into(), 5.into()).unwrap(), Value::Int(6));
+        assert_eq!(add(1.into(), 0.5.into()).unwrap(), Value::Float(1.5));
+        assert_eq!(add("a".into(), "b".into()).unwrap(), Value::from("ab"));
+        assert_eq!(
+            Value::from(1).apply(&Op::Mul(10.into())).unwrap(),
+            Value::Int(10)
+        );
+        let e = add(1.into(), "x".into()).unwrap_err();
+        assert!(e.to_string().contains("'int' and 'str'"), "{e}");
+        assert!(add(i64::MAX.into(), 1.into()).is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! Commands the kit runs itself, hidden from `ipckit exercises`
+//! (`ipckit __internal NAME [ARGS]`): the Manager's server, and the drivers
+//! that tests run in a single-threaded process because they fork children
+//! doing non-trivial work (pools, proxies).
+
+use super::{Program, require_single_thread};
+use crate::error::{Error, Result};
+use crate::manager::{Manager, ManagerConfig, Op};
+use crate::pool::{Pool, PoolConfig};
+use crate::process::Process;
+use nix::sys::signal::Signal;
+use std::time::Duration;
+
+/// Every internal command.
+pub const COMMANDS: &[Program] = &[
+    Program {
+        id: "manager-server",
+        summary: "the Manager's server: --socket PATH, the key (hex) on stdin",
+        run: manager_server,
+    },
+    Program {
+        id: "pool-map",
+        summary: "prints pool.map(mix, INTS, chunksize) (--processes P --chunksize C INTS...)",
+        run: pool_map,
+    },
+    Program {
+        id: "pool-kill",
+        summary: "kills a worker mid-run; prints 'ok A failed B' and the map after (--tasks T --kill-after-ms M --victim K)",
+        run: pool_kill,
+    },
+    Program {
+        id: "manager-adders",
+        summary: "K processes each add 1 to a Namespace N times atomically; prints x (--procs K --adds N)",
+        run: manager_adders,
+    },
+];
+
+/// Runs internal command `name`.
+pub fn run(name: &str, args: &[String]) -> Result<i32> {
+    let cmd = COMMANDS.iter().find(|c| c.id == name).ok_or_else(|| {
+        Error::invalid(
+            "internal command",
+            format!("{name:?} is not one of the kit's internal commands"),
+        )
+    })?;
+    (cmd.run)(args)
+}
+
+/// The value of `--name VALUE` in `args`, or `default`.
+fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::invalid("argument", format!("{name} needs a valid value"))),
+    }
+}
+
+/// The arguments after `--`.
+fn rest(args: &[String]) -> &[String] {
+    args.iter()
+        .position(|a| a == "--")
+        .map_or(&[], |i| &args[i + 1..])
+}
+
+fn manager_server(args: &[String]) -> Result<i32> {
+    let socket: String = flag(args, "--socket", String::new())?;
+    if socket.is_empty() {
+        return Err(Error::invalid("argument", "--socket PATH is required"));
+    }
+    crate::manager::server::run_stdio(std::path::Path::new(&socket))
+}
+
+/// The function the pool tests map: deterministic, cheap, not the identity.
+pub fn mix(x: i64) -> i64 {
+    x.wrapping_mul(0x9E37_79B9).rotate_left(7) ^ (x >> 3)
+}
+
+fn single_thread_pool(args: &[String]) -> Result<Pool> {
+    require_single_thread()?;
+    let mut config = PoolConfig::new(flag(args, "--processes", 2)?);
+    config.timeout = Duration::from_secs(30);
+    let max: usize = flag(args, "--max-tasks", 0)?;
+    config.max_tasks_per_child = (max > 0).then_some(max);
+    // SAFETY: single-threaded (checked above) for the pool's whole life.
+    unsafe { Pool::new(config) }
+}
+
+/// `pool-map --processes P --chunksize C -- INTS...`: prints the results, one per line.
+fn pool_map(args: &[String]) -> Result<i32> {
+    let pool = single_thread_pool(args)?;
+    let items = rest(args)
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|_| Error::invalid("item", format!("{s:?} is not an integer")))
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    for r in pool.map(mix, items, flag(args, "--chunksize", 1)?)? {
+        println!("{r}");
+    }
+    pool.close();
+    pool.join()?;
+    Ok(0)
+}
+
+/// A pool-kill task: sleeps `ms` milliseconds, returns its input.
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// `pool-kill --tasks T --kill-after-ms M --victim K`: T tasks of 20 ms each;
+/// after M ms worker K (mod P) gets `SIGKILL`. Prints `ok A failed B`, then the
+/// sum of a map run afterwards (the pool must still work).
+fn pool_kill(args: &[String]) -> Result<i32> {
+    let pool = single_thread_pool(args)?;
+    let tasks: usize = flag(args, "--tasks", 8)?;
+    let pending = (0..tasks)
+        .map(|_| pool.apply_async(nap, 20))
+        .collect::<Result<Vec<_>>>()?;
+    std::thread::sleep(Duration::from_millis(flag(args, "--kill-after-ms", 10)?));
+    let pids = pool.worker_pids();
+    let victim = pids[flag::<usize>(args, "--victim", 0)? % pids.len()];
+    crate::process::send_signal(victim, Signal::SIGKILL)?;
+    let (mut ok, mut failed) = (0, 0);
+    for r in pending {
+        match r.get(Duration::from_secs(20)) {
+            Ok(_) => ok += 1,
+            Err(Error::Died(_)) => failed += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    println!("ok {ok} failed {failed}");
+    let after: i64 = pool.map(mix, (0..10).collect(), 3)?.iter().sum();
+    println!("after {after}");
+    pool.close();
+    pool.join()?;
+    Ok(0)
+}
+
+/// `manager-adders --procs K --adds N`: K children each do N atomic `x += 1`.
+fn manager_adders(args: &[String]) -> Result<i32> {
+    require_single_thread()?;
+    let (procs, adds): (usize, usize) = (flag(args, "--procs", 2)?, flag(args, "--adds", 10)?);
+    let manager = Manager::start(&ManagerConfig::default())?;
+    let ns = manager.namespace()?;
+    ns.set("x", 0)?;
+    let mut children = Vec::new();
+    for _ in 0..procs {
+        let ns = ns.clone();
+        let mut p = Process::new(move || {
+            for _ in 0..adds {
+                if let Err(e) = ns.update("x", Op::Add(1.into())) {
+                    eprintln!("update failed: {e}");
+                    crate::process::exit_immediately(1);
+                }
+            }
+        });
+        // SAFETY: single-threaded (checked above).
+        unsafe { p.start() }?;
+        children.push(p);
+    }
+    for p in &mut children {
+        p.join(Some(Duration::from_secs(60)))?;
+    }
+    println!("{}", ns.get("x")?);
+    Ok(0)
+}

@@ -1,0 +1,221 @@
+//! CATALOGUE.md section 6, the Manager: the reference programs under the
+//! audit, and the library in-process. The server is exec'd (`ipckit
+//! __internal manager-server`), so a test binary may start it safely; tests
+//! that fork children using proxies go through the `ipckit` binary.
+
+mod common;
+
+use common::{audited, audited_cmd, ipckit};
+use ipckit::Error;
+use ipckit::audit::Scope;
+use ipckit::frame::{decode, read_frame, write_frame};
+use ipckit::manager::protocol::{MAX_MESSAGE, Reply};
+use ipckit::manager::{AuthKey, Client, Manager, ManagerConfig, Op, Value};
+use nix::sys::signal::Signal;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+fn config() -> ManagerConfig {
+    ManagerConfig {
+        program: Some(ipckit().into()),
+        timeout: Duration::from_secs(5),
+        parent_dir: None,
+    }
+}
+
+/// A started manager whose server pid is tracked by `scope`.
+fn start(scope: &mut Scope) -> Manager {
+    let m = Manager::start(&config()).expect("start the manager");
+    scope.track(m.server_pid().unwrap());
+    m
+}
+
+#[test]
+fn manager_list_prints_every_record_after_the_append() {
+    let run = audited("manager-list", &[]);
+    run.assert_clean();
+    let mut want = vec!["A New record is added".to_string()];
+    for (name, score) in [
+        ("Computers", 1),
+        ("Histoty", 5),
+        ("Hindi", 9),
+        ("English", 3),
+    ] {
+        want.push(format!("Name: {name}"));
+        want.push(format!("Score: {score}"));
+    }
+    assert_eq!(run.lines(), want);
+}
+
+#[test]
+fn manager_namespace_shows_the_childs_updates() {
+    let run = audited("manager-namespace", &[]);
+    run.assert_clean();
+    assert_eq!(
+        run.lines(),
+        ["before Namespace(x=1, y=1)", "after Namespace(x=6, y=10)"]
+    );
+}
+
+#[test]
+fn proxies_share_state_and_print_like_python() {
+    let mut scope = Scope::new();
+    let m = start(&mut scope);
+    let l = m.list(vec![("Computers", 1).into()]).unwrap();
+    l.append(Value::None).unwrap();
+    l.append("x").unwrap();
+    assert_eq!(l.to_string(), "[('Computers', 1), None, 'x']");
+    assert_eq!(l.get(-1).unwrap(), Value::from("x"));
+    let e = l.get(3).unwrap_err();
+    assert!(e.to_string().contains("IndexError"), "{e}");
+
+    let d = m.dict(vec![("a".into(), 1.into())]).unwrap();
+    d.set("b", vec![Value::from(1), 2.into()]).unwrap();
+    assert_eq!(d.get("b").unwrap().to_string(), "[1, 2]");
+    assert!(
+        d.get("zz")
+            .unwrap_err()
+            .to_string()
+            .contains("KeyError: 'zz'")
+    );
+    assert_eq!(d.len().unwrap(), 2);
+
+    let ns = m.namespace().unwrap();
+    for (k, v) in [("y", 1), ("x", 1), ("_hidden", 3), ("x1", 2)] {
+        ns.set(k, v).unwrap();
+    }
+    // Python sorts the "name=value" strings: "x1=2" < "x=1" because '1' < '='.
+    assert_eq!(ns.to_string(), "Namespace(x1=2, x=1, y=1)");
+    assert!(
+        ns.get("z")
+            .unwrap_err()
+            .to_string()
+            .contains("AttributeError")
+    );
+    drop(m);
+    scope.assert_clean();
+}
+
+#[test]
+fn get_then_set_loses_an_update_but_the_atomic_update_does_not() {
+    let mut scope = Scope::new();
+    let m = start(&mut scope);
+    let ns = m.namespace().unwrap();
+    ns.set("x", 1).unwrap();
+    // Two clients (as two processes would be) interleave Python's `ns.x += 5`.
+    let (a, b) = (ns.via(&m.connect().unwrap()), ns.via(&m.connect().unwrap()));
+    let (seen_a, seen_b) = (a.get("x").unwrap(), b.get("x").unwrap());
+    a.set("x", seen_a.apply(&Op::Add(5.into())).unwrap())
+        .unwrap();
+    b.set("x", seen_b.apply(&Op::Add(5.into())).unwrap())
+        .unwrap();
+    assert_eq!(ns.get("x").unwrap(), Value::Int(6), "one += was lost");
+
+    ns.set("x", 1).unwrap();
+    a.update("x", Op::Add(5.into())).unwrap();
+    b.update("x", Op::Add(5.into())).unwrap();
+    assert_eq!(ns.get("x").unwrap(), Value::Int(11), "no update is lost");
+    drop(m);
+    scope.assert_clean();
+}
+
+#[test]
+fn a_client_with_the_wrong_key_is_refused_and_the_server_goes_on() {
+    let mut scope = Scope::new();
+    let m = start(&mut scope);
+    let wrong = AuthKey::from_bytes(*b"not the key");
+    let e = Client::connect(m.address(), &wrong, Duration::from_secs(5)).unwrap_err();
+    assert!(e.to_string().contains("authentication failed"), "{e}");
+    assert!(m.connect().is_ok());
+    drop(m);
+    scope.assert_clean();
+}
+
+#[test]
+fn malformed_requests_get_an_error_reply_and_do_not_crash_the_server() {
+    let mut scope = Scope::new();
+    let m = start(&mut scope);
+    let ns = m.namespace().unwrap();
+    let mut raw = UnixStream::connect(m.address()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    ipckit::manager::auth::client_handshake(&mut raw, m.authkey()).unwrap();
+    write_frame(&mut raw, &[0xff, 0xfe, 0x01]).unwrap();
+    let reply: Reply = decode(&read_frame(&mut raw, MAX_MESSAGE).unwrap()).unwrap();
+    assert!(reply.unwrap_err().contains("malformed request"));
+    // A length prefix beyond the limit: an error reply, then the server hangs up.
+    std::io::Write::write_all(&mut raw, &u32::MAX.to_le_bytes()).unwrap();
+    let reply: Reply = decode(&read_frame(&mut raw, MAX_MESSAGE).unwrap()).unwrap();
+    assert!(reply.unwrap_err().contains("larger than the limit"));
+    assert!(matches!(
+        read_frame(&mut raw, MAX_MESSAGE),
+        Err(Error::Eof(_))
+    ));
+    ns.set("still", "alive").unwrap();
+    assert_eq!(ns.get("still").unwrap(), Value::from("alive"));
+    drop(m);
+    scope.assert_clean();
+}
+
+#[test]
+fn shutdown_reaps_the_server_removes_the_socket_and_later_calls_fail() {
+    let mut scope = Scope::new();
+    let mut m = start(&mut scope);
+    let (dir, socket) = (m.dir().to_path_buf(), m.address().to_path_buf());
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o700
+    );
+    let l = m.list(vec![]).unwrap();
+    m.shutdown().unwrap();
+    assert!(!socket.exists() && !dir.exists(), "{dir:?} left behind");
+    assert!(matches!(l.append(1), Err(Error::Closed(_))));
+    let e = Client::connect(&socket, m.authkey(), Duration::from_secs(1)).unwrap_err();
+    assert!(e.to_string().contains("shut down or died"), "{e}");
+    scope.assert_clean();
+}
+
+#[test]
+fn a_killed_server_is_an_error_at_once_not_a_hang() {
+    let mut scope = Scope::new();
+    let mut m = start(&mut scope);
+    let dir = m.dir().to_path_buf();
+    let ns = m.namespace().unwrap();
+    ipckit::process::send_signal(m.server_pid().unwrap(), Signal::SIGKILL).unwrap();
+    let t = Instant::now();
+    let e = ns.get("x").unwrap_err();
+    assert!(matches!(e, Error::Died(_)), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let e = m.shutdown().unwrap_err();
+    assert!(e.to_string().contains("signal 9"), "{e}");
+    assert!(!dir.exists());
+    scope.assert_clean();
+}
+
+#[test]
+fn a_program_that_is_not_ipckit_is_refused_and_cleaned_up() {
+    let parent = std::env::temp_dir().join(format!("ipckit-test-notipckit-{}", std::process::id()));
+    std::fs::create_dir(&parent).unwrap();
+    let cfg = ManagerConfig {
+        program: Some("/bin/cat".into()),
+        parent_dir: Some(parent.clone()),
+        ..config()
+    };
+    let e = Manager::start(&cfg)
+        .err()
+        .expect("cat is no manager server");
+    assert!(e.to_string().contains("not an ipckit binary"), "{e}");
+    // remove_dir fails unless the private directory inside was removed.
+    std::fs::remove_dir(&parent).expect("the private directory was left behind");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 4, ..Default::default() })]
+    #[test]
+    fn k_processes_of_atomic_updates_reach_the_exact_total(procs in 1usize..5, adds in 1usize..40) {
+        let (k, n) = (procs.to_string(), adds.to_string());
+        let run = audited_cmd(&[ipckit(), "__internal", "manager-adders", "--procs", &k, "--adds", &n]);
+        run.assert_clean();
+        proptest::prop_assert_eq!(run.lines(), vec![(procs * adds).to_string()]);
+    }
+}

@@ -1,0 +1,112 @@
+//! CATALOGUE.md section 2, the Pool: the reference programs and the pool's
+//! failure paths. A pool forks workers that run non-trivial code, so it only
+//! lives in the single-threaded `ipckit` binary: these tests run it there
+//! (`ipckit run ...`, `ipckit __internal pool-*`) under the audit, and check
+//! its results here against values computed in the test.
+
+mod common;
+
+use common::{audited, audited_cmd, ipckit};
+use ipckit::programs::internal::mix;
+
+#[test]
+fn pool_async_runs_four_tasks_in_parallel() {
+    let run = audited("pool-async", &[]);
+    run.assert_clean();
+    let mut lines = run.lines();
+    lines.sort();
+    assert_eq!(lines, ["Hello 0", "Hello 1", "Hello 2", "Hello 3"]);
+    // Each task sleeps 200 ms: in parallel about 0.2 s, one after another 0.8 s.
+    let seconds = run.report["seconds"].as_f64().unwrap();
+    assert!((0.2..0.6).contains(&seconds), "took {seconds} s");
+}
+
+#[test]
+fn pi_pool_and_pi_manager_match_the_serial_answer() {
+    for (id, n) in [
+        ("pi-pool", "1000"),
+        ("pi-pool", "100000"),
+        ("pi-manager", "1000"),
+        ("pi-manager", "100000"),
+    ] {
+        let run = audited(id, &[n]);
+        run.assert_clean();
+        let got: f64 = run.lines()[0].parse().unwrap();
+        let want = ipckit::pi::serial(n.parse().unwrap());
+        assert!(
+            (got - want).abs() < ipckit::pi::TOLERANCE,
+            "{got} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn pi_pool_refuses_a_bad_n() {
+    let run = audited("pi-pool", &["15"]);
+    assert_eq!(run.exit_code(), Some(2));
+    assert!(run.output.contains("multiple of 10"), "{}", run.output);
+}
+
+fn pool_map(procs: usize, chunksize: usize, max_tasks: usize, items: &[i64]) -> Vec<i64> {
+    let (p, c, m) = (
+        procs.to_string(),
+        chunksize.to_string(),
+        max_tasks.to_string(),
+    );
+    let mut cmd = vec![ipckit(), "__internal", "pool-map", "--processes", &p];
+    cmd.extend(["--chunksize", &c, "--max-tasks", &m, "--"]);
+    let items: Vec<String> = items.iter().map(i64::to_string).collect();
+    cmd.extend(items.iter().map(String::as_str));
+    let run = audited_cmd(&cmd);
+    run.assert_clean();
+    run.lines().iter().map(|l| l.parse().unwrap()).collect()
+}
+
+#[test]
+fn max_tasks_per_child_replaces_workers_and_keeps_results() {
+    let items: Vec<i64> = (0..25).collect();
+    let want: Vec<i64> = items.iter().map(|&x| mix(x)).collect();
+    assert_eq!(pool_map(2, 1, 1, &items), want);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+
+    #[test]
+    fn pool_map_equals_the_sequential_map(
+        items in proptest::collection::vec(proptest::num::i64::ANY, 0..40),
+        procs in 1usize..4,
+        chunksize in 1usize..9,
+        max_tasks in 0usize..4,
+    ) {
+        let want: Vec<i64> = items.iter().map(|&x| mix(x)).collect();
+        proptest::prop_assert_eq!(pool_map(procs, chunksize, max_tasks, &items), want);
+    }
+
+    #[test]
+    fn killing_a_worker_at_any_time_never_hangs_the_pool(
+        procs in 1usize..4,
+        victim in 0usize..4,
+        after_ms in 0u64..80,
+    ) {
+        let (p, v, a) = (procs.to_string(), victim.to_string(), after_ms.to_string());
+        let run = audited_cmd(&[
+            ipckit(), "__internal", "pool-kill", "--processes", &p, "--tasks", "8",
+            "--victim", &v, "--kill-after-ms", &a,
+        ]);
+        run.assert_clean();
+        let lines = run.lines();
+        let counts: Vec<usize> = lines[0]
+            .split(' ')
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        proptest::prop_assert_eq!(counts.len(), 2, "{:?}", lines);
+        // Every task is accounted for; at most the victim's task failed.
+        proptest::prop_assert_eq!(counts[0] + counts[1], 8);
+        proptest::prop_assert!(counts[1] <= 1, "{:?}", lines);
+        let after: i64 = (0..10).map(mix).sum();
+        proptest::prop_assert_eq!(lines[1], format!("after {after}"));
+        let seconds = run.report["seconds"].as_f64().unwrap();
+        proptest::prop_assert!(seconds < 10.0, "took {} s", seconds);
+    }
+}
