@@ -22,7 +22,7 @@ clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests
 	$(CARGO) test --doc
 
 nextest:

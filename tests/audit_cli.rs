@@ -151,13 +151,22 @@ fn the_deadline_kills_a_hanging_tree() {
 }
 
 #[test]
-fn a_command_that_does_not_exist_is_exit_2_with_a_message() {
+fn a_command_that_does_not_exist_is_exit_2_with_a_message_and_no_work_area_left() {
+    let tmp = std::env::temp_dir().join(format!("ipckit-test-{}-noexist", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
     let out = std::process::Command::new(ipckit())
         .args(["audit", "--", "/no/such/program"])
+        .env("TMPDIR", &tmp)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/program"));
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the audit's work area was left behind: {left:?}"
+    );
+    std::fs::remove_dir(&tmp).unwrap();
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::process::ExitStatus;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What the audit knows about one process of the tree.
@@ -50,19 +50,17 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
         .split_first()
         .ok_or_else(|| Error::invalid("command", "nothing to run"))?;
     let me = std::process::id() as i32;
-    let area = std::env::temp_dir().join(format!("ipckit-audit-{me}"));
-    let tmpdir = area.join("tmp");
-    std::fs::create_dir_all(&tmpdir).map_err(|e| Error::io(tmpdir.display().to_string(), e))?;
-    let mq_dir = area.join("mqueue");
+    let area = WorkArea::new(me)?;
+    let (tmpdir, mq_dir) = (&area.tmpdir, &area.mq_dir);
     let mut notes = Vec::new();
-    let isolation = prepare_namespaces(opts, &mq_dir, &mut notes);
+    let isolation = prepare_namespaces(opts, mq_dir, &mut notes);
     let _subreaper = super::Subreaper::acquire()?;
-    let sources = ledger_sources(&mq_dir, &tmpdir, opts, &mut notes);
+    let sources = ledger_sources(mq_dir, tmpdir, opts, &mut notes);
     let before = Ledger::snapshot(&sources);
 
     let start = Instant::now();
     let mut cmd = std::process::Command::new(program);
-    cmd.args(args).env("TMPDIR", &tmpdir);
+    cmd.args(args).env("TMPDIR", tmpdir);
     if opts.stdout_to_stderr {
         cmd.stdout(std::io::stderr());
     }
@@ -92,11 +90,7 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
     let seconds = start.elapsed().as_secs_f64();
 
     let after = Ledger::snapshot(&sources);
-    let leaks = attribute(after.new_since(&before), &watch, &isolation, &tmpdir);
-    if isolation == Isolation::Namespaces || sources.mqueue_dir.is_some() {
-        super::isolate::unmount(&mq_dir);
-    }
-    let _ = std::fs::remove_dir_all(&area);
+    let leaks = attribute(after.new_since(&before), &watch, &isolation, tmpdir);
     if watch.timed_out {
         notes.push(format!(
             "the run passed its {:?} deadline; the whole tree was killed",
@@ -104,6 +98,36 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
         ));
     }
     Ok(watch.report(argv, seconds, isolation, leaks, notes))
+}
+
+/// The run's private directory: the command's `TMPDIR` and the mount point of
+/// the private `mqueue` file system. Unmounted and removed on drop, on every
+/// path out of [`run`] (a command that cannot be started included).
+struct WorkArea {
+    root: PathBuf,
+    tmpdir: PathBuf,
+    mq_dir: PathBuf,
+}
+
+impl WorkArea {
+    fn new(me: i32) -> Result<WorkArea> {
+        let root = std::env::temp_dir().join(format!("ipckit-audit-{me}"));
+        let tmpdir = root.join("tmp");
+        std::fs::create_dir_all(&tmpdir).map_err(|e| Error::io(tmpdir.display().to_string(), e))?;
+        let mq_dir = root.join("mqueue");
+        Ok(WorkArea {
+            root,
+            tmpdir,
+            mq_dir,
+        })
+    }
+}
+
+impl Drop for WorkArea {
+    fn drop(&mut self) {
+        super::isolate::unmount(&self.mq_dir);
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }
 
 fn prepare_namespaces(opts: &Options, mq_dir: &Path, notes: &mut Vec<String>) -> Isolation {

@@ -10,9 +10,9 @@ use crate::error::Result;
 use std::time::Duration;
 
 pub mod channel;
-pub mod mq;
 pub mod internal;
 pub mod manager;
+pub mod mq;
 pub mod pool;
 pub mod process;
 
@@ -27,7 +27,13 @@ pub struct Program {
 }
 
 /// Every section's programs, in catalogue order.
-const SECTIONS: &[&[Program]] = &[process::PROGRAMS, pool::PROGRAMS, channel::PROGRAMS, mq::PROGRAMS, manager::PROGRAMS];
+const SECTIONS: &[&[Program]] = &[
+    process::PROGRAMS,
+    pool::PROGRAMS,
+    channel::PROGRAMS,
+    mq::PROGRAMS,
+    manager::PROGRAMS,
+];
 
 /// Every reference program the kit has, in catalogue order.
 pub fn all() -> impl Iterator<Item = &'static Program> {
