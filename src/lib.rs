@@ -9,6 +9,10 @@
 //!   running, named IPC objects and temporary files. Every test runs under it.
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
+//! - [`shm`]: shared memory (named POSIX objects, anonymous shared mappings)
+//!   and Python's `Value`/`Array` with their typecodes.
+//! - [`sync`]: locks that survive a holder's death, condition variables, and
+//!   POSIX and System V semaphores.
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
@@ -22,6 +26,8 @@ pub mod frame;
 pub mod pi;
 pub mod process;
 pub mod programs;
+pub mod shm;
+pub mod sync;
 pub mod sys;
 
 pub use error::{Error, Result};
