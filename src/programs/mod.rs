@@ -10,6 +10,7 @@ use crate::error::Result;
 use std::time::Duration;
 
 pub mod process;
+pub mod shm;
 
 /// One reference program.
 pub struct Program {
@@ -22,7 +23,7 @@ pub struct Program {
 }
 
 /// Every section's programs, in catalogue order.
-const SECTIONS: &[&[Program]] = &[process::PROGRAMS];
+const SECTIONS: &[&[Program]] = &[process::PROGRAMS, shm::PROGRAMS];
 
 /// Every reference program the kit has, in catalogue order.
 pub fn all() -> impl Iterator<Item = &'static Program> {
