@@ -62,7 +62,7 @@ impl<T: Typecode> Value<T> {
 
     /// `Value(typecode, value, lock=...)`, optionally named.
     pub fn with_options(value: T, options: &Options) -> Result<Value<T>> {
-        Block::create(&[value], options).map(Value)
+        Block::create(1, &[value], options).map(Value)
     }
 
     /// Opens a named Value made by another process; fails if the object does
@@ -116,13 +116,14 @@ impl<T: Typecode> Array<T> {
 
     /// `Array(typecode, [..], lock=...)`, optionally named.
     pub fn from_slice_with(items: &[T], options: &Options) -> Result<Array<T>> {
-        Block::create(items, options).map(Array)
+        Block::create(items.len(), items, options).map(Array)
     }
 
-    /// `Array(typecode, n, lock=...)`, optionally named: `len` zeros (shared
-    /// memory starts zero-filled, and zero is `T::default()` for every typecode).
+    /// `Array(typecode, n, lock=...)`, optionally named: `len` zeros (new
+    /// shared memory is zero-filled by the kernel, and all-zero bytes are 0 for
+    /// every typecode, so nothing is written).
     pub fn zeroed_with(len: usize, options: &Options) -> Result<Array<T>> {
-        Block::create(&vec![T::default(); len], options).map(Array)
+        Block::create(len, &[], options).map(Array)
     }
 
     /// Opens a named Array made by another process.
@@ -261,17 +262,15 @@ struct Block<T> {
 }
 
 impl<T: Typecode> Block<T> {
-    fn create(items: &[T], options: &Options) -> Result<Block<T>> {
+    /// A new block of `len` items: a copy of `items`, or zeros if `items` is empty.
+    fn create(len: usize, items: &[T], options: &Options) -> Result<Block<T>> {
         let typecode = options.typecode.unwrap_or(T::TYPECODE);
         expect_typecode::<T>(typecode, "the new shared object")?;
         let size = std::mem::size_of::<T>()
-            .checked_mul(items.len())
+            .checked_mul(len)
             .and_then(|bytes| bytes.checked_add(DATA_AT))
             .ok_or_else(|| {
-                Error::invalid(
-                    "array length",
-                    format!("{} items do not fit in memory", items.len()),
-                )
+                Error::invalid("array length", format!("{len} items do not fit in memory"))
             })?;
         let memory = match &options.name {
             None => Backing::Anon(AnonMapping::new(size)?),
@@ -279,7 +278,7 @@ impl<T: Typecode> Block<T> {
         };
         let block = Block {
             memory,
-            len: items.len(),
+            len,
             locked: options.lock,
             typecode,
             _items: PhantomData,
