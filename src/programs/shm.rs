@@ -158,8 +158,8 @@ fn pi_shm_sem(args: &[String]) -> Result<i32> {
     join_all(children)?;
     let total: f64 = rw.read(0)?;
     pi::print_answer(pi::pi_from(total));
-    rw.unlink()?;
-    sem.unlink()?;
+    rw.remove()?;
+    sem.remove()?;
     Ok(0)
 }
 

@@ -5,7 +5,7 @@
 //! |------------------------------------------|--------------------------------------|--------------|
 //! | `posix_ipc.SharedMemory("/n", O_CREX, size=8)` | [`SharedMemory::create`] -> [`ShmOwner`] | `shm_open(3)`, `ftruncate(2)`, `mmap(2)` |
 //! | `posix_ipc.SharedMemory("/n")`           | [`SharedMemory::open`]               | `shm_open(3)`, `fstat(2)`, `mmap(2)` |
-//! | `shm.unlink()`                           | [`ShmOwner::unlink`] (and its drop)  | `shm_unlink(3)` |
+//! | `shm.unlink()`                           | [`Owner::remove`] (and its drop)     | `shm_unlink(3)` |
 //! | memory `multiprocessing` shares with children | [`AnonMapping`]                 | `mmap(MAP_SHARED \| MAP_ANONYMOUS)` |
 //! | `Value('d', 0.0)`, `Value('i', 0, lock=False)` | [`Value`]                      | (the above) + a robust mutex |
 //! | `Array('i', range(10))`, `Array('c', b"hi")` | [`Array`]                        | (the above) + a robust mutex |
@@ -18,12 +18,14 @@
 
 mod anon;
 mod name;
+mod owner;
 mod posix;
 mod typecode;
 mod value;
 
 pub use anon::AnonMapping;
 pub use name::{MAX_NAME_LEN, PosixName};
+pub use owner::{Owner, Removable};
 pub use posix::{SharedMemory, ShmOwner, shm_unlink};
 pub use typecode::{Char, TYPECODES, Typecode, describe, expect_typecode, python_float_repr};
 pub use value::{Array, Options, Value};

@@ -12,7 +12,7 @@
 //!
 //! [`ShmOwner`] does step 5 on drop, so a program cannot forget it.
 
-use super::{PosixName, SharedRegion};
+use super::{Owner, PosixName, Removable, SharedRegion};
 use crate::error::{Error, Result};
 use crate::sys;
 use memmap2::{MmapOptions, MmapRaw};
@@ -29,12 +29,9 @@ pub struct SharedMemory {
 }
 
 /// The creator of a named shared memory object: it derefs to the
-/// [`SharedMemory`] and `shm_unlink(3)`s the name when dropped.
-#[derive(Debug)]
-pub struct ShmOwner {
-    shm: SharedMemory,
-    unlinked: bool,
-}
+/// [`SharedMemory`] and `shm_unlink(3)`s the name when dropped (or at
+/// [`Owner::remove`](super::Owner::remove)).
+pub type ShmOwner = Owner<SharedMemory>;
 
 impl SharedMemory {
     /// Creates `name` exclusively (`shm_open(O_CREAT | O_EXCL | O_RDWR, 0600)`),
@@ -49,10 +46,7 @@ impl SharedMemory {
         sys::nix("ftruncate", name, nix::unistd::ftruncate(&fd, len))?;
         let shm = SharedMemory::map(name, &fd, size)?;
         std::mem::forget(unlink_on_error);
-        Ok(ShmOwner {
-            shm,
-            unlinked: false,
-        })
+        Ok(Owner::new(shm))
     }
 
     /// Opens an existing object (`shm_open(O_RDWR)`) and maps all of it; its
@@ -114,29 +108,10 @@ impl SharedRegion for SharedMemory {
     }
 }
 
-impl ShmOwner {
-    /// `shm_unlink(3)`: removes the name now and reports any error (dropping
-    /// the owner does the same but can only ignore errors). Existing mappings,
-    /// including this one, stay valid.
-    pub fn unlink(&mut self) -> Result<()> {
-        if self.unlinked {
-            return Ok(());
-        }
-        self.unlinked = true;
-        shm_unlink(&self.shm.name)
-    }
-}
-
-impl std::ops::Deref for ShmOwner {
-    type Target = SharedMemory;
-    fn deref(&self) -> &SharedMemory {
-        &self.shm
-    }
-}
-
-impl Drop for ShmOwner {
-    fn drop(&mut self) {
-        let _ = self.unlink();
+impl Removable for SharedMemory {
+    /// `shm_unlink(3)`: existing mappings, including this one, stay valid.
+    fn remove_name(&self) -> Result<()> {
+        shm_unlink(&self.name)
     }
 }
 

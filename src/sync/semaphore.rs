@@ -24,9 +24,9 @@
 //! acquires poll `sem_trywait`) nor a working `sem_getvalue`.
 
 use crate::error::{Error, Result};
-use crate::shm::PosixName;
 #[cfg(target_os = "linux")]
 use crate::shm::{AnonMapping, SharedRegion};
+use crate::shm::{Owner, PosixName, Removable};
 use crate::sys;
 use nix::errno::Errno;
 use std::time::Duration;
@@ -225,12 +225,9 @@ unsafe impl Send for NamedSemaphore {}
 unsafe impl Sync for NamedSemaphore {}
 
 /// The creator of a named semaphore: derefs to it and `sem_unlink(3)`s the
-/// name when dropped.
-#[derive(Debug)]
-pub struct NamedSemOwner {
-    sem: NamedSemaphore,
-    unlinked: bool,
-}
+/// name when dropped (or at [`Owner::remove`]). Open handles stay usable; the
+/// semaphore is destroyed when the last one closes.
+pub type NamedSemOwner = Owner<NamedSemaphore>;
 
 impl NamedSemaphore {
     /// `sem_open(name, O_CREAT | O_EXCL, 0600, value)`: creates it exclusively
@@ -246,11 +243,7 @@ impl NamedSemaphore {
                 value,
             )
         };
-        let sem = NamedSemaphore::opened(name, sem)?;
-        Ok(NamedSemOwner {
-            sem,
-            unlinked: false,
-        })
+        NamedSemaphore::opened(name, sem).map(Owner::new)
     }
 
     /// `sem_open(name, 0)`: opens an existing one (`ENOENT` if there is none).
@@ -293,28 +286,9 @@ impl Drop for NamedSemaphore {
     }
 }
 
-impl NamedSemOwner {
-    /// `sem_unlink(3)` now, reporting errors (the drop ignores them). Open
-    /// handles stay usable; the semaphore is destroyed when the last closes.
-    pub fn unlink(&mut self) -> Result<()> {
-        if self.unlinked {
-            return Ok(());
-        }
-        self.unlinked = true;
-        sem_unlink(&self.sem.name)
-    }
-}
-
-impl std::ops::Deref for NamedSemOwner {
-    type Target = NamedSemaphore;
-    fn deref(&self) -> &NamedSemaphore {
-        &self.sem
-    }
-}
-
-impl Drop for NamedSemOwner {
-    fn drop(&mut self) {
-        let _ = self.unlink();
+impl Removable for NamedSemaphore {
+    fn remove_name(&self) -> Result<()> {
+        sem_unlink(&self.name)
     }
 }
 

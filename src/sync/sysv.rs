@@ -16,6 +16,7 @@
 //!    process (`ipcs -s` lists it).
 
 use crate::error::{Error, Result};
+use crate::shm::{Owner, Removable};
 use crate::sys;
 use nix::errno::Errno;
 use std::time::{Duration, Instant};
@@ -40,12 +41,9 @@ pub struct SysvSemSet {
     count: u16,
 }
 
-/// The creator of a set: derefs to it and removes it (`IPC_RMID`) on drop.
-#[derive(Debug)]
-pub struct SysvSemOwner {
-    set: SysvSemSet,
-    removed: bool,
-}
+/// The creator of a set: derefs to it and removes it (`IPC_RMID`) on drop
+/// (or at [`Owner::remove`]).
+pub type SysvSemOwner = Owner<SysvSemSet>;
 
 impl SysvSemSet {
     /// Steps 1 and 2: a new private set of `count` counters, each set to
@@ -66,10 +64,7 @@ impl SysvSemSet {
             )
         };
         let id = sys::check("semget", "IPC_PRIVATE", ret)?;
-        let owner = SysvSemOwner {
-            set: SysvSemSet { id, count },
-            removed: false,
-        };
+        let owner = Owner::new(SysvSemSet { id, count });
         for index in 0..count {
             owner.set_value(index, initial)?;
         }
@@ -186,9 +181,7 @@ impl SysvSemSet {
     /// Step 5 for a set this process does not own: `semctl(IPC_RMID)`.
     /// Processes blocked on it wake with `EIDRM`.
     pub fn remove(self) -> Result<()> {
-        // SAFETY: IPC_RMID takes no fourth argument.
-        let ret = unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) };
-        sys::check("semctl(IPC_RMID)", self.what(), ret).map(drop)
+        self.remove_name()
     }
 
     fn unit(index: u16, delta: i16) -> SemOp {
@@ -261,26 +254,11 @@ impl SysvSemSet {
     }
 }
 
-impl SysvSemOwner {
-    /// Removes the set now (`semctl(IPC_RMID)`), reporting errors.
-    pub fn remove(&mut self) -> Result<()> {
-        if self.removed {
-            return Ok(());
-        }
-        self.removed = true;
-        self.set.remove()
-    }
-}
-
-impl std::ops::Deref for SysvSemOwner {
-    type Target = SysvSemSet;
-    fn deref(&self) -> &SysvSemSet {
-        &self.set
-    }
-}
-
-impl Drop for SysvSemOwner {
-    fn drop(&mut self) {
-        let _ = self.remove();
+impl Removable for SysvSemSet {
+    /// `semctl(IPC_RMID)`.
+    fn remove_name(&self) -> Result<()> {
+        // SAFETY: IPC_RMID takes no fourth argument.
+        let ret = unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) };
+        sys::check("semctl(IPC_RMID)", self.what(), ret).map(drop)
     }
 }
