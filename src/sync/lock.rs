@@ -16,6 +16,11 @@ use std::time::Duration;
 /// next [`acquire`](Lock::acquire) succeeds and its guard's
 /// [`previous_owner_died`](MutexGuard::previous_owner_died) is true (Python's
 /// Lock would hang forever).
+///
+/// Dropping a `Lock` unmaps this process's view only: children still using
+/// it keep their own mapping, so the mutex is deliberately never destroyed
+/// (`pthread_mutex_destroy` of a process-shared mutex others may hold would be
+/// undefined; unmapping the last view frees it).
 #[derive(Debug)]
 pub struct Lock {
     map: AnonMapping,
