@@ -504,6 +504,12 @@ fn bad_names_are_refused_with_the_reason() {
             .contains("limit")
     );
     assert!(PosixName::new(&long[..ipckit::shm::MAX_NAME_LEN]).is_ok());
+    let (a, b) = (
+        PosixName::unique("t").unwrap(),
+        PosixName::unique("t").unwrap(),
+    );
+    assert_ne!(a, b, "unique names never repeat");
+    assert!(a.as_str().contains(&std::process::id().to_string()));
 }
 
 #[test]
@@ -580,6 +586,16 @@ fn typecode_mismatches_are_clear_errors() {
     assert!(Value::with_options(1i32, &wrong).is_err());
     assert!(ipckit::shm::describe('x').is_err());
     scope.assert_clean();
+}
+
+#[test]
+fn a_values_lock_is_recursive_as_in_python() {
+    let v = Value::new(1u8).unwrap();
+    let outer = v.get_lock().unwrap().lock().unwrap();
+    let inner = v.get_lock().unwrap().lock().unwrap();
+    drop((inner, outer));
+    let err = v.get_lock().unwrap().unlock().unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EPERM), "{err}");
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //!    [`Options::name`], a named object other processes can open;
 //! 2. record the typecode and the length in the header, so that
 //!    [`Value::open`] / [`Array::open`] can refuse the wrong type;
-//! 3. initialise the lock (a [`RobustMutex`]) unless `lock: false`;
+//! 3. initialise the lock unless `lock: false`: as in Python, a recursive
+//!    lock (here a robust, recursive [`RobustMutex`]);
 //! 4. write the initial data, then publish the header's magic number.
 //!
 //! As in Python, `get` and `set` are each one memory access, but
@@ -91,8 +92,8 @@ impl<T: Typecode> Value<T> {
         self.0.set(0, value)
     }
 
-    /// `value.get_lock()`: the lock made with the value. An error for a
-    /// lock-free value (`lock: false`).
+    /// `value.get_lock()`: the recursive lock made with the value. An error
+    /// for a lock-free value (`lock: false`).
     pub fn get_lock(&self) -> Result<&RobustMutex> {
         self.0.lock()
     }
@@ -300,7 +301,7 @@ impl<T: Typecode> Block<T> {
         if self.locked {
             // SAFETY: in bounds and aligned (checked by `place`), fresh memory
             // that lives as long as the block.
-            unsafe { RobustMutex::init_at(self.memory.place(LOCK_AT)?, MutexKind::ErrorCheck)? };
+            unsafe { RobustMutex::init_at(self.memory.place(LOCK_AT)?, MutexKind::Recursive)? };
         }
         for (i, &item) in items.iter().enumerate() {
             self.set(i, item);

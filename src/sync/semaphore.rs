@@ -119,6 +119,9 @@ pub trait PosixSemaphore {
 /// An unnamed, process-shared semaphore (`multiprocessing.Semaphore`): a
 /// `sem_t` initialised with `sem_init(sem, 1, value)` in an anonymous shared
 /// mapping, so children forked afterwards share it. Linux only.
+///
+/// Like [`Lock`](super::Lock), it is never `sem_destroy`ed: children may still
+/// be using their view of it when the creator drops its own.
 #[derive(Debug)]
 pub struct Semaphore {
     #[cfg(target_os = "linux")]
