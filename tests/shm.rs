@@ -12,10 +12,12 @@ use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
 use ipckit::pi;
-use ipckit::shm::{Array, Char, Options, PosixName, SharedMemory, SharedRegion, Value};
+use ipckit::shm::{
+    AnonMapping, Array, Char, Options, PosixName, SharedMemory, SharedRegion, Value,
+};
 use ipckit::sync::{
-    BoundedSemaphore, Lock, NamedSemaphore, PosixSemaphore, RLock, Semaphore, SharedCondvar,
-    SysvSemSet,
+    BoundedSemaphore, Lock, MutexKind, NamedSemaphore, PosixSemaphore, RLock, RobustMutex,
+    Semaphore, SharedCondvar, SysvSemSet,
 };
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -177,22 +179,24 @@ fn rlock_is_reentrant_and_counts_its_releases() {
     assert_eq!(rlock.release().unwrap_err().errno(), Some(Errno::EPERM));
 }
 
-#[test]
-fn condvar_wakes_a_waiter_in_another_process() {
-    use ipckit::shm::AnonMapping;
-    use ipckit::sync::{MutexKind, RobustMutex};
-    let mut scope = Scope::new();
-    // A mutex, a condition variable and a flag placed in one mapping, as a
-    // shared-memory queue would lay them out.
-    let map = AnonMapping::new(4096).unwrap();
-    // SAFETY: offsets 0 and 256 are aligned, in bounds and unused; the
-    // mapping outlives every use below.
-    let (mutex, cond) = unsafe {
+/// A mutex at offset 0, a condition variable at 256 and a flag at 1024 of
+/// one anonymous mapping, as a shared-memory queue would lay them out.
+fn mutex_and_condvar(map: &AnonMapping) -> (&RobustMutex, &SharedCondvar) {
+    // SAFETY: offsets 0 and 256 of a 4096-byte mapping are aligned, in bounds
+    // and unused; the returned references borrow the mapping.
+    unsafe {
         (
             RobustMutex::init_at(map.place(0).unwrap(), MutexKind::ErrorCheck).unwrap(),
             SharedCondvar::init_at(map.place(256).unwrap()).unwrap(),
         )
-    };
+    }
+}
+
+#[test]
+fn condvar_wakes_a_waiter_in_another_process() {
+    let mut scope = Scope::new();
+    let map = AnonMapping::new(4096).unwrap();
+    let (mutex, cond) = mutex_and_condvar(&map);
     let child = spawn(&mut scope, || {
         std::thread::sleep(Duration::from_millis(50));
         let _guard = mutex.lock()?;
@@ -223,17 +227,9 @@ fn condvar_wakes_a_waiter_in_another_process() {
 /// the mutex still wakes up, holding the mutex, and is told of the death.
 #[test]
 fn condvar_waiter_recovers_the_mutex_of_a_notifier_killed_holding_it() {
-    use ipckit::shm::AnonMapping;
-    use ipckit::sync::{MutexKind, RobustMutex};
     let mut scope = Scope::new();
     let map = AnonMapping::new(4096).unwrap();
-    // SAFETY: as in the test above.
-    let (mutex, cond) = unsafe {
-        (
-            RobustMutex::init_at(map.place(0).unwrap(), MutexKind::ErrorCheck).unwrap(),
-            SharedCondvar::init_at(map.place(256).unwrap()).unwrap(),
-        )
-    };
+    let (mutex, cond) = mutex_and_condvar(&map);
     let flags = Slots::new(1);
     let mut guard = mutex.lock().unwrap();
     let mut child = spawn(&mut scope, || {
@@ -449,12 +445,17 @@ fn sysv_timed_acquire_times_out_and_removal_is_seen() {
     assert_eq!(SysvSemSet::open(set.id()).unwrap().count(), 2);
     let id = set.id();
     set.remove().unwrap();
+    assert_no_such_sysv_set(id);
+    scope.assert_clean();
+}
+
+/// Opening a System V set that does not exist (or was removed) is EINVAL or EIDRM.
+fn assert_no_such_sysv_set(id: i32) {
     let err = SysvSemSet::open(id).unwrap_err();
     assert!(
         matches!(err.errno(), Some(Errno::EINVAL | Errno::EIDRM)),
         "{err}"
     );
-    scope.assert_clean();
 }
 
 // ---------------------------------------------------------------------------
@@ -544,11 +545,7 @@ fn opening_objects_that_do_not_exist_names_them() {
         assert_eq!(err.errno(), Some(Errno::ENOENT), "{err}");
         assert!(err.to_string().contains(name.as_str()), "{err}");
     }
-    let err = SysvSemSet::open(i32::MAX).unwrap_err();
-    assert!(
-        matches!(err.errno(), Some(Errno::EINVAL | Errno::EIDRM)),
-        "{err}"
-    );
+    assert_no_such_sysv_set(i32::MAX);
     scope.assert_clean();
 }
 
