@@ -13,6 +13,10 @@
 //! - [`mq`]: POSIX and System V message queues (section 4).
 //! - [`manager`], [`pool`], [`csp`]: a server process owning shared objects, a pool of
 //!   worker processes, and processes that talk only over rendezvous channels.
+//! - [`shm`]: shared memory (named POSIX objects, anonymous shared mappings)
+//!   and Python's `Value`/`Array` with their typecodes.
+//! - [`sync`]: locks that survive a holder's death, condition variables, and
+//!   POSIX and System V semaphores.
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
@@ -31,6 +35,8 @@ pub mod pi;
 pub mod pool;
 pub mod process;
 pub mod programs;
+pub mod shm;
+pub mod sync;
 pub mod sys;
 
 pub use error::{Error, Result};

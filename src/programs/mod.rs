@@ -15,6 +15,7 @@ pub mod manager;
 pub mod mq;
 pub mod pool;
 pub mod process;
+pub mod shm;
 
 /// One reference program.
 pub struct Program {
@@ -32,6 +33,7 @@ const SECTIONS: &[&[Program]] = &[
     pool::PROGRAMS,
     channel::PROGRAMS,
     mq::PROGRAMS,
+    shm::PROGRAMS,
     manager::PROGRAMS,
 ];
 

@@ -1,0 +1,84 @@
+//! The name of a POSIX named object: `/name`.
+//!
+//! `shm_open(3)`, `sem_open(3)` and `mq_open(3)` all take a name that starts
+//! with a slash and contains no other slash (`shm_overview(7)`,
+//! `sem_overview(7)`). On Linux the object shows up as `/dev/shm/name`
+//! (semaphores as `/dev/shm/sem.name`, hence the shorter limit); macOS allows
+//! only 31 characters. A [`PosixName`] can only hold a name that is valid on the
+//! system it was built for, so every function taking one can skip the checks.
+
+use crate::error::{Error, Result};
+use std::ffi::{CStr, CString};
+
+/// The longest name accepted, slash included: `NAME_MAX` (255) minus the
+/// `sem.` prefix Linux adds for semaphores; 31 (`PSHMNAMLEN`) on macOS.
+#[cfg(target_os = "linux")]
+pub const MAX_NAME_LEN: usize = 251;
+/// The longest name accepted, slash included (`PSHMNAMLEN` on macOS).
+#[cfg(not(target_os = "linux"))]
+pub const MAX_NAME_LEN: usize = 31;
+
+/// A valid POSIX object name: a leading `/`, then 1 or more characters, none
+/// of them `/` or NUL, at most [`MAX_NAME_LEN`] bytes in all.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PosixName(CString);
+
+impl PosixName {
+    /// Checks `name` and wraps it; the error says what is wrong and how to fix it.
+    pub fn new(name: &str) -> Result<PosixName> {
+        let bad = |why: String| Err(Error::invalid("POSIX object name", why));
+        if !name.starts_with('/') {
+            return bad(format!(
+                "{name:?} must start with a slash, e.g. \"/{name}\""
+            ));
+        }
+        if name.len() < 2 {
+            return bad("\"/\" alone is not a name: add characters after the slash".into());
+        }
+        if name[1..].contains('/') {
+            return bad(format!("{name:?} may contain no slash but the leading one"));
+        }
+        if name.len() > MAX_NAME_LEN {
+            return bad(format!(
+                "{name:?} is {} bytes long; the limit here is {MAX_NAME_LEN}",
+                name.len()
+            ));
+        }
+        match CString::new(name) {
+            Ok(c) => Ok(PosixName(c)),
+            Err(_) => bad(format!("{name:?} contains a NUL byte")),
+        }
+    }
+
+    /// The name as a C string, for the system calls.
+    pub fn as_c_str(&self) -> &CStr {
+        &self.0
+    }
+
+    /// The name as text (`/name`).
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().expect("built from a &str")
+    }
+
+    /// A name unique to this process: `/<base>_<pid>_<n>` (n counts up), so
+    /// that programs running in parallel never collide.
+    pub fn unique(base: &str) -> Result<PosixName> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        PosixName::new(&format!("/{base}_{}_{n}", std::process::id()))
+    }
+}
+
+impl std::fmt::Display for PosixName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PosixName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<PosixName> {
+        PosixName::new(s)
+    }
+}

@@ -1,0 +1,93 @@
+//! Synchronisation between processes (CATALOGUE.md section 5).
+//!
+//! | Python                                  | ipckit                          | system calls |
+//! |-----------------------------------------|---------------------------------|--------------|
+//! | `multiprocessing.Lock` / `RLock`        | [`Lock`], [`RLock`]             | `pthread_mutex_*` (process-shared, robust) |
+//! | (building block) a mutex placed anywhere | [`RobustMutex`], [`MutexGuard`] | `pthread_mutex_init(3)` |
+//! | `multiprocessing.Condition` (building block) | [`SharedCondvar`]          | `pthread_cond_*` (process-shared) |
+//! | `multiprocessing.Semaphore`             | [`Semaphore`], [`BoundedSemaphore`] | `sem_init(3)` with `pshared = 1` |
+//! | `posix_ipc.Semaphore`                   | [`NamedSemaphore`], [`NamedSemOwner`] | `sem_open(3)`, `sem_unlink(3)` |
+//! | `sysv_ipc.Semaphore`                    | [`SysvSemSet`], [`SysvSemOwner`] | `semget(2)`, `semop(2)`, `semtimedop(2)`, `semctl(2)` |
+//!
+//! The one lesson that goes beyond the tutorials: a process can die while it
+//! holds a lock (a crash, `SIGKILL`, the OOM killer). Python's `Lock` then stays
+//! locked forever and every other process hangs. [`Lock`] is a *robust* mutex:
+//! the next process to acquire it gets it, and is told
+//! ([`MutexGuard::previous_owner_died`]) that the data it guards may be half
+//! updated. System V semaphores offer the same rescue with `SEM_UNDO`; POSIX
+//! semaphores offer none (see [`NamedSemaphore`]).
+
+mod condvar;
+mod lock;
+mod mutex;
+mod semaphore;
+mod sysv;
+
+pub use condvar::SharedCondvar;
+pub use lock::{Lock, RLock};
+pub use mutex::{MutexGuard, MutexKind, RobustMutex};
+pub use semaphore::{BoundedSemaphore, NamedSemOwner, NamedSemaphore, PosixSemaphore, Semaphore};
+pub use sysv::{SemOp, SysvSemOwner, SysvSemSet};
+
+use crate::error::{Error, Result};
+use crate::sys;
+use std::time::{Duration, Instant};
+
+/// Turns the return value of a `pthread_*` call (0, or an error number) into
+/// a `Result`.
+fn pthread_check(call: &'static str, what: &str, ret: libc::c_int) -> Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(sys::errno_error(call, what, ret))
+    }
+}
+
+/// The absolute time `timeout` from now on `clock` (`clock_gettime(2)`), as the
+/// timed `pthread_*` and `sem_*` calls want it.
+fn deadline_on(clock: libc::clockid_t, timeout: Duration) -> libc::timespec {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(clock, &mut now) };
+    let nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
+    let secs = (now.tv_sec as u64)
+        .saturating_add(timeout.as_secs())
+        .saturating_add(nanos / 1_000_000_000)
+        .min(libc::time_t::MAX as u64);
+    libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as _,
+    }
+}
+
+/// The [`Error::Timeout`] of a timed acquire.
+fn timeout_error(what: &str, after: Duration) -> Error {
+    Error::Timeout {
+        what: what.to_string(),
+        after,
+    }
+}
+
+/// Retries `attempt` (a non-blocking try) with a short sleep until it gives a
+/// value or `timeout` passes: the fallback for systems without a timed call
+/// (macOS has no `pthread_mutex_timedlock`, no `sem_timedwait`).
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn poll_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut attempt: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = attempt()? {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            return Err(timeout_error(what, timeout));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
