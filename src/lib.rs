@@ -17,6 +17,10 @@
 //!   and Python's `Value`/`Array` with their typecodes.
 //! - [`sync`]: locks that survive a holder's death, condition variables, and
 //!   POSIX and System V semaphores.
+//! - [`pyvalue`]: Python values (`[42, None, 'hello']`), printed like Python's `repr`.
+//! - [`queue`]: `multiprocessing.Queue` and `JoinableQueue` in shared memory,
+//!   safe when a process dies mid-operation.
+//! - [`bench`]: side-by-side benchmarks against raw system calls and Python.
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
@@ -25,6 +29,7 @@
 //! why it is sound there.
 
 pub mod audit;
+pub mod bench;
 pub mod channel;
 pub mod csp;
 pub mod error;
@@ -35,6 +40,8 @@ pub mod pi;
 pub mod pool;
 pub mod process;
 pub mod programs;
+pub mod pyvalue;
+pub mod queue;
 pub mod shm;
 pub mod sync;
 pub mod sys;

@@ -31,9 +31,7 @@
 
 pub mod connection;
 pub mod file;
-pub mod pyvalue;
 mod raw;
 
 pub use connection::Connection;
-pub use pyvalue::PyValue;
 pub use raw::{pipe, read_to_end, socketpair, write_all, write_some};

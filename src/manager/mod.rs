@@ -34,11 +34,10 @@ pub mod auth;
 pub mod protocol;
 mod proxy;
 pub mod server;
-mod value;
 
+pub use crate::pyvalue::{Op, Value};
 pub use auth::AuthKey;
 pub use proxy::{Client, DictProxy, ListProxy, NamespaceProxy};
-pub use value::{Op, Value};
 
 use crate::error::{Error, Result};
 use crate::process::ChildGuard;

@@ -5,7 +5,7 @@
 //! value)` or `('#ERROR', exception)`; the kit's requests are a closed enum,
 //! and an error comes back as its message.
 
-use super::value::{Op, Value};
+use crate::pyvalue::{Op, Value};
 use serde::{Deserialize, Serialize};
 
 /// Which kind of shared object a [`Request::Create`] makes.

@@ -10,9 +10,9 @@
 
 use super::auth::{AuthKey, client_handshake};
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
-use super::value::{Op, Value};
 use crate::error::{Error, Result};
 use crate::frame::{decode, encode, read_frame, write_frame};
+use crate::pyvalue::{Op, Value};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{BufReader, ErrorKind};

@@ -16,9 +16,9 @@
 
 use super::auth::{AuthKey, server_handshake};
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
-use super::value::{Op, Value};
 use crate::error::{Error, Result};
 use crate::frame::{decode, encode, read_frame, write_frame};
+use crate::pyvalue::{Op, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};

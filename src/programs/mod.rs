@@ -15,6 +15,7 @@ pub mod manager;
 pub mod mq;
 pub mod pool;
 pub mod process;
+pub mod queue;
 pub mod shm;
 
 /// One reference program.
@@ -32,6 +33,7 @@ const SECTIONS: &[&[Program]] = &[
     process::PROGRAMS,
     pool::PROGRAMS,
     channel::PROGRAMS,
+    queue::PROGRAMS,
     mq::PROGRAMS,
     shm::PROGRAMS,
     manager::PROGRAMS,

@@ -1,9 +1,13 @@
-//! The values a Manager holds: a small dynamic type, printed like Python's `repr`.
+//! Python values: the small dynamic type the tutorials' messages and managed
+//! objects are made of, printed like Python's `repr`.
 //!
-//! A Python manager can hold any picklable object; the kit's holds the few
-//! types the tutorials use: `None`, `bool`, `int`, `float`, `str`, `bytes`,
-//! `list`, `tuple` and `dict`. [`Value`]'s `Display` is Python's `repr`, so
-//! `('Computers', 1)`, `None`, `'x'` and `[1, 2]` print as they do in Python.
+//! `conn.send([42, None, 'hello'])` pickles a list holding an int, `None` and a
+//! string; a Python manager holds any picklable object. Rust has no such
+//! dynamic value, so [`Value`] models the kinds the tutorials use: `None`,
+//! `bool`, `int`, `float`, `str`, `bytes`, `list`, `tuple` and `dict`. It
+//! travels through any serde channel (postcard frames), and its `Display` is
+//! Python's `repr`, so `[42, None, 'hello']`, `('Computers', 1)` and `'x'`
+//! print as they do in Python. [`Op`] is Python's `+=` / `*=` on them.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -43,6 +47,15 @@ pub enum Op {
 }
 
 impl Value {
+    /// The tutorials' message `[42, None, 'hello']`.
+    pub fn hello() -> Value {
+        Value::List(vec![
+            Value::Int(42),
+            Value::None,
+            Value::Str("hello".into()),
+        ])
+    }
+
     /// The integer inside, or an error naming what was found instead.
     pub fn as_int(&self) -> Result<i64> {
         match self {

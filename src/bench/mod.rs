@@ -1,0 +1,125 @@
+//! Side-by-side benchmarks (`ipckit bench`, `cargo bench`).
+//!
+//! Each benchmark runs the kit's mechanism, a baseline written directly on raw
+//! system calls, and the Python equivalent (a peer script in
+//! `fixtures/peers/`), in one run on the same machine, and reports medians and
+//! ratios: these machines are noisy 2-core VMs, so absolute numbers mean
+//! little and side-by-side ratios a lot.
+//!
+//! Benchmarks fork, so they run in a single-threaded process (the `ipckit`
+//! binary or a `harness = false` bench binary).
+
+pub mod queue;
+
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// Where the two processes of a ping-pong run (`sched_setaffinity(2)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Both on CPU 0: every wake-up is a context switch on one core.
+    SameCore,
+    /// Parent on CPU 0, child on CPU 1: every wake-up crosses cores.
+    CrossCore,
+}
+
+impl Placement {
+    /// Both placements, in the order tables show them.
+    pub const ALL: [Placement; 2] = [Placement::SameCore, Placement::CrossCore];
+
+    /// The CPUs for (parent, child).
+    pub fn cpus(self) -> (usize, usize) {
+        match self {
+            Placement::SameCore => (0, 0),
+            Placement::CrossCore => (0, 1),
+        }
+    }
+
+    /// A short label for tables and peer scripts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Placement::SameCore => "same-core",
+            Placement::CrossCore => "cross-core",
+        }
+    }
+}
+
+/// Pins the calling process to one CPU (`sched_setaffinity(2)`); a no-op
+/// where the call does not exist (macOS).
+pub fn pin_to(cpu: usize) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut set = nix::sched::CpuSet::new();
+        crate::sys::nix("sched_setaffinity", cpu, set.set(cpu))?;
+        crate::sys::nix(
+            "sched_setaffinity",
+            cpu,
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = cpu;
+        Ok(())
+    }
+}
+
+/// The median of some measurements (sorted in place).
+pub fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    match samples.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => samples[n / 2],
+        n => (samples[n / 2 - 1] + samples[n / 2]) / 2.0,
+    }
+}
+
+/// Runs `measure` `runs` times and returns the median.
+pub fn median_of(runs: usize, mut measure: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut samples = (0..runs).map(|_| measure()).collect::<Result<Vec<f64>>>()?;
+    Ok(median(&mut samples))
+}
+
+/// Runs a Python peer script from `fixtures/peers/` with arguments and parses
+/// its one line of output as a number. `None` (with the reason) when python3
+/// or the script is missing, so a table can say so instead of failing.
+pub fn python_peer(
+    script: &str,
+    args: &[String],
+    timeout: Duration,
+) -> std::result::Result<f64, String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/peers")
+        .join(script);
+    let mut child = std::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3 not runnable: {e}"))?;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (status, killed) = crate::process::wait_or_kill(pid, timeout).map_err(|e| e.to_string())?;
+    if killed || !status.success() {
+        return Err(format!("{script} {status}"));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut out)
+        .map_err(|e| e.to_string())?;
+    out.trim()
+        .parse()
+        .map_err(|_| format!("{script} printed {out:?}"))
+}
+
+/// Formats a ratio for a table ("1.23x").
+pub fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}x", a / b)
+}
+
+/// Turns a failed child in a benchmark into an error.
+pub(crate) fn check_child(what: &str, status: crate::process::ExitStatus) -> Result<()> {
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Died(format!("{what} {status}")))
+    }
+}
