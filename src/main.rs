@@ -51,6 +51,12 @@ enum Command {
     },
     /// Runs every reference program under the audit and prints a table.
     Demo,
+    /// The side-by-side benchmarks: the kit, a raw-syscall baseline and Python.
+    Bench {
+        /// Which benchmark to run.
+        #[arg(value_enum, default_value_t = BenchName::All)]
+        which: BenchName,
+    },
     /// The kit's own helpers (the Manager's server, test drivers).
     #[command(name = "__internal", hide = true)]
     Internal {
@@ -60,6 +66,23 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchName {
+    All,
+    Queue,
+    ManagerPool,
+}
+
+fn bench(which: BenchName) -> ipckit::Result<i32> {
+    if matches!(which, BenchName::All | BenchName::Queue) {
+        ipckit::bench::queue::run(ipckit::bench::queue::Sizes::default())?;
+    }
+    if matches!(which, BenchName::All | BenchName::ManagerPool) {
+        ipckit::bench::manager_pool::run(None)?;
+    }
+    Ok(0)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -97,6 +120,7 @@ fn main() -> ExitCode {
             audit(&cmd, &opts, format)
         }
         Command::Demo => demo::run(),
+        Command::Bench { which } => bench(which),
         Command::Internal { name, args } => programs::internal::run(&name, &args),
     };
     match result {

@@ -9,6 +9,7 @@
 //! Benchmarks fork, so they run in a single-threaded process (the `ipckit`
 //! binary or a `harness = false` bench binary).
 
+pub mod manager_pool;
 pub mod queue;
 
 use crate::error::{Error, Result};
@@ -80,14 +81,14 @@ pub fn median_of(runs: usize, mut measure: impl FnMut() -> Result<f64>) -> Resul
     Ok(median(&mut samples))
 }
 
-/// Runs a Python peer script from `fixtures/peers/` with arguments and parses
-/// its one line of output as a number. `None` (with the reason) when python3
-/// or the script is missing, so a table can say so instead of failing.
-pub fn python_peer(
+/// Runs a Python peer script from `fixtures/peers/` with arguments and
+/// returns what it printed. `Err` (with the reason) when python3 or the script
+/// is missing or fails, so a table can say so instead of failing.
+pub fn python_peer_output(
     script: &str,
     args: &[String],
     timeout: Duration,
-) -> std::result::Result<f64, String> {
+) -> std::result::Result<String, String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/peers")
         .join(script);
@@ -97,14 +98,26 @@ pub fn python_peer(
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("python3 not runnable: {e}"))?;
+    let mut out = String::new();
+    // The peers print one short line at the end, so reading to the end before
+    // waiting cannot fill the pipe; a peer that hangs is killed by the deadline.
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let reader = child.stdout.take().expect("piped");
     let (status, killed) = crate::process::wait_or_kill(pid, timeout).map_err(|e| e.to_string())?;
+    std::io::Read::read_to_string(&mut { reader }, &mut out).map_err(|e| e.to_string())?;
     if killed || !status.success() {
         return Err(format!("{script} {status}"));
     }
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut out)
-        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Like [`python_peer_output`], for a peer that prints one number.
+pub fn python_peer(
+    script: &str,
+    args: &[String],
+    timeout: Duration,
+) -> std::result::Result<f64, String> {
+    let out = python_peer_output(script, args, timeout)?;
     out.trim()
         .parse()
         .map_err(|_| format!("{script} printed {out:?}"))
