@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::pi::assert_pi_program;
 use common::{audited, audited_cmd, ipckit};
 use ipckit::programs::internal::mix;
 
@@ -24,19 +25,12 @@ fn pool_async_runs_four_tasks_in_parallel() {
 #[test]
 fn pi_pool_and_pi_manager_match_the_serial_answer() {
     for (id, n) in [
-        ("pi-pool", "1000"),
-        ("pi-pool", "100000"),
-        ("pi-manager", "1000"),
-        ("pi-manager", "100000"),
+        ("pi-pool", 1000),
+        ("pi-pool", 100_000),
+        ("pi-manager", 1000),
+        ("pi-manager", 100_000),
     ] {
-        let run = audited(id, &[n]);
-        run.assert_clean();
-        let got: f64 = run.lines()[0].parse().unwrap();
-        let want = ipckit::pi::serial(n.parse().unwrap());
-        assert!(
-            (got - want).abs() < ipckit::pi::TOLERANCE,
-            "{got} vs {want}"
-        );
+        assert_pi_program(id, n);
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use common::audited;
+use common::pi::assert_pi_program;
 use proptest::prelude::*;
 
 #[test]
@@ -69,10 +70,7 @@ proptest! {
     #[test]
     fn pi_queue_equals_the_serial_sum(tens in prop_oneof![1u64..100, 1000u64..100_000]) {
         let n = tens * 10;
-        let run = audited("pi-queue", &[&n.to_string()]);
-        run.assert_clean();
-        let got: f64 = run.output.trim().parse().unwrap();
-        prop_assert!((got - ipckit::pi::serial(n)).abs() < ipckit::pi::TOLERANCE, "n={} got {}", n, got);
+        assert_pi_program("pi-queue", n);
     }
 }
 

@@ -8,10 +8,10 @@ mod common;
 mod shm_common;
 
 use common::audited;
+use common::pi::assert_pi_program;
 use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
-use ipckit::pi;
 use ipckit::shm::{
     AnonMapping, Array, Char, Options, PosixName, SharedMemory, SharedRegion, Value,
 };
@@ -77,16 +77,7 @@ fn pi_programs_match_the_serial_answer_and_leave_nothing(
     #[values("pi-shm-sem", "pi-value")] id: &str,
     #[values(1000, 100_000, 1_000_000)] n: u64,
 ) {
-    let run = audited(id, &[&n.to_string()]);
-    run.assert_clean();
-    let lines = run.lines();
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    let got: f64 = lines[0].parse().expect("a number");
-    let want = pi::serial(n);
-    assert!(
-        (got - want).abs() < pi::TOLERANCE,
-        "{id} n={n}: {got} vs {want}"
-    );
+    assert_pi_program(id, n);
 }
 
 #[test]
