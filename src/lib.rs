@@ -7,6 +7,8 @@
 //!   orphans and the double fork, `SIGCHLD` ignored, and `multiprocessing.Process`.
 //! - [`audit`]: what a process tree left behind: zombies, orphans still
 //!   running, named IPC objects and temporary files. Every test runs under it.
+//! - [`grade`]: the grader: runs a student's port contained, traces what it
+//!   did, and checks output, exit, time, zombies, orphans, leaks, mechanism.
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
 //! - [`programs`]: the reference program of every exercise, run by
@@ -19,6 +21,7 @@
 pub mod audit;
 pub mod error;
 pub mod frame;
+pub mod grade;
 pub mod pi;
 pub mod process;
 pub mod programs;

@@ -1,0 +1,514 @@
+//! The checks: each run's outcome judged against the spec, with a sentence a
+//! student can act on.
+//!
+//! The check names are fixed (DESIGN.md): `output`, `exit`, `time`,
+//! `zombies`, `orphans`, `leaks`, `mechanism`. Each is judged per run and the
+//! runs are combined: one failing run fails the check (its detail names the
+//! run), a check that does not apply is `skip` with the reason, never a
+//! silent `pass`.
+
+use super::evidence::{ProcRecord, Tree};
+use super::spec::{COUNTERS, Rule, Spec};
+use super::supervisor::Outcome;
+use super::{Check, Status};
+use crate::process::ExitStatus;
+use regex::Regex;
+use std::collections::BTreeMap;
+
+/// One finished run: its arguments and outcome.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The arguments the port got.
+    pub args: Vec<String>,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl Run {
+    fn label(&self) -> String {
+        if self.args.is_empty() {
+            "run".into()
+        } else {
+            format!("run `{}`", self.args.join(" "))
+        }
+    }
+}
+
+/// One check's verdict for one run.
+type Judgement = (Status, String);
+
+/// Counts for tables: how many zombies, orphans still running and leaks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    /// Zombies found (children never waited for).
+    pub zombies: usize,
+    /// Orphans still running at the end (killed).
+    pub orphans: usize,
+    /// Objects and files left behind.
+    pub leaks: usize,
+}
+
+/// Judges every run; returns the seven checks in their fixed order, and the counts.
+pub fn judge(spec: &Spec, runs: &[Run]) -> (Vec<Check>, Counts) {
+    let checks: [(&str, fn(&Spec, &Run) -> Judgement); 7] = [
+        ("output", output),
+        ("exit", exit),
+        ("time", time),
+        ("zombies", zombies),
+        ("orphans", orphans),
+        ("leaks", leaks),
+        ("mechanism", mechanism),
+    ];
+    let list = checks
+        .iter()
+        .map(|(name, f)| combine(name, runs.iter().map(|r| (r, f(spec, r)))))
+        .collect();
+    let mut counts = Counts::default();
+    for r in runs {
+        counts.zombies += zombie_findings(&r.outcome.tree).len();
+        counts.orphans += r.outcome.tree.procs.values().filter(|p| p.killed.is_some() && p.pid != r.outcome.tree.main).count();
+        counts.leaks += r.outcome.leaks.len();
+    }
+    (list, counts)
+}
+
+fn combine<'a>(name: &str, results: impl Iterator<Item = (&'a Run, Judgement)>) -> Check {
+    let results: Vec<(&Run, Judgement)> = results.collect();
+    let pick = |s: Status| -> Vec<String> {
+        results
+            .iter()
+            .filter(|(_, (st, _))| *st == s)
+            .map(|(r, (_, d))| if results.len() > 1 { format!("{}: {d}", r.label()) } else { d.clone() })
+            .collect()
+    };
+    let (status, details) = if !pick(Status::Fail).is_empty() {
+        (Status::Fail, pick(Status::Fail))
+    } else if pick(Status::Pass).is_empty() {
+        (Status::Skip, pick(Status::Skip).into_iter().take(1).collect())
+    } else {
+        let mut d = pick(Status::Pass);
+        d.dedup();
+        (Status::Pass, d)
+    };
+    Check {
+        name: name.to_string(),
+        status,
+        detail: details.join("; "),
+    }
+}
+
+fn pass(d: impl Into<String>) -> Judgement {
+    (Status::Pass, d.into())
+}
+
+fn fail(d: impl Into<String>) -> Judgement {
+    (Status::Fail, d.into())
+}
+
+fn skip(d: impl Into<String>) -> Judgement {
+    (Status::Skip, d.into())
+}
+
+// ---- output ---------------------------------------------------------------
+
+fn output(spec: &Spec, run: &Run) -> Judgement {
+    let o = &spec.output;
+    let rules = o.lines.is_some()
+        || !o.matches.is_empty()
+        || !o.order.is_empty()
+        || !o.unordered.is_empty()
+        || !o.forbid.is_empty()
+        || o.pi;
+    if !rules {
+        return skip("the exercise has no output rule");
+    }
+    let text = &run.outcome.stdout.text;
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    if let Some(want) = &o.lines {
+        compare_lines(want, &lines, &mut problems);
+    }
+    let mut captures: BTreeMap<String, String> = BTreeMap::new();
+    for m in &o.matches {
+        let re = Regex::new(&m.regex).expect("validated");
+        let hits: Vec<&&str> = lines.iter().filter(|l| re.is_match(l)).collect();
+        let ok = match (m.count, m.min) {
+            (Some(c), _) => hits.len() == c,
+            (None, min) => hits.len() >= min.unwrap_or(1),
+        };
+        if !ok {
+            let want = m.count.map_or(format!("at least {}", m.min.unwrap_or(1)), |c| format!("exactly {c}"));
+            problems.push(format!("{want} line(s) must match /{}/, found {}", m.regex, hits.len()));
+        }
+        if let Some(caps) = hits.first().and_then(|l| re.captures(l)) {
+            for name in re.capture_names().flatten() {
+                if let Some(v) = caps.name(name) {
+                    captures.insert(name.to_string(), v.as_str().to_string());
+                }
+            }
+        }
+    }
+    for chain in &o.order {
+        check_order(chain, &lines, &mut problems);
+    }
+    check_unordered(&o.unordered, &lines, &mut problems);
+    for group in &o.agree {
+        let values: Vec<String> = group.iter().map(|n| format!("{n}={}", captures.get(n).map_or("?", |v| v))).collect();
+        let first = captures.get(&group[0]);
+        if first.is_none() || group.iter().any(|n| captures.get(n) != first) {
+            problems.push(format!("these values must agree: {}", values.join(", ")));
+        } else {
+            notes.push(format!("{} agree", values.join(", ")));
+        }
+    }
+    check_pids(&o.pids, &captures, run, &mut problems, &mut notes);
+    for f in &o.forbid {
+        let re = Regex::new(f).expect("validated");
+        if let Some(l) = lines.iter().find(|l| re.is_match(l)) {
+            problems.push(format!("the line {l:?} must not appear (matches /{f}/)"));
+        }
+    }
+    if o.pi {
+        check_pi(run, text, &mut problems, &mut notes);
+    }
+    if run.outcome.stdout.truncated {
+        notes.push(format!("output truncated: {} bytes written, the first {} kept", run.outcome.stdout.bytes, run.outcome.stdout.text.len()));
+    }
+    if problems.is_empty() {
+        let mut d = vec![format!("{} line(s) as expected", lines.len())];
+        d.extend(notes);
+        pass(d.join("; "))
+    } else {
+        if lines.is_empty() && !run.outcome.stderr.text.is_empty() {
+            problems.push(format!("nothing on standard output; standard error began {:?}", first_chars(&run.outcome.stderr.text, 200)));
+        }
+        fail(problems.join("; "))
+    }
+}
+
+fn first_chars(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+fn compare_lines(want: &[String], got: &[&str], problems: &mut Vec<String>) {
+    for i in 0..want.len().max(got.len()) {
+        let (w, g) = (want.get(i).map(|s| s.trim_end()), got.get(i).copied());
+        if w != g {
+            problems.push(format!(
+                "line {} should be {} but is {}",
+                i + 1,
+                w.map_or("absent".into(), |w| format!("{w:?}")),
+                g.map_or("absent".into(), |g| format!("{g:?}"))
+            ));
+            return;
+        }
+    }
+}
+
+fn check_order(order: &[String], lines: &[&str], problems: &mut Vec<String>) {
+    let mut last: Option<(usize, &str)> = None;
+    for r in order {
+        let re = Regex::new(r).expect("validated");
+        match lines.iter().position(|l| re.is_match(l)) {
+            None => problems.push(format!("no line matches /{r}/")),
+            Some(i) => {
+                if let Some((j, prev)) = last
+                    && i <= j
+                {
+                    problems.push(format!("line {} (/{r}/) must come after line {} (/{prev}/)", i + 1, j + 1));
+                }
+                last = Some((i, r));
+            }
+        }
+    }
+}
+
+fn check_unordered(want: &[String], lines: &[&str], problems: &mut Vec<String>) {
+    let mut left: Vec<&str> = lines.to_vec();
+    for w in want {
+        match left.iter().position(|l| l == w) {
+            Some(i) => {
+                left.remove(i);
+            }
+            None => problems.push(format!("the line {w:?} is missing")),
+        }
+    }
+}
+
+fn check_pids(names: &[String], caps: &BTreeMap<String, String>, run: &Run, problems: &mut Vec<String>, notes: &mut Vec<String>) {
+    if names.is_empty() {
+        return;
+    }
+    if !run.outcome.traced {
+        notes.push("printed pids not compared with the real ones (run not traced)".into());
+        return;
+    }
+    for n in names {
+        let v = caps.get(n).and_then(|v| v.parse::<i32>().ok());
+        match v {
+            Some(pid) if run.outcome.tree.judged().any(|p| p.pid == pid) => {}
+            Some(pid) => problems.push(format!("{n} = {pid} is not the pid of any process of the run")),
+            None => problems.push(format!("no pid printed for {n}")),
+        }
+    }
+}
+
+fn check_pi(run: &Run, text: &str, problems: &mut Vec<String>, notes: &mut Vec<String>) {
+    let n = crate::pi::parse_n(&run.args).expect("validated");
+    let want = crate::pi::serial(n);
+    let re = Regex::new(r"[-+]?\d+\.\d+(?:[eE][-+]?\d+)?").expect("valid");
+    let last = re.find_iter(text).last().map(|m| m.as_str().to_string());
+    match last.as_deref().map(str::parse::<f64>) {
+        Some(Ok(got)) if (got - want).abs() <= crate::pi::TOLERANCE => {
+            notes.push(format!("n={n}: printed {got}, expected {want} (within {:e})", crate::pi::TOLERANCE));
+        }
+        Some(Ok(got)) => problems.push(format!(
+            "n={n}: printed {got} but pi from {n} terms is {want} (off by {:.3e}; tolerance {:e})",
+            (got - want).abs(),
+            crate::pi::TOLERANCE
+        )),
+        _ => problems.push(format!("n={n}: no number printed (expected {want})")),
+    }
+}
+
+// ---- exit and time ----------------------------------------------------------
+
+fn exit(spec: &Spec, run: &Run) -> Judgement {
+    let o = &run.outcome;
+    match o.exit {
+        _ if o.timed_out && o.main_exited.is_none_or(|t| t > spec.time_limit) => {
+            fail(format!("the main process was still running at the {:.1} s time limit and was killed", spec.time_limit))
+        }
+        Some(ExitStatus::Exited(c)) if c == spec.exit => pass(format!("exited with status {c}")),
+        Some(s) => fail(format!("the main process {s}; expected exit status {}", spec.exit)),
+        None => fail("the main process's end was not seen".to_string()),
+    }
+}
+
+fn time(spec: &Spec, run: &Run) -> Judgement {
+    let o = &run.outcome;
+    if o.timed_out {
+        return fail(format!("did not finish within the {:.1} s time limit (killed after {:.2} s)", spec.time_limit, o.seconds));
+    }
+    pass(format!("{:.2} s (limit {:.1} s)", o.seconds, spec.time_limit))
+}
+
+// ---- zombies and orphans ------------------------------------------------------
+
+/// How a judged child process ended up, relative to its parent.
+#[derive(Debug, PartialEq)]
+enum Fate {
+    ReapedByParent,
+    Zombie(String),
+    KernelReaped,
+    Adopted,
+    Killed,
+    Unknown,
+}
+
+fn fate(tree: &Tree, p: &ProcRecord) -> Fate {
+    let parent = tree.procs.get(&p.parent);
+    let parent_exit = parent.and_then(|q| q.exited);
+    if let Some((reaper, _)) = p.reaped_by
+        && reaper == p.parent
+    {
+        return Fate::ReapedByParent;
+    }
+    if let (Some(t2), Some(t)) = (p.readopted, p.exited) {
+        return Fate::Zombie(format!(
+            "child {} exited at {t:.2} s but its parent {} never waited for it; it was adopted and reaped by the grader at {t2:.2} s",
+            p.pid, p.parent
+        ));
+    }
+    if let Some((parent, t)) = p.seen_zombie
+        && p.reaped_by.is_none()
+    {
+        return Fate::Zombie(format!(
+            "child {} was a zombie at {t:.2} s and its parent {parent} never waited for it; it was adopted and reaped by the grader",
+            p.pid
+        ));
+    }
+    if p.killed.is_some() {
+        return Fate::Killed;
+    }
+    match (p.exited, parent_exit) {
+        (Some(t), Some(pt)) if t > pt => Fate::Adopted,
+        _ if p.seen_adopted.is_some() => Fate::Adopted,
+        (Some(_), _) if p.reaped_by.is_none() => Fate::KernelReaped,
+        _ => Fate::Unknown,
+    }
+}
+
+/// The judged children (every judged process but the main one).
+fn children(tree: &Tree) -> impl Iterator<Item = &ProcRecord> {
+    tree.judged().filter(move |p| p.pid != tree.main && p.parent != 0)
+}
+
+fn zombie_findings(tree: &Tree) -> Vec<String> {
+    children(tree)
+        .filter_map(|p| match fate(tree, p) {
+            Fate::Zombie(why) => Some(why),
+            _ => None,
+        })
+        .collect()
+}
+
+fn zombies(spec: &Spec, run: &Run) -> Judgement {
+    let o = &run.outcome;
+    let tree = &o.tree;
+    let mut problems = zombie_findings(tree);
+    let fates: Vec<(i32, Fate)> = children(tree).map(|p| (p.pid, fate(tree, p))).collect();
+    let count = |f: &dyn Fn(&Fate) -> bool| fates.iter().filter(|(_, x)| f(x)).count();
+    let by_parent = count(&|f| *f == Fate::ReapedByParent);
+    let by_kernel = if o.traced { count(&|f| *f == Fate::KernelReaped) } else { 0 };
+    match spec.reaping.kernel {
+        Rule::Require if !o.traced => {
+            return skip(format!("who reaped each child cannot be told without the trace ({})", o.untraced_reason.as_deref().unwrap_or("untraced")));
+        }
+        Rule::Require => {
+            for (pid, f) in &fates {
+                if *f == Fate::ReapedByParent {
+                    problems.push(format!("child {pid} was collected by its parent's wait, not reaped by the kernel: SIGCHLD was not ignored"));
+                }
+            }
+            if by_kernel == 0 && problems.is_empty() {
+                problems.push("no child was reaped by the kernel (expected: SIGCHLD ignored, children never waited for)".into());
+            }
+        }
+        Rule::Forbid if by_kernel > 0 => problems.push(format!(
+            "{by_kernel} child(ren) were reaped by the kernel (SIGCHLD ignored) instead of being waited for"
+        )),
+        _ => {}
+    }
+    if !problems.is_empty() {
+        return fail(problems.join("; "));
+    }
+    let how = if o.traced { "traced" } else { "sampled from /proc" };
+    let mut d = format!("{} child process(es): {by_parent} reaped by their parent", fates.len());
+    if by_kernel > 0 {
+        d.push_str(&format!(", {by_kernel} reaped by the kernel (SIGCHLD ignored)"));
+    }
+    pass(format!("{d}; no zombie ({how})"))
+}
+
+fn orphans(spec: &Spec, run: &Run) -> Judgement {
+    let o = &run.outcome;
+    let tree = &o.tree;
+    let mut problems = Vec::new();
+    let mut adopted = Vec::new();
+    for p in tree.procs.values().filter(|p| p.pid != tree.main) {
+        if let Some(why) = &p.killed {
+            if !o.timed_out || o.main_exited.is_some() {
+                problems.push(format!("process {} ({}) {why}", p.pid, shown(p)));
+            }
+        } else if !p.launcher && p.parent != 0 && fate(tree, p) == Fate::Adopted {
+            adopted.push(p.pid);
+        }
+    }
+    if !o.left_running.is_empty() {
+        problems.push(format!("processes {:?} could not be killed", o.left_running));
+    }
+    if spec.reaping.adopted == Rule::Forbid && !adopted.is_empty() {
+        problems.push(format!("processes {adopted:?} outlived their parent (adopted by the grader); this exercise allows no orphan"));
+    }
+    if spec.reaping.adopted == Rule::Require && adopted.is_empty() && problems.is_empty() {
+        problems.push("no process outlived its parent: expected an orphan adopted and reaped by its adopter".into());
+    }
+    if o.timed_out && o.main_exited.is_none() {
+        return skip("the run was killed at its time limit (see `time`); orphans cannot be judged");
+    }
+    if !problems.is_empty() {
+        return fail(problems.join("; "));
+    }
+    if adopted.is_empty() {
+        pass("no process outlived its parent")
+    } else {
+        pass(format!(
+            "{} orphan(s) {adopted:?} adopted by the grader ended by themselves within {:.1} s (allowed)",
+            adopted.len(),
+            spec.linger
+        ))
+    }
+}
+
+fn shown(p: &ProcRecord) -> String {
+    if p.command.is_empty() { "?".into() } else { first_chars(&p.command, 80) }
+}
+
+// ---- leaks and mechanism ----------------------------------------------------------
+
+fn leaks(_spec: &Spec, run: &Run) -> Judgement {
+    let o = &run.outcome;
+    if o.leaks.is_empty() {
+        return pass("no IPC object or file left behind");
+    }
+    let list: Vec<String> = o
+        .leaks
+        .iter()
+        .map(|l| {
+            let removed = if l.removed { "removed by the grader" } else { "COULD NOT BE REMOVED" };
+            format!("{} {} left behind ({removed})", l.object.kind, l.object.name)
+        })
+        .collect();
+    fail(list.join("; "))
+}
+
+fn counter_label(key: &str) -> &str {
+    COUNTERS.iter().find(|(k, _)| *k == key).map_or(key, |(_, d)| d)
+}
+
+fn mechanism(spec: &Spec, run: &Run) -> Judgement {
+    let m = &spec.mechanism;
+    if m.is_empty() {
+        return skip("the exercise asks for no mechanism evidence");
+    }
+    let o = &run.outcome;
+    if !o.traced {
+        return skip(format!("no system-call trace ({})", o.untraced_reason.as_deref().unwrap_or("untraced")));
+    }
+    let tree = &o.tree;
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    if !m.parent.is_empty() {
+        let short = |p: &ProcRecord| m.parent.iter().filter(|(k, v)| p.count(k) < **v).count();
+        let best = tree.judged().min_by_key(|p| (short(p), std::cmp::Reverse(p.count("forks"))));
+        let shown_counts = |p: &ProcRecord| {
+            m.parent.keys().map(|k| format!("{k} {}", p.count(k))).collect::<Vec<_>>().join(", ")
+        };
+        match best {
+            Some(p) if short(p) == 0 => seen.push(format!("process {} did {}", p.pid, shown_counts(p))),
+            Some(p) => {
+                let lacking: Vec<String> = m
+                    .parent
+                    .iter()
+                    .filter(|(k, v)| p.count(k) < **v)
+                    .map(|(k, v)| format!("{} ({}): {} of at least {v}", k, counter_label(k), p.count(k)))
+                    .collect();
+                problems.push(format!("no process did all that is required; the closest, {} ({}), lacks {}", p.pid, shown(p), lacking.join(", ")));
+            }
+            None => problems.push("no process of the port was seen".into()),
+        }
+    }
+    for (k, v) in &m.tree {
+        let got = tree.total(k);
+        if got < *v {
+            problems.push(format!("{k} ({}): {got} in the whole port, at least {v} required", counter_label(k)));
+        } else {
+            seen.push(format!("{k} {got}"));
+        }
+    }
+    for (k, v) in &m.max {
+        let got = tree.total(k);
+        if got > *v {
+            let names: Vec<&str> = tree.objects.values().filter(|o| k.starts_with(&o.kind)).map(|o| o.name.as_str()).take(3).collect();
+            problems.push(format!("{k} ({}): {got}, at most {v} allowed {names:?}: this is not the required mechanism", counter_label(k)));
+        }
+    }
+    let what = if m.description.is_empty() { String::new() } else { format!("{}: ", m.description) };
+    if problems.is_empty() {
+        pass(format!("{what}{}", seen.join("; ")))
+    } else {
+        fail(format!("{what}{}", problems.join("; ")))
+    }
+}
