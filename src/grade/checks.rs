@@ -65,8 +65,8 @@ pub fn judge(spec: &Spec, runs: &[Run]) -> (Vec<Check>, Counts) {
         .collect();
     let mut counts = Counts::default();
     for r in runs {
-        counts.zombies += zombie_findings(&r.outcome.tree).len();
-        counts.orphans += r.outcome.tree.procs.values().filter(|p| p.killed.is_some() && p.pid != r.outcome.tree.main).count();
+        counts.zombies += zombie_findings(&r.outcome).len();
+        counts.orphans += r.outcome.tree.procs.values().filter(|p| p.orphan).count();
         counts.leaks += r.outcome.leaks.len();
     }
     (list, counts)
@@ -183,7 +183,7 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
         if lines.is_empty() && !run.outcome.stderr.text.is_empty() {
             problems.push(format!("nothing on standard output; standard error began {:?}", first_chars(&run.outcome.stderr.text, 200)));
         }
-        fail(problems.join("; "))
+        fail(summarise(problems))
     }
 }
 
@@ -277,8 +277,8 @@ fn check_pi(run: &Run, text: &str, problems: &mut Vec<String>, notes: &mut Vec<S
 fn exit(spec: &Spec, run: &Run) -> Judgement {
     let o = &run.outcome;
     match o.exit {
-        _ if o.timed_out && o.main_exited.is_none_or(|t| t > spec.time_limit) => {
-            fail(format!("the main process was still running at the {:.1} s time limit and was killed", spec.time_limit))
+        _ if main_killed_at_deadline(o) => {
+            fail(format!("the main process was still running at the {:.1} s time limit and was killed ({})", o.time_limit, o.exit.map_or("not seen".into(), |s| s.to_string())))
         }
         Some(ExitStatus::Exited(c)) if c == spec.exit => pass(format!("exited with status {c}")),
         Some(s) => fail(format!("the main process {s}; expected exit status {}", spec.exit)),
@@ -286,12 +286,31 @@ fn exit(spec: &Spec, run: &Run) -> Judgement {
     }
 }
 
-fn time(spec: &Spec, run: &Run) -> Judgement {
+fn time(_spec: &Spec, run: &Run) -> Judgement {
     let o = &run.outcome;
     if o.timed_out {
-        return fail(format!("did not finish within the {:.1} s time limit (killed after {:.2} s)", spec.time_limit, o.seconds));
+        return fail(format!("did not finish within the {:.1} s time limit (killed after {:.2} s)", o.time_limit, o.seconds));
     }
-    pass(format!("{:.2} s (limit {:.1} s)", o.seconds, spec.time_limit))
+    pass(format!("{:.2} s (limit {:.1} s)", o.seconds, o.time_limit))
+}
+
+/// True when the main process was still running when the deadline struck.
+fn main_killed_at_deadline(o: &Outcome) -> bool {
+    match (o.deadline_kill, o.main_exited) {
+        (Some(k), Some(t)) => t >= k,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// At most three items of a list, then how many more.
+fn summarise(items: Vec<String>) -> String {
+    let n = items.len();
+    let mut shown: Vec<String> = items.into_iter().take(3).collect();
+    if n > 3 {
+        shown.push(format!("and {} more", n - 3));
+    }
+    shown.join("; ")
 }
 
 // ---- zombies and orphans ------------------------------------------------------
@@ -307,8 +326,15 @@ enum Fate {
     Unknown,
 }
 
-fn fate(tree: &Tree, p: &ProcRecord) -> Fate {
+fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
+    let tree = &o.tree;
     let parent = tree.procs.get(&p.parent);
+    if let (Some(k), Some(t)) = (o.deadline_kill, p.exited)
+        && t >= k
+        && p.reaped_by.is_none()
+    {
+        return Fate::Killed; // ended by the grader's deadline kill: its parent had no chance
+    }
     let parent_exit = parent.and_then(|q| q.exited);
     if let Some((reaper, _)) = p.reaped_by
         && reaper == p.parent
@@ -345,9 +371,9 @@ fn children(tree: &Tree) -> impl Iterator<Item = &ProcRecord> {
     tree.judged().filter(move |p| p.pid != tree.main && p.parent != 0)
 }
 
-fn zombie_findings(tree: &Tree) -> Vec<String> {
-    children(tree)
-        .filter_map(|p| match fate(tree, p) {
+fn zombie_findings(o: &Outcome) -> Vec<String> {
+    children(&o.tree)
+        .filter_map(|p| match fate(o, p) {
             Fate::Zombie(why) => Some(why),
             _ => None,
         })
@@ -357,8 +383,8 @@ fn zombie_findings(tree: &Tree) -> Vec<String> {
 fn zombies(spec: &Spec, run: &Run) -> Judgement {
     let o = &run.outcome;
     let tree = &o.tree;
-    let mut problems = zombie_findings(tree);
-    let fates: Vec<(i32, Fate)> = children(tree).map(|p| (p.pid, fate(tree, p))).collect();
+    let mut problems = zombie_findings(o);
+    let fates: Vec<(i32, Fate)> = children(tree).map(|p| (p.pid, fate(o, p))).collect();
     let count = |f: &dyn Fn(&Fate) -> bool| fates.iter().filter(|(_, x)| f(x)).count();
     let by_parent = count(&|f| *f == Fate::ReapedByParent);
     let by_kernel = if o.traced { count(&|f| *f == Fate::KernelReaped) } else { 0 };
@@ -382,7 +408,7 @@ fn zombies(spec: &Spec, run: &Run) -> Judgement {
         _ => {}
     }
     if !problems.is_empty() {
-        return fail(problems.join("; "));
+        return fail(summarise(problems));
     }
     let how = if o.traced { "traced" } else { "sampled from /proc" };
     let mut d = format!("{} child process(es): {by_parent} reaped by their parent", fates.len());
@@ -398,11 +424,9 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
     let mut problems = Vec::new();
     let mut adopted = Vec::new();
     for p in tree.procs.values().filter(|p| p.pid != tree.main) {
-        if let Some(why) = &p.killed {
-            if !o.timed_out || o.main_exited.is_some() {
-                problems.push(format!("process {} ({}) {why}", p.pid, shown(p)));
-            }
-        } else if !p.launcher && p.parent != 0 && fate(tree, p) == Fate::Adopted {
+        if p.orphan {
+            problems.push(format!("process {} ({}) {}", p.pid, shown(p), p.killed.as_deref().unwrap_or("killed")));
+        } else if !p.launcher && p.parent != 0 && p.killed.is_none() && fate(o, p) == Fate::Adopted {
             adopted.push(p.pid);
         }
     }
@@ -415,11 +439,11 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
     if spec.reaping.adopted == Rule::Require && adopted.is_empty() && problems.is_empty() {
         problems.push("no process outlived its parent: expected an orphan adopted and reaped by its adopter".into());
     }
-    if o.timed_out && o.main_exited.is_none() {
-        return skip("the run was killed at its time limit (see `time`); orphans cannot be judged");
+    if problems.is_empty() && main_killed_at_deadline(o) {
+        return skip("the main process was killed at the time limit (see `time`): no orphan can be judged");
     }
     if !problems.is_empty() {
-        return fail(problems.join("; "));
+        return fail(summarise(problems));
     }
     if adopted.is_empty() {
         pass("no process outlived its parent")
@@ -432,8 +456,14 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
     }
 }
 
+/// A process's command for reports: its last 60 characters.
 fn shown(p: &ProcRecord) -> String {
-    if p.command.is_empty() { "?".into() } else { first_chars(&p.command, 80) }
+    let n = p.command.chars().count();
+    match n {
+        0 => "?".into(),
+        ..=60 => p.command.clone(),
+        _ => format!("...{}", p.command.chars().skip(n - 60).collect::<String>()),
+    }
 }
 
 // ---- leaks and mechanism ----------------------------------------------------------
@@ -451,7 +481,7 @@ fn leaks(_spec: &Spec, run: &Run) -> Judgement {
             format!("{} {} left behind ({removed})", l.object.kind, l.object.name)
         })
         .collect();
-    fail(list.join("; "))
+    fail(summarise(list))
 }
 
 fn counter_label(key: &str) -> &str {

@@ -38,6 +38,9 @@ pub struct ProcRecord {
     pub seen_adopted: Option<f64>,
     /// Why the grader killed it, if it did.
     pub killed: Option<String>,
+    /// Killed because it still ran `linger` seconds after the main process
+    /// exited (an orphan left running).
+    pub orphan: bool,
     /// System-call evidence: counters named in [`super::spec::COUNTERS`].
     pub calls: BTreeMap<String, u32>,
 }

@@ -168,15 +168,21 @@ fn runs(spec: &Spec, argv: &[String], opts: &Options) -> Result<Vec<checks::Run>
     if argv.is_empty() {
         return Err(crate::Error::invalid("command", "nothing to run: give the port's command after `--`"));
     }
-    let mut argv = argv.to_vec();
-    // The port runs in a fresh working directory: a relative program path is
-    // made absolute here (a bare name is looked up in PATH as usual).
-    if argv[0].contains('/') {
-        argv[0] = std::path::absolute(&argv[0])
-            .map_err(|e| crate::Error::io(argv[0].clone(), e))?
-            .to_string_lossy()
-            .into_owned();
-    }
+    // The port runs in a fresh working directory: relative paths of the
+    // command (the program, a script) that name existing files here are made
+    // absolute; a bare program name is looked up in PATH as usual.
+    let argv: Vec<String> = argv
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let p = std::path::Path::new(a);
+            let path_like = (i == 0 && a.contains('/')) || (i > 0 && p.exists());
+            match std::path::absolute(p) {
+                Ok(abs) if path_like && p.is_relative() => abs.to_string_lossy().into_owned(),
+                _ => a.clone(),
+            }
+        })
+        .collect();
     let time_limit = opts.time_limit.unwrap_or(spec.time_limit);
     let mut limits = opts.limits.clone();
     limits.cpu_seconds = limits.cpu_seconds.min(time_limit.ceil() as u64 * 2 + 1);

@@ -98,6 +98,10 @@ pub struct Outcome {
     pub main_exited: Option<f64>,
     /// The run passed its time limit and was killed.
     pub timed_out: bool,
+    /// The time limit the run had, seconds.
+    pub time_limit: f64,
+    /// When the grader first signalled the tree at the deadline.
+    pub deadline_kill: Option<f64>,
     /// Standard output.
     pub stdout: Captured,
     /// Standard error.
@@ -382,6 +386,8 @@ mod linux {
             seconds,
             main_exited: watch.main_exit.map(|(t, _)| t),
             timed_out: watch.timed_out,
+            time_limit: req.time_limit,
+            deadline_kill: watch.term_sent,
             stdout: watch.out.finish(),
             stderr: watch.err.finish(),
             traced: trace,
@@ -586,12 +592,21 @@ mod linux {
                     self.lingerers_killed = true;
                     let why = format!("still running {:.2} s after the main process exited; killed by the grader", now - t);
                     self.kill(&alive, Signal::SIGKILL, &why);
+                    for pid in &alive {
+                        self.tree.proc(*pid, now).orphan = true;
+                    }
                 }
                 if !self.timed_out && now > req.time_limit {
                     self.timed_out = true;
                     self.term_sent = Some(now);
                     let why = format!("still running at the {:.1} s time limit; sent SIGTERM", req.time_limit);
                     self.kill(&alive, Signal::SIGTERM, &why);
+                    if self.main_exit.is_some() {
+                        // The main process is gone: whatever still runs is an orphan.
+                        for pid in &alive {
+                            self.tree.proc(*pid, now).orphan = true;
+                        }
+                    }
                 }
                 if let Some(t) = self.term_sent
                     && now > t + req.grace
