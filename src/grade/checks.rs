@@ -180,6 +180,9 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
         d.extend(notes);
         pass(d.join("; "))
     } else {
+        if run.outcome.stdout.truncated {
+            problems.insert(0, format!("output truncated: {} bytes written, the first {} kept", run.outcome.stdout.bytes, run.outcome.stdout.text.len()));
+        }
         if lines.is_empty() && !run.outcome.stderr.text.is_empty() {
             problems.push(format!("nothing on standard output; standard error began {:?}", first_chars(&run.outcome.stderr.text, 200)));
         }
@@ -288,10 +291,17 @@ fn exit(spec: &Spec, run: &Run) -> Judgement {
 
 fn time(_spec: &Spec, run: &Run) -> Judgement {
     let o = &run.outcome;
-    if o.timed_out {
+    if main_killed_at_deadline(o) {
         return fail(format!("did not finish within the {:.1} s time limit (killed after {:.2} s)", o.time_limit, o.seconds));
     }
-    pass(format!("{:.2} s (limit {:.1} s)", o.seconds, o.time_limit))
+    match o.main_exited {
+        Some(t) if o.timed_out => pass(format!(
+            "the main process finished in {t:.2} s (limit {:.1} s); processes it left running were killed at the limit (see `orphans`)",
+            o.time_limit
+        )),
+        Some(t) => pass(format!("{t:.2} s (limit {:.1} s)", o.time_limit)),
+        None => fail("the main process's end was not seen"),
+    }
 }
 
 /// True when the main process was still running when the deadline struck.
@@ -347,8 +357,10 @@ fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
             p.pid, p.parent
         ));
     }
+    // Untraced: seen as a zombie, and collected by the grader (as adopter)
+    // rather than by its parent.
     if let Some((parent, t)) = p.seen_zombie
-        && p.reaped_by.is_none()
+        && p.exited.is_some()
     {
         return Fate::Zombie(format!(
             "child {} was a zombie at {t:.2} s and its parent {parent} never waited for it; it was adopted and reaped by the grader",

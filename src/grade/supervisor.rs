@@ -669,10 +669,8 @@ mod linux {
         /// Untraced runs: sample the tree to see zombies and adoptions.
         fn sample(&mut self) {
             let now = self.now();
-            let pids: Vec<i32> = match &self.cgroup {
-                Some(c) => c.procs(),
-                None => procfs::descendants(&procfs::snapshot(), self.me).into_iter().collect(),
-            };
+            // Zombies are not listed in a control group: walk /proc.
+            let pids = procfs::descendants(&procfs::snapshot(), self.me);
             for pid in pids {
                 let Some(s) = procfs::stat(pid) else { continue };
                 let (me, main) = (self.me, self.main);
