@@ -158,7 +158,12 @@ fn main() -> ExitCode {
                 time_limit: timeout,
                 ..Default::default()
             };
-            let job = GradeJob { exercise, dir, spec, cmd };
+            let job = GradeJob {
+                exercise,
+                dir,
+                spec,
+                cmd,
+            };
             grade(job, &opts, format.into(), out.as_deref())
         }
         Command::Demo => demo::run(),
@@ -234,13 +239,22 @@ fn grade(
     let colour = out.is_none() && report::colour_wanted();
     let text = report::render(&grades, format, several, colour);
     match out {
-        Some(path) => std::fs::write(path, &text).map_err(|e| ipckit::Error::io(path.display().to_string(), e))?,
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|e| ipckit::Error::io(path.display().to_string(), e))?,
         None => print!("{text}"),
     }
     for g in grades.iter().filter(|g| g.verdict == Verdict::Error) {
-        eprintln!("ipckit grade: {}: {}", g.exercise, g.error.as_deref().unwrap_or("error"));
+        eprintln!(
+            "ipckit grade: {}: {}",
+            g.exercise,
+            g.error.as_deref().unwrap_or("error")
+        );
     }
-    Ok(grades.iter().map(|g| g.verdict.exit_code()).max().unwrap_or(2))
+    Ok(grades
+        .iter()
+        .map(|g| g.verdict.exit_code())
+        .max()
+        .unwrap_or(2))
 }
 
 mod demo {
@@ -255,14 +269,24 @@ mod demo {
         let me = me.to_string_lossy().into_owned();
         let opts = grade::Options::default();
         let ids: Vec<&str> = programs::all().map(|p| p.id).collect();
-        let grades = grade::ports::grade_all(&ids, grade::ports::cores(), |id| {
-            match grade::spec::builtin(id) {
-                Ok(spec) => grade::grade(&spec, &[me.clone(), "run".into(), id.to_string()], &opts),
-                Err(e) => Grade::error(id, e),
-            }
-        });
+        let grades =
+            grade::ports::grade_all(
+                &ids,
+                grade::ports::cores(),
+                |id| match grade::spec::builtin(id) {
+                    Ok(spec) => {
+                        grade::grade(&spec, &[me.clone(), "run".into(), id.to_string()], &opts)
+                    }
+                    Err(e) => Grade::error(id, e),
+                },
+            );
         print!("{}", report::table(&grades, report::colour_wanted()));
-        Ok(grades.iter().map(|g| g.verdict.exit_code()).max().unwrap_or(0).min(1)
+        Ok(grades
+            .iter()
+            .map(|g| g.verdict.exit_code())
+            .max()
+            .unwrap_or(0)
+            .min(1)
             * i32::from(grades.iter().any(|g| g.verdict != Verdict::Pass)))
     }
 }

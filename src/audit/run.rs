@@ -106,7 +106,11 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
     Ok(watch.report(argv, seconds, isolation, leaks, notes))
 }
 
-pub(crate) fn prepare_namespaces(opts: &Options, mq_dir: &Path, notes: &mut Vec<String>) -> Isolation {
+pub(crate) fn prepare_namespaces(
+    opts: &Options,
+    mq_dir: &Path,
+    notes: &mut Vec<String>,
+) -> Isolation {
     if !opts.isolate {
         notes.push("isolation off: objects are attributed by creator pid or timing".into());
         return Isolation::Shared;

@@ -37,6 +37,9 @@ impl Run {
 /// One check's verdict for one run.
 type Judgement = (Status, String);
 
+/// A check: judges one run against the spec.
+type CheckFn = fn(&Spec, &Run) -> Judgement;
+
 /// Counts for tables: how many zombies, orphans still running and leaks.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
@@ -50,7 +53,7 @@ pub struct Counts {
 
 /// Judges every run; returns the seven checks in their fixed order, and the counts.
 pub fn judge(spec: &Spec, runs: &[Run]) -> (Vec<Check>, Counts) {
-    let checks: [(&str, fn(&Spec, &Run) -> Judgement); 7] = [
+    let checks: [(&str, CheckFn); 7] = [
         ("output", output),
         ("exit", exit),
         ("time", time),
@@ -78,13 +81,22 @@ fn combine<'a>(name: &str, results: impl Iterator<Item = (&'a Run, Judgement)>) 
         results
             .iter()
             .filter(|(_, (st, _))| *st == s)
-            .map(|(r, (_, d))| if results.len() > 1 { format!("{}: {d}", r.label()) } else { d.clone() })
+            .map(|(r, (_, d))| {
+                if results.len() > 1 {
+                    format!("{}: {d}", r.label())
+                } else {
+                    d.clone()
+                }
+            })
             .collect()
     };
     let (status, details) = if !pick(Status::Fail).is_empty() {
         (Status::Fail, pick(Status::Fail))
     } else if pick(Status::Pass).is_empty() {
-        (Status::Skip, pick(Status::Skip).into_iter().take(1).collect())
+        (
+            Status::Skip,
+            pick(Status::Skip).into_iter().take(1).collect(),
+        )
     } else {
         let mut d = pick(Status::Pass);
         d.dedup();
@@ -138,8 +150,16 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
             (None, min) => hits.len() >= min.unwrap_or(1),
         };
         if !ok {
-            let want = m.count.map_or(format!("at least {}", m.min.unwrap_or(1)), |c| format!("exactly {c}"));
-            problems.push(format!("{want} line(s) must match /{}/, found {}", m.regex, hits.len()));
+            let want = m
+                .count
+                .map_or(format!("at least {}", m.min.unwrap_or(1)), |c| {
+                    format!("exactly {c}")
+                });
+            problems.push(format!(
+                "{want} line(s) must match /{}/, found {}",
+                m.regex,
+                hits.len()
+            ));
         }
         if let Some(caps) = hits.first().and_then(|l| re.captures(l)) {
             for name in re.capture_names().flatten() {
@@ -154,7 +174,10 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
     }
     check_unordered(&o.unordered, &lines, &mut problems);
     for group in &o.agree {
-        let values: Vec<String> = group.iter().map(|n| format!("{n}={}", captures.get(n).map_or("?", |v| v))).collect();
+        let values: Vec<String> = group
+            .iter()
+            .map(|n| format!("{n}={}", captures.get(n).map_or("?", |v| v)))
+            .collect();
         let first = captures.get(&group[0]);
         if first.is_none() || group.iter().any(|n| captures.get(n) != first) {
             problems.push(format!("these values must agree: {}", values.join(", ")));
@@ -173,7 +196,11 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
         check_pi(run, text, &mut problems, &mut notes);
     }
     if run.outcome.stdout.truncated {
-        notes.push(format!("output truncated: {} bytes written, the first {} kept", run.outcome.stdout.bytes, run.outcome.stdout.text.len()));
+        notes.push(format!(
+            "output truncated: {} bytes written, the first {} kept",
+            run.outcome.stdout.bytes,
+            run.outcome.stdout.text.len()
+        ));
     }
     if problems.is_empty() {
         let mut d = vec![format!("{} line(s) as expected", lines.len())];
@@ -181,10 +208,20 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
         pass(d.join("; "))
     } else {
         if run.outcome.stdout.truncated {
-            problems.insert(0, format!("output truncated: {} bytes written, the first {} kept", run.outcome.stdout.bytes, run.outcome.stdout.text.len()));
+            problems.insert(
+                0,
+                format!(
+                    "output truncated: {} bytes written, the first {} kept",
+                    run.outcome.stdout.bytes,
+                    run.outcome.stdout.text.len()
+                ),
+            );
         }
         if lines.is_empty() && !run.outcome.stderr.text.is_empty() {
-            problems.push(format!("nothing on standard output; standard error began {:?}", first_chars(&run.outcome.stderr.text, 200)));
+            problems.push(format!(
+                "nothing on standard output; standard error began {:?}",
+                first_chars(&run.outcome.stderr.text, 200)
+            ));
         }
         fail(summarise(problems))
     }
@@ -219,7 +256,11 @@ fn check_order(order: &[String], lines: &[&str], problems: &mut Vec<String>) {
                 if let Some((j, prev)) = last
                     && i <= j
                 {
-                    problems.push(format!("line {} (/{r}/) must come after line {} (/{prev}/)", i + 1, j + 1));
+                    problems.push(format!(
+                        "line {} (/{r}/) must come after line {} (/{prev}/)",
+                        i + 1,
+                        j + 1
+                    ));
                 }
                 last = Some((i, r));
             }
@@ -239,7 +280,13 @@ fn check_unordered(want: &[String], lines: &[&str], problems: &mut Vec<String>) 
     }
 }
 
-fn check_pids(names: &[String], caps: &BTreeMap<String, String>, run: &Run, problems: &mut Vec<String>, notes: &mut Vec<String>) {
+fn check_pids(
+    names: &[String],
+    caps: &BTreeMap<String, String>,
+    run: &Run,
+    problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
     if names.is_empty() {
         return;
     }
@@ -251,7 +298,9 @@ fn check_pids(names: &[String], caps: &BTreeMap<String, String>, run: &Run, prob
         let v = caps.get(n).and_then(|v| v.parse::<i32>().ok());
         match v {
             Some(pid) if run.outcome.tree.judged().any(|p| p.pid == pid) => {}
-            Some(pid) => problems.push(format!("{n} = {pid} is not the pid of any process of the run")),
+            Some(pid) => problems.push(format!(
+                "{n} = {pid} is not the pid of any process of the run"
+            )),
             None => problems.push(format!("no pid printed for {n}")),
         }
     }
@@ -264,7 +313,10 @@ fn check_pi(run: &Run, text: &str, problems: &mut Vec<String>, notes: &mut Vec<S
     let last = re.find_iter(text).last().map(|m| m.as_str().to_string());
     match last.as_deref().map(str::parse::<f64>) {
         Some(Ok(got)) if (got - want).abs() <= crate::pi::TOLERANCE => {
-            notes.push(format!("n={n}: printed {got}, expected {want} (within {:e})", crate::pi::TOLERANCE));
+            notes.push(format!(
+                "n={n}: printed {got}, expected {want} (within {:e})",
+                crate::pi::TOLERANCE
+            ));
         }
         Some(Ok(got)) => problems.push(format!(
             "n={n}: printed {got} but pi from {n} terms is {want} (off by {:.3e}; tolerance {:e})",
@@ -280,11 +332,16 @@ fn check_pi(run: &Run, text: &str, problems: &mut Vec<String>, notes: &mut Vec<S
 fn exit(spec: &Spec, run: &Run) -> Judgement {
     let o = &run.outcome;
     match o.exit {
-        _ if main_killed_at_deadline(o) => {
-            fail(format!("the main process was still running at the {:.1} s time limit and was killed ({})", o.time_limit, o.exit.map_or("not seen".into(), |s| s.to_string())))
-        }
+        _ if main_killed_at_deadline(o) => fail(format!(
+            "the main process was still running at the {:.1} s time limit and was killed ({})",
+            o.time_limit,
+            o.exit.map_or("not seen".into(), |s| s.to_string())
+        )),
         Some(ExitStatus::Exited(c)) if c == spec.exit => pass(format!("exited with status {c}")),
-        Some(s) => fail(format!("the main process {s}; expected exit status {}", spec.exit)),
+        Some(s) => fail(format!(
+            "the main process {s}; expected exit status {}",
+            spec.exit
+        )),
         None => fail("the main process's end was not seen".to_string()),
     }
 }
@@ -292,7 +349,10 @@ fn exit(spec: &Spec, run: &Run) -> Judgement {
 fn time(_spec: &Spec, run: &Run) -> Judgement {
     let o = &run.outcome;
     if main_killed_at_deadline(o) {
-        return fail(format!("did not finish within the {:.1} s time limit (killed after {:.2} s)", o.time_limit, o.seconds));
+        return fail(format!(
+            "did not finish within the {:.1} s time limit (killed after {:.2} s)",
+            o.time_limit, o.seconds
+        ));
     }
     match o.main_exited {
         Some(t) if o.timed_out => pass(format!(
@@ -380,7 +440,8 @@ fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
 
 /// The judged children (every judged process but the main one).
 fn children(tree: &Tree) -> impl Iterator<Item = &ProcRecord> {
-    tree.judged().filter(move |p| p.pid != tree.main && p.parent != 0)
+    tree.judged()
+        .filter(move |p| p.pid != tree.main && p.parent != 0)
 }
 
 fn zombie_findings(o: &Outcome) -> Vec<String> {
@@ -399,7 +460,11 @@ fn zombies(spec: &Spec, run: &Run) -> Judgement {
     let fates: Vec<(i32, Fate)> = children(tree).map(|p| (p.pid, fate(o, p))).collect();
     let count = |f: &dyn Fn(&Fate) -> bool| fates.iter().filter(|(_, x)| f(x)).count();
     let by_parent = count(&|f| *f == Fate::ReapedByParent);
-    let by_kernel = if o.traced { count(&|f| *f == Fate::KernelReaped) } else { 0 };
+    let by_kernel = if o.traced {
+        count(&|f| *f == Fate::KernelReaped)
+    } else {
+        0
+    };
     match spec.reaping.kernel {
         Rule::Require if !o.traced => {
             return skip(format!("who reaped each child cannot be told without the trace ({})", o.untraced_reason.as_deref().unwrap_or("untraced")));
@@ -422,10 +487,19 @@ fn zombies(spec: &Spec, run: &Run) -> Judgement {
     if !problems.is_empty() {
         return fail(summarise(problems));
     }
-    let how = if o.traced { "traced" } else { "sampled from /proc" };
-    let mut d = format!("{} child process(es): {by_parent} reaped by their parent", fates.len());
+    let how = if o.traced {
+        "traced"
+    } else {
+        "sampled from /proc"
+    };
+    let mut d = format!(
+        "{} child process(es): {by_parent} reaped by their parent",
+        fates.len()
+    );
     if by_kernel > 0 {
-        d.push_str(&format!(", {by_kernel} reaped by the kernel (SIGCHLD ignored)"));
+        d.push_str(&format!(
+            ", {by_kernel} reaped by the kernel (SIGCHLD ignored)"
+        ));
     }
     pass(format!("{d}; no zombie ({how})"))
 }
@@ -437,22 +511,36 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
     let mut adopted = Vec::new();
     for p in tree.procs.values().filter(|p| p.pid != tree.main) {
         if p.orphan {
-            problems.push(format!("process {} ({}) {}", p.pid, shown(p), p.killed.as_deref().unwrap_or("killed")));
-        } else if !p.launcher && p.parent != 0 && p.killed.is_none() && fate(o, p) == Fate::Adopted {
+            problems.push(format!(
+                "process {} ({}) {}",
+                p.pid,
+                shown(p),
+                p.killed.as_deref().unwrap_or("killed")
+            ));
+        } else if !p.launcher && p.parent != 0 && p.killed.is_none() && fate(o, p) == Fate::Adopted
+        {
             adopted.push(p.pid);
         }
     }
     if !o.left_running.is_empty() {
-        problems.push(format!("processes {:?} could not be killed", o.left_running));
+        problems.push(format!(
+            "processes {:?} could not be killed",
+            o.left_running
+        ));
     }
     if spec.reaping.adopted == Rule::Forbid && !adopted.is_empty() {
         problems.push(format!("processes {adopted:?} outlived their parent (adopted by the grader); this exercise allows no orphan"));
     }
     if spec.reaping.adopted == Rule::Require && adopted.is_empty() && problems.is_empty() {
-        problems.push("no process outlived its parent: expected an orphan adopted and reaped by its adopter".into());
+        problems.push(
+            "no process outlived its parent: expected an orphan adopted and reaped by its adopter"
+                .into(),
+        );
     }
     if problems.is_empty() && main_killed_at_deadline(o) {
-        return skip("the main process was killed at the time limit (see `time`): no orphan can be judged");
+        return skip(
+            "the main process was killed at the time limit (see `time`): no orphan can be judged",
+        );
     }
     if !problems.is_empty() {
         return fail(summarise(problems));
@@ -473,7 +561,7 @@ fn shown(p: &ProcRecord) -> String {
     let n = p.command.chars().count();
     match n {
         0 => "?".into(),
-        ..=60 => p.command.clone(),
+        1..=60 => p.command.clone(),
         _ => format!("...{}", p.command.chars().skip(n - 60).collect::<String>()),
     }
 }
@@ -489,15 +577,25 @@ fn leaks(_spec: &Spec, run: &Run) -> Judgement {
         .leaks
         .iter()
         .map(|l| {
-            let removed = if l.removed { "removed by the grader" } else { "COULD NOT BE REMOVED" };
-            format!("{} {} left behind ({removed})", l.object.kind, l.object.name)
+            let removed = if l.removed {
+                "removed by the grader"
+            } else {
+                "COULD NOT BE REMOVED"
+            };
+            format!(
+                "{} {} left behind ({removed})",
+                l.object.kind, l.object.name
+            )
         })
         .collect();
     fail(summarise(list))
 }
 
 fn counter_label(key: &str) -> &str {
-    COUNTERS.iter().find(|(k, _)| *k == key).map_or(key, |(_, d)| d)
+    COUNTERS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(key, |(_, d)| d)
 }
 
 fn mechanism(spec: &Spec, run: &Run) -> Judgement {
@@ -507,27 +605,50 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
     }
     let o = &run.outcome;
     if !o.traced {
-        return skip(format!("no system-call trace ({})", o.untraced_reason.as_deref().unwrap_or("untraced")));
+        return skip(format!(
+            "no system-call trace ({})",
+            o.untraced_reason.as_deref().unwrap_or("untraced")
+        ));
     }
     let tree = &o.tree;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     if !m.parent.is_empty() {
         let short = |p: &ProcRecord| m.parent.iter().filter(|(k, v)| p.count(k) < **v).count();
-        let best = tree.judged().min_by_key(|p| (short(p), std::cmp::Reverse(p.count("forks"))));
+        let best = tree
+            .judged()
+            .min_by_key(|p| (short(p), std::cmp::Reverse(p.count("forks"))));
         let shown_counts = |p: &ProcRecord| {
-            m.parent.keys().map(|k| format!("{k} {}", p.count(k))).collect::<Vec<_>>().join(", ")
+            m.parent
+                .keys()
+                .map(|k| format!("{k} {}", p.count(k)))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         match best {
-            Some(p) if short(p) == 0 => seen.push(format!("process {} did {}", p.pid, shown_counts(p))),
+            Some(p) if short(p) == 0 => {
+                seen.push(format!("process {} did {}", p.pid, shown_counts(p)))
+            }
             Some(p) => {
                 let lacking: Vec<String> = m
                     .parent
                     .iter()
                     .filter(|(k, v)| p.count(k) < **v)
-                    .map(|(k, v)| format!("{} ({}): {} of at least {v}", k, counter_label(k), p.count(k)))
+                    .map(|(k, v)| {
+                        format!(
+                            "{} ({}): {} of at least {v}",
+                            k,
+                            counter_label(k),
+                            p.count(k)
+                        )
+                    })
                     .collect();
-                problems.push(format!("no process did all that is required; the closest, {} ({}), lacks {}", p.pid, shown(p), lacking.join(", ")));
+                problems.push(format!(
+                    "no process did all that is required; the closest, {} ({}), lacks {}",
+                    p.pid,
+                    shown(p),
+                    lacking.join(", ")
+                ));
             }
             None => problems.push("no process of the port was seen".into()),
         }
@@ -535,7 +656,10 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
     for (k, v) in &m.tree {
         let got = tree.total(k);
         if got < *v {
-            problems.push(format!("{k} ({}): {got} in the whole port, at least {v} required", counter_label(k)));
+            problems.push(format!(
+                "{k} ({}): {got} in the whole port, at least {v} required",
+                counter_label(k)
+            ));
         } else {
             seen.push(format!("{k} {got}"));
         }
@@ -543,11 +667,21 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
     for (k, v) in &m.max {
         let got = tree.total(k);
         if got > *v {
-            let names: Vec<&str> = tree.objects.values().filter(|o| k.starts_with(&o.kind)).map(|o| o.name.as_str()).take(3).collect();
+            let names: Vec<&str> = tree
+                .objects
+                .values()
+                .filter(|o| k.starts_with(&o.kind))
+                .map(|o| o.name.as_str())
+                .take(3)
+                .collect();
             problems.push(format!("{k} ({}): {got}, at most {v} allowed {names:?}: this is not the required mechanism", counter_label(k)));
         }
     }
-    let what = if m.description.is_empty() { String::new() } else { format!("{}: ", m.description) };
+    let what = if m.description.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", m.description)
+    };
     if problems.is_empty() {
         pass(format!("{what}{}", seen.join("; ")))
     } else {

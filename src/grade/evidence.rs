@@ -141,7 +141,11 @@ impl Tree {
 
     /// Adds one to a counter of `pid`.
     pub fn bump(&mut self, pid: i32, key: &str, now: f64) {
-        *self.proc(pid, now).calls.entry(key.to_string()).or_default() += 1;
+        *self
+            .proc(pid, now)
+            .calls
+            .entry(key.to_string())
+            .or_default() += 1;
     }
 
     /// `pid` created (`created`) or unlinked a named object.

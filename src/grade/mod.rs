@@ -18,15 +18,18 @@
 //! `fail` when one failed, `error` when the grade itself could not run; the
 //! command line maps them to exit status 0, 1 and 2.
 
-pub mod checks;
 #[cfg(target_os = "linux")]
 mod cgroup;
+pub mod checks;
 pub mod evidence;
 pub mod ports;
 pub mod report;
 pub mod spec;
 pub mod supervisor;
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 pub mod trace;
 
 use crate::error::Result;
@@ -166,7 +169,10 @@ pub fn grade(spec: &Spec, argv: &[String], opts: &Options) -> Grade {
 
 fn runs(spec: &Spec, argv: &[String], opts: &Options) -> Result<Vec<checks::Run>> {
     if argv.is_empty() {
-        return Err(crate::Error::invalid("command", "nothing to run: give the port's command after `--`"));
+        return Err(crate::Error::invalid(
+            "command",
+            "nothing to run: give the port's command after `--`",
+        ));
     }
     // The port runs in a fresh working directory: relative paths of the
     // command (the program, a script) that name existing files here are made

@@ -46,7 +46,8 @@ pub struct Port {
 /// Step 1: the ports in `dir`, sorted by exercise ID (names that are no
 /// exercise ID are ignored).
 pub fn find(dir: &Path) -> Result<Vec<Port>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
     let mut ports = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
@@ -66,7 +67,11 @@ pub fn find(dir: &Path) -> Result<Vec<Port>> {
             "" if is_executable(&path) => Kind::Executable,
             _ => continue,
         };
-        ports.push(Port { id: stem, path, kind });
+        ports.push(Port {
+            id: stem,
+            path,
+            kind,
+        });
     }
     ports.sort_by(|a, b| a.id.cmp(&b.id).then(a.path.cmp(&b.path)));
     Ok(ports)
@@ -74,24 +79,41 @@ pub fn find(dir: &Path) -> Result<Vec<Port>> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 impl Port {
     /// Step 2: builds the port (into `build`) and returns the command to grade.
     pub fn command(&self, build: &Path) -> Result<Vec<String>> {
-        let src = self.path.canonicalize().map_err(|e| Error::io(self.path.display().to_string(), e))?;
+        let src = self
+            .path
+            .canonicalize()
+            .map_err(|e| Error::io(self.path.display().to_string(), e))?;
         let s = |p: &Path| p.to_string_lossy().into_owned();
         let out = build.join(&self.id);
         match self.kind {
             Kind::Python => Ok(vec!["python3".into(), s(&src)]),
             Kind::Executable => Ok(vec![s(&src)]),
             Kind::C => {
-                compile(Command::new("cc").args(["-O2", "-o"]).arg(&out).arg(&src).args(["-lrt", "-pthread", "-lm"]), &self.path)?;
+                compile(
+                    Command::new("cc")
+                        .args(["-O2", "-o"])
+                        .arg(&out)
+                        .arg(&src)
+                        .args(["-lrt", "-pthread", "-lm"]),
+                    &self.path,
+                )?;
                 Ok(vec![s(&out)])
             }
             Kind::Rust => {
-                compile(Command::new("rustc").args(["-O", "--edition", "2021", "-o"]).arg(&out).arg(&src), &self.path)?;
+                compile(
+                    Command::new("rustc")
+                        .args(["-O", "--edition", "2021", "-o"])
+                        .arg(&out)
+                        .arg(&src),
+                    &self.path,
+                )?;
                 Ok(vec![s(&out)])
             }
             Kind::Crate => {
@@ -111,14 +133,20 @@ impl Port {
 }
 
 fn compile(cmd: &mut Command, what: &Path) -> Result<()> {
-    let out = cmd.output().map_err(|e| Error::io(format!("building {}", what.display()), e))?;
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io(format!("building {}", what.display()), e))?;
     if out.status.success() {
         return Ok(());
     }
     let msg = String::from_utf8_lossy(&out.stderr);
     Err(Error::invalid(
         "port",
-        format!("{} does not build: {}", what.display(), msg.lines().take(5).collect::<Vec<_>>().join(" | ")),
+        format!(
+            "{} does not build: {}",
+            what.display(),
+            msg.lines().take(5).collect::<Vec<_>>().join(" | ")
+        ),
     ))
 }
 
@@ -143,7 +171,12 @@ pub fn grade_all<J: Sync>(
             });
         }
     });
-    results.into_inner().expect("threads joined").into_iter().flatten().collect()
+    results
+        .into_inner()
+        .expect("threads joined")
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The number of cores, for [`grade_all`].
@@ -157,7 +190,10 @@ pub fn grade_dir(dir: &Path, opts: &Options) -> Result<Vec<Grade>> {
     if ports.is_empty() {
         return Err(Error::invalid(
             "folder",
-            format!("{} has no port named after an exercise ID (e.g. pi-pipe.py, pi-pipe.c)", dir.display()),
+            format!(
+                "{} has no port named after an exercise ID (e.g. pi-pipe.py, pi-pipe.c)",
+                dir.display()
+            ),
         ));
     }
     let build = std::env::temp_dir().join(format!("ipckit-build-{}", std::process::id()));

@@ -40,7 +40,11 @@ fn pretty<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn paint(s: &str, code: &str, colour: bool) -> String {
-    if colour { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    if colour {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
 }
 
 fn verdict_word(v: Verdict, colour: bool) -> String {
@@ -63,7 +67,12 @@ fn status_word(s: Status, colour: bool) -> String {
 pub fn text(g: &Grade, colour: bool) -> String {
     let mut out = format!("grade {}\n", g.exercise);
     for c in &g.checks {
-        out.push_str(&format!("  {:<10} {}  {}\n", c.name, status_word(c.status, colour), c.detail));
+        out.push_str(&format!(
+            "  {:<10} {}  {}\n",
+            c.name,
+            status_word(c.status, colour),
+            c.detail
+        ));
     }
     if let Some(e) = &g.error {
         out.push_str(&format!("  error: {e}\n"));
@@ -89,14 +98,23 @@ pub fn table(grades: &[Grade], colour: bool) -> String {
         "exercise", "verdict", "seconds", "zombies", "orphans", "leaks", "failed checks"
     );
     for g in grades {
-        let failed: Vec<&str> = g.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.name.as_str()).collect();
+        let failed: Vec<&str> = g
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| c.name.as_str())
+            .collect();
         let why = match &g.error {
             Some(e) => e.lines().next().unwrap_or("").to_string(),
             None => failed.join(", "),
         };
         // Pad before painting so that escape codes do not break the columns.
         let word = format!("{:<7}", verdict_word(g.verdict, false));
-        let word = word.replacen(&verdict_word(g.verdict, false), &verdict_word(g.verdict, colour), 1);
+        let word = word.replacen(
+            &verdict_word(g.verdict, false),
+            &verdict_word(g.verdict, colour),
+            1,
+        );
         out.push_str(&format!(
             "{:<18} {word} {:>8.2} {:>8} {:>8} {:>6}  {why}\n",
             g.exercise, g.seconds, g.counts.zombies, g.counts.orphans, g.counts.leaks
@@ -123,7 +141,9 @@ pub fn xml_escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => out.push_str(&format!("&#x{:x};", c as u32)),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {
+                out.push_str(&format!("&#x{:x};", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -135,9 +155,18 @@ pub fn xml_escape(s: &str) -> String {
 /// run is one `<error>`).
 pub fn junit(grades: &[Grade]) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let failures: usize = grades.iter().flat_map(|g| &g.checks).filter(|c| c.status == Status::Fail).count();
-    let errors = grades.iter().filter(|g| g.verdict == Verdict::Error).count();
-    out.push_str(&format!("<testsuites name=\"ipckit grade\" failures=\"{failures}\" errors=\"{errors}\">\n"));
+    let failures: usize = grades
+        .iter()
+        .flat_map(|g| &g.checks)
+        .filter(|c| c.status == Status::Fail)
+        .count();
+    let errors = grades
+        .iter()
+        .filter(|g| g.verdict == Verdict::Error)
+        .count();
+    out.push_str(&format!(
+        "<testsuites name=\"ipckit grade\" failures=\"{failures}\" errors=\"{errors}\">\n"
+    ));
     for g in grades {
         let name = xml_escape(&g.exercise);
         let f = g.checks.iter().filter(|c| c.status == Status::Fail).count();
@@ -161,7 +190,10 @@ pub fn junit(grades: &[Grade]) -> String {
                 Status::Fail => format!("<failure message=\"{detail}\"/>"),
                 Status::Skip => format!("<skipped message=\"{detail}\"/>"),
             };
-            out.push_str(&format!("    <testcase classname=\"{name}\" name=\"{}\">{body}</testcase>\n", xml_escape(&c.name)));
+            out.push_str(&format!(
+                "    <testcase classname=\"{name}\" name=\"{}\">{body}</testcase>\n",
+                xml_escape(&c.name)
+            ));
         }
         out.push_str("  </testsuite>\n");
     }
@@ -186,7 +218,11 @@ pub fn gradescope(grades: &[Grade]) -> String {
                 Status::Fail => (0, 1, "failed"),
                 Status::Skip => (0, 0, "passed"),
             };
-            let output = if c.status == Status::Skip { format!("skipped: {}", c.detail) } else { c.detail.clone() };
+            let output = if c.status == Status::Skip {
+                format!("skipped: {}", c.detail)
+            } else {
+                c.detail.clone()
+            };
             tests.push(serde_json::json!({
                 "name": format!("{}: {}", g.exercise, c.name), "score": score, "max_score": max,
                 "status": status, "output": output, "visibility": "visible"
@@ -194,7 +230,10 @@ pub fn gradescope(grades: &[Grade]) -> String {
         }
     }
     let score: i64 = tests.iter().map(|t| t["score"].as_i64().unwrap_or(0)).sum();
-    let max: i64 = tests.iter().map(|t| t["max_score"].as_i64().unwrap_or(0)).sum();
+    let max: i64 = tests
+        .iter()
+        .map(|t| t["max_score"].as_i64().unwrap_or(0))
+        .sum();
     let secs: f64 = grades.iter().map(|g| g.seconds).sum();
     pretty(&serde_json::json!({
         "score": score, "max_score": max, "execution_time": secs.ceil() as i64,
@@ -212,9 +251,21 @@ mod tests {
             exercise: "pi-pipe".into(),
             verdict: Verdict::Fail,
             checks: vec![
-                Check { name: "output".into(), status: Status::Pass, detail: "ok <&>".into() },
-                Check { name: "zombies".into(), status: Status::Fail, detail: "child \"1\" was a zombie".into() },
-                Check { name: "mechanism".into(), status: Status::Skip, detail: "untraced".into() },
+                Check {
+                    name: "output".into(),
+                    status: Status::Pass,
+                    detail: "ok <&>".into(),
+                },
+                Check {
+                    name: "zombies".into(),
+                    status: Status::Fail,
+                    detail: "child \"1\" was a zombie".into(),
+                },
+                Check {
+                    name: "mechanism".into(),
+                    status: Status::Skip,
+                    detail: "untraced".into(),
+                },
             ],
             seconds: 0.5,
             error: None,
@@ -224,33 +275,47 @@ mod tests {
 
     #[test]
     fn json_has_the_design_shape() {
-        let v: serde_json::Value = serde_json::from_str(&render(&[sample()], Format::Json, false, false)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&[sample()], Format::Json, false, false)).unwrap();
         assert_eq!(v["exercise"], "pi-pipe");
         assert_eq!(v["verdict"], "fail");
         assert_eq!(v["checks"][1]["status"], "fail");
         assert!(v.get("error").is_none());
-        let arr: serde_json::Value = serde_json::from_str(&render(&[sample()], Format::Json, true, false)).unwrap();
+        let arr: serde_json::Value =
+            serde_json::from_str(&render(&[sample()], Format::Json, true, false)).unwrap();
         assert!(arr.is_array());
     }
 
     #[test]
     fn junit_escapes_and_counts() {
         let x = junit(&[sample()]);
-        assert!(x.contains("ok &lt;&amp;&gt;") && x.contains("child &quot;1&quot;"), "{x}");
-        assert!(x.contains("failures=\"1\"") && x.contains("<skipped"), "{x}");
+        assert!(
+            x.contains("ok &lt;&amp;&gt;") && x.contains("child &quot;1&quot;"),
+            "{x}"
+        );
+        assert!(
+            x.contains("failures=\"1\"") && x.contains("<skipped"),
+            "{x}"
+        );
     }
 
     #[test]
     fn gradescope_scores_one_test_per_check() {
         let v: serde_json::Value = serde_json::from_str(&gradescope(&[sample()])).unwrap();
         assert_eq!(v["tests"].as_array().unwrap().len(), 3);
-        assert_eq!((v["score"].as_i64(), v["max_score"].as_i64()), (Some(1), Some(2)));
+        assert_eq!(
+            (v["score"].as_i64(), v["max_score"].as_i64()),
+            (Some(1), Some(2))
+        );
     }
 
     #[test]
     fn text_has_a_summary_line_and_no_colour_when_off() {
         let t = text(&sample(), false);
-        assert!(t.ends_with("pi-pipe: FAIL (1 passed, 1 failed, 1 skipped; 0.50 s)\n"), "{t}");
+        assert!(
+            t.ends_with("pi-pipe: FAIL (1 passed, 1 failed, 1 skipped; 0.50 s)\n"),
+            "{t}"
+        );
         assert!(!t.contains('\x1b'));
         assert!(text(&sample(), true).contains("\x1b[1;31mFAIL"));
     }

@@ -30,29 +30,68 @@ use std::path::Path;
 
 /// Every evidence counter a `[mechanism]` table may name, with what it counts.
 pub const COUNTERS: &[(&str, &str)] = &[
-    ("forks", "child processes created (fork, vfork, clone without CLONE_THREAD)"),
+    (
+        "forks",
+        "child processes created (fork, vfork, clone without CLONE_THREAD)",
+    ),
     ("reaps", "children collected by a wait call (wait4, waitid)"),
     ("pipes", "pipes created (pipe, pipe2)"),
-    ("channels", "pipes and socket pairs created (pipe, pipe2, socketpair)"),
+    (
+        "channels",
+        "pipes and socket pairs created (pipe, pipe2, socketpair)",
+    ),
     ("socketpairs", "socket pairs created (socketpair)"),
     ("mq_open", "POSIX message queues opened (mq_open)"),
     ("mq_unlink", "POSIX message queues unlinked (mq_unlink)"),
     ("msgget", "System V message queues got (msgget)"),
-    ("msgctl_rmid", "System V message queues removed (msgctl IPC_RMID)"),
+    (
+        "msgctl_rmid",
+        "System V message queues removed (msgctl IPC_RMID)",
+    ),
     ("shmget", "System V shared memory segments got (shmget)"),
     ("shmctl_rmid", "System V segments removed (shmctl IPC_RMID)"),
     ("semget", "System V semaphore sets got (semget)"),
-    ("semctl_rmid", "System V semaphore sets removed (semctl IPC_RMID)"),
-    ("shm_create", "POSIX shared memory objects created (open of /dev/shm/NAME with O_CREAT)"),
-    ("shm_unlink", "POSIX shared memory objects unlinked (unlink of /dev/shm/NAME)"),
-    ("sem_create", "POSIX named semaphores created (/dev/shm/sem.NAME created or linked)"),
-    ("sem_unlink", "POSIX named semaphores unlinked (unlink of /dev/shm/sem.NAME)"),
-    ("file_create", "other files created (open with O_CREAT, creat)"),
+    (
+        "semctl_rmid",
+        "System V semaphore sets removed (semctl IPC_RMID)",
+    ),
+    (
+        "shm_create",
+        "POSIX shared memory objects created (open of /dev/shm/NAME with O_CREAT)",
+    ),
+    (
+        "shm_unlink",
+        "POSIX shared memory objects unlinked (unlink of /dev/shm/NAME)",
+    ),
+    (
+        "sem_create",
+        "POSIX named semaphores created (/dev/shm/sem.NAME created or linked)",
+    ),
+    (
+        "sem_unlink",
+        "POSIX named semaphores unlinked (unlink of /dev/shm/sem.NAME)",
+    ),
+    (
+        "file_create",
+        "other files created (open with O_CREAT, creat)",
+    ),
     ("file_unlink", "other files unlinked (unlink, unlinkat)"),
-    ("file_roundtrip", "files both created and unlinked by the port"),
-    ("shm_roundtrip", "POSIX shared memory objects both created and unlinked"),
-    ("sem_roundtrip", "POSIX named semaphores both created and unlinked"),
-    ("mq_roundtrip", "POSIX message queues both created and unlinked"),
+    (
+        "file_roundtrip",
+        "files both created and unlinked by the port",
+    ),
+    (
+        "shm_roundtrip",
+        "POSIX shared memory objects both created and unlinked",
+    ),
+    (
+        "sem_roundtrip",
+        "POSIX named semaphores both created and unlinked",
+    ),
+    (
+        "mq_roundtrip",
+        "POSIX message queues both created and unlinked",
+    ),
 ];
 
 /// One exercise spec (`fixtures/exercises/ID.toml`).
@@ -275,16 +314,24 @@ pub fn parse(file: &str, text: &str) -> Result<Spec> {
 }
 
 fn validate(file: &str, spec: &Spec) -> Result<()> {
-    let bad = |key: &str, why: String| Error::invalid("exercise spec", format!("{file}: key `{key}`: {why}"));
+    let bad = |key: &str, why: String| {
+        Error::invalid("exercise spec", format!("{file}: key `{key}`: {why}"))
+    };
     if let Some(stem) = Path::new(file).file_stem().and_then(|s| s.to_str())
         && file.ends_with(".toml")
         && stem != spec.id
     {
-        return Err(bad("id", format!("{:?} does not match the file name {stem:?}", spec.id)));
+        return Err(bad(
+            "id",
+            format!("{:?} does not match the file name {stem:?}", spec.id),
+        ));
     }
     for (key, v) in [("time_limit", spec.time_limit), ("linger", spec.linger)] {
         if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
-            return Err(bad(key, format!("{v} must be a number of seconds in (0, 3600]")));
+            return Err(bad(
+                key,
+                format!("{v} must be a number of seconds in (0, 3600]"),
+            ));
         }
     }
     let out = &spec.output;
@@ -301,7 +348,10 @@ fn validate(file: &str, spec: &Spec) -> Result<()> {
     }
     for m in &out.matches {
         if m.count.is_some() && m.min.is_some() {
-            return Err(bad("output.match", format!("{:?}: give count or min, not both", m.regex)));
+            return Err(bad(
+                "output.match",
+                format!("{:?}: give count or min, not both", m.regex),
+            ));
         }
     }
     for name in out.agree.iter().flatten().chain(&out.pids) {
@@ -314,7 +364,10 @@ fn validate(file: &str, spec: &Spec) -> Result<()> {
     }
     if out.pi {
         for (i, run) in spec.runs.iter().enumerate() {
-            let n = run.args.first().map(|a| crate::pi::parse_n(std::slice::from_ref(a)));
+            let n = run
+                .args
+                .first()
+                .map(|a| crate::pi::parse_n(std::slice::from_ref(a)));
             if !matches!(n, Some(Ok(_))) {
                 return Err(bad(
                     &format!("run[{i}].args"),
@@ -354,32 +407,58 @@ mod tests {
     #[test]
     fn every_catalogue_id_has_a_spec_and_every_program_too() {
         for p in crate::programs::all() {
-            assert!(BUILTIN.iter().any(|(id, _)| *id == p.id), "no spec for {}", p.id);
+            assert!(
+                BUILTIN.iter().any(|(id, _)| *id == p.id),
+                "no spec for {}",
+                p.id
+            );
         }
         assert_eq!(BUILTIN.len(), 33);
     }
 
     #[test]
     fn errors_name_file_key_and_problem() {
-        let e = parse("x/pi-pipe.toml", "id = \"pi-pipe\"\nsummary = \"s\"\n[output]\npi = true\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("x/pi-pipe.toml") && e.contains("run[0].args"), "{e}");
-        let e = parse("a.toml", "id = \"a\"\nsummary = \"s\"\n[mechanism.tree]\nforkz = 1\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("mechanism.tree.forkz") && e.contains("unknown counter"), "{e}");
-        let e = parse("a.toml", "id = \"a\"\nsummary = \"s\"\n[[output.match]]\nregex = \"(\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            "x/pi-pipe.toml",
+            "id = \"pi-pipe\"\nsummary = \"s\"\n[output]\npi = true\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("x/pi-pipe.toml") && e.contains("run[0].args"),
+            "{e}"
+        );
+        let e = parse(
+            "a.toml",
+            "id = \"a\"\nsummary = \"s\"\n[mechanism.tree]\nforkz = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mechanism.tree.forkz") && e.contains("unknown counter"),
+            "{e}"
+        );
+        let e = parse(
+            "a.toml",
+            "id = \"a\"\nsummary = \"s\"\n[[output.match]]\nregex = \"(\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("bad regex"), "{e}");
-        let e = parse("a.toml", "id = \"b\"\nsummary = \"s\"\n").unwrap_err().to_string();
-        assert!(e.contains("key `id`"), "{e}");
-        let e = parse("a.toml", "id = \"a\"\nsumary = \"s\"\n").unwrap_err().to_string();
-        assert!(e.contains("a.toml") && e.contains("sumary"), "{e}");
-        let e = parse("a.toml", "id = \"a\"\nsummary = \"s\"\n[output]\nagree = [[\"x\", \"y\"]]\n")
+        let e = parse("a.toml", "id = \"b\"\nsummary = \"s\"\n")
             .unwrap_err()
             .to_string();
+        assert!(e.contains("key `id`"), "{e}");
+        let e = parse("a.toml", "id = \"a\"\nsumary = \"s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a.toml") && e.contains("sumary"), "{e}");
+        let e = parse(
+            "a.toml",
+            "id = \"a\"\nsummary = \"s\"\n[output]\nagree = [[\"x\", \"y\"]]\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("capture named \"x\""), "{e}");
     }
 }

@@ -137,14 +137,18 @@ pub fn run_supervised(req: &Request) -> Result<Outcome> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| Error::io(format!("starting {} __supervise", exe.display()), e))?;
-    let mut guard = crate::process::ChildGuard::adopt(nix::unistd::Pid::from_raw(child.id() as i32));
+    let mut guard =
+        crate::process::ChildGuard::adopt(nix::unistd::Pid::from_raw(child.id() as i32));
     let request = serde_json::to_vec(req).expect("request serialises");
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(&request)
             .map_err(|e| Error::io("sending the request to the supervisor", e))?;
     }
-    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let (mut out, mut err) = (
+        child.stdout.take().expect("piped"),
+        child.stderr.take().expect("piped"),
+    );
     let errors = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = err.read_to_string(&mut s);
@@ -186,7 +190,10 @@ pub fn serve() -> i32 {
     let answer: std::result::Result<Outcome, String> = serde_json::from_str::<Request>(&input)
         .map_err(|e| format!("bad request: {e}"))
         .and_then(|req| supervise(&req).map_err(|e| e.to_string()));
-    println!("{}", serde_json::to_string(&answer).expect("outcome serialises"));
+    println!(
+        "{}",
+        serde_json::to_string(&answer).expect("outcome serialises")
+    );
     0
 }
 
@@ -273,14 +280,20 @@ mod linux {
             isolate: req.isolate,
             ..Default::default()
         };
-        let isolation = crate::audit::run::prepare_namespaces(&audit_opts, &area.mqueue, &mut notes);
+        let isolation =
+            crate::audit::run::prepare_namespaces(&audit_opts, &area.mqueue, &mut notes);
         let _subreaper = crate::audit::Subreaper::acquire()?;
-        let mut sources = crate::audit::run::ledger_sources(&area.mqueue, &area.tmp, &audit_opts, &mut notes);
+        let mut sources =
+            crate::audit::run::ledger_sources(&area.mqueue, &area.tmp, &audit_opts, &mut notes);
         sources.temp_dirs.push(area.work.clone());
         let before = Ledger::snapshot(&sources);
         let mut containment = vec![match isolation {
-            Isolation::Namespaces => "private IPC and mount namespaces (fresh /dev/shm and mqueue)".to_string(),
-            Isolation::Shared => "host namespaces (objects attributed by creator pid or timing)".to_string(),
+            Isolation::Namespaces => {
+                "private IPC and mount namespaces (fresh /dev/shm and mqueue)".to_string()
+            }
+            Isolation::Shared => {
+                "host namespaces (objects attributed by creator pid or timing)".to_string()
+            }
         }];
         let cgroup = contain(req, &mut containment, &mut notes);
 
@@ -295,10 +308,19 @@ mod linux {
 
         let start = Instant::now();
         let filter = trace::filter();
-        let join = cgroup.as_ref().map(|c| CString::new(c.procs_file().to_string_lossy().as_bytes()).expect("no NUL"));
-        let nproc = if cgroup.is_none() && !is_root() { Some(own_processes() + req.limits.processes) } else { None };
+        let join = cgroup
+            .as_ref()
+            .map(|c| CString::new(c.procs_file().to_string_lossy().as_bytes()).expect("no NUL"));
+        let nproc = if cgroup.is_none() && !is_root() {
+            Some(own_processes() + req.limits.processes)
+        } else {
+            None
+        };
         let limits = req.limits.clone();
-        let (program, args) = req.argv.split_first().ok_or_else(|| Error::invalid("command", "nothing to run"))?;
+        let (program, args) = req
+            .argv
+            .split_first()
+            .ok_or_else(|| Error::invalid("command", "nothing to run"))?;
         let mut cmd = std::process::Command::new(program);
         cmd.args(args)
             .current_dir(&area.work)
@@ -322,8 +344,14 @@ mod linux {
         let mut child = cmd.spawn().map_err(|e| {
             let errno = e.raw_os_error().unwrap_or(0);
             match e.kind() {
-                std::io::ErrorKind::NotFound => Error::invalid("command", format!("{program}: command not found")),
-                _ if errno == libc::EPERM => crate::sys::errno_error("ptrace", format!("PTRACE_TRACEME for {program}"), errno),
+                std::io::ErrorKind::NotFound => {
+                    Error::invalid("command", format!("{program}: command not found"))
+                }
+                _ if errno == libc::EPERM => crate::sys::errno_error(
+                    "ptrace",
+                    format!("PTRACE_TRACEME for {program}"),
+                    errno,
+                ),
                 _ => Error::io(format!("starting {program}"), e),
             }
         })?;
@@ -378,7 +406,10 @@ mod linux {
         let left_running = watch.alive();
         let _ = mask.thread_unblock();
         if watch.timed_out {
-            notes.push(format!("the run passed its {:.1} s time limit; the whole tree was killed", req.time_limit));
+            notes.push(format!(
+                "the run passed its {:.1} s time limit; the whole tree was killed",
+                req.time_limit
+            ));
         }
         let stops = watch.tracer.as_ref().map_or(0, |t| t.stops);
         Ok(Outcome {
@@ -402,7 +433,11 @@ mod linux {
     }
 
     /// Step 2: a pids control group when root, else `RLIMIT_NPROC`.
-    fn contain(req: &Request, containment: &mut Vec<String>, notes: &mut Vec<String>) -> Option<PidsCgroup> {
+    fn contain(
+        req: &Request,
+        containment: &mut Vec<String>,
+        notes: &mut Vec<String>,
+    ) -> Option<PidsCgroup> {
         if is_root() {
             match PidsCgroup::create(req.limits.processes) {
                 Ok(c) => {
@@ -412,7 +447,10 @@ mod linux {
                 Err(e) => notes.push(format!("no pids control group ({e}): a fork bomb run as root is only stopped by the deadline")),
             }
         } else {
-            containment.push(format!("RLIMIT_NPROC: {} more processes", req.limits.processes));
+            containment.push(format!(
+                "RLIMIT_NPROC: {} more processes",
+                req.limits.processes
+            ));
         }
         None
     }
@@ -429,14 +467,22 @@ mod linux {
             .filter(|pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/status"))
                     .ok()
-                    .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some(&uid)))
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("Uid:"))
+                            .map(|l| l.split_whitespace().nth(1) == Some(&uid))
+                    })
                     .unwrap_or(false)
             })
             .count() as u64
     }
 
     /// Step 3, in the child: session, limits, control group, signal mask.
-    fn child_setup(l: &Limits, cgroup_procs: Option<&std::ffi::CStr>, nproc: Option<u64>) -> std::io::Result<()> {
+    fn child_setup(
+        l: &Limits,
+        cgroup_procs: Option<&std::ffi::CStr>,
+        nproc: Option<u64>,
+    ) -> std::io::Result<()> {
         let fail = || Err(std::io::Error::last_os_error());
         let cpu = l.cpu_seconds;
         let limits = [
@@ -452,13 +498,19 @@ mod linux {
                 return fail();
             }
             for (res, soft, hard) in limits {
-                let r = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+                let r = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
                 if libc::setrlimit(res, &r) != 0 {
                     return fail();
                 }
             }
             if let Some(n) = nproc {
-                let r = libc::rlimit { rlim_cur: n, rlim_max: n };
+                let r = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
                 if libc::setrlimit(libc::RLIMIT_NPROC, &r) != 0 {
                     return fail();
                 }
@@ -488,7 +540,8 @@ mod linux {
     impl Stream {
         fn new(fd: OwnedFd, cap: usize) -> Stream {
             let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
-            let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+            let flags =
+                nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
             let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags));
             Stream {
                 fd: Some(fd),
@@ -590,7 +643,10 @@ mod linux {
                     && now > t + req.linger
                 {
                     self.lingerers_killed = true;
-                    let why = format!("still running {:.2} s after the main process exited; killed by the grader", now - t);
+                    let why = format!(
+                        "still running {:.2} s after the main process exited; killed by the grader",
+                        now - t
+                    );
                     self.kill(&alive, Signal::SIGKILL, &why);
                     for pid in &alive {
                         self.tree.proc(*pid, now).orphan = true;
@@ -599,7 +655,10 @@ mod linux {
                 if !self.timed_out && now > req.time_limit {
                     self.timed_out = true;
                     self.term_sent = Some(now);
-                    let why = format!("still running at the {:.1} s time limit; sent SIGTERM", req.time_limit);
+                    let why = format!(
+                        "still running at the {:.1} s time limit; sent SIGTERM",
+                        req.time_limit
+                    );
                     self.kill(&alive, Signal::SIGTERM, &why);
                     if self.main_exit.is_some() {
                         // The main process is gone: whatever still runs is an orphan.
@@ -611,7 +670,10 @@ mod linux {
                 if let Some(t) = self.term_sent
                     && now > t + req.grace
                 {
-                    let why = format!("still running {:.1} s after SIGTERM; killed with SIGKILL", req.grace);
+                    let why = format!(
+                        "still running {:.1} s after SIGTERM; killed with SIGKILL",
+                        req.grace
+                    );
                     self.kill(&alive, Signal::SIGKILL, &why);
                 }
                 if now > req.time_limit + req.grace + 10.0 {
@@ -625,7 +687,9 @@ mod linux {
         fn alive(&self) -> Vec<i32> {
             let mut pids = match &self.cgroup {
                 Some(c) => c.procs(),
-                None => procfs::descendants(&procfs::snapshot(), self.me).into_iter().collect(),
+                None => procfs::descendants(&procfs::snapshot(), self.me)
+                    .into_iter()
+                    .collect(),
             };
             pids.retain(|p| procfs::state_of(*p).is_some_and(|s| s != 'Z'));
             pids

@@ -104,16 +104,36 @@ pub fn filter() -> Vec<libc::sock_filter> {
     let trace = allow + 1;
     for (i, nr) in calls.iter().enumerate() {
         let pc = first + i;
-        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, *nr as u32, trace - pc - 1, 0));
+        p.push(jump(
+            BPF_JMP | BPF_JEQ | BPF_K,
+            *nr as u32,
+            trace - pc - 1,
+            0,
+        ));
     }
     let i0 = p.len();
-    p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_openat as u32, 0, 2));
+    p.push(jump(
+        BPF_JMP | BPF_JEQ | BPF_K,
+        libc::SYS_openat as u32,
+        0,
+        2,
+    ));
     p.push(stmt(ld, 16 + 8 * 2)); // openat's flags
     p.push(stmt(BPF_JMP | BPF_JA, 3)); // to the flag test
-    p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_OPEN as u32, 0, allow - (i0 + 3) - 1));
+    p.push(jump(
+        BPF_JMP | BPF_JEQ | BPF_K,
+        SYS_OPEN as u32,
+        0,
+        allow - (i0 + 3) - 1,
+    ));
     p.push(stmt(ld, 16 + 8)); // open's flags
     p.push(stmt(BPF_JMP | BPF_JA, 0)); // on to the flag test
-    p.push(jump(BPF_JMP | BPF_JSET | BPF_K, libc::O_CREAT as u32, trace - (i0 + 6) - 1, 0));
+    p.push(jump(
+        BPF_JMP | BPF_JSET | BPF_K,
+        libc::O_CREAT as u32,
+        trace - (i0 + 6) - 1,
+        0,
+    ));
     debug_assert_eq!(p.len(), allow);
     p.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
     p.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_TRACE));
@@ -221,7 +241,9 @@ impl Tracer {
             match event {
                 libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
                     if let Some(new) = event_msg(tid) {
-                        if event == libc::PTRACE_EVENT_CLONE && tgid_of(new).is_some_and(|g| g != new) {
+                        if event == libc::PTRACE_EVENT_CLONE
+                            && tgid_of(new).is_some_and(|g| g != new)
+                        {
                             self.thread_of.insert(new, pid);
                         } else {
                             tree.on_fork(pid, new, now);
@@ -339,9 +361,10 @@ fn read_entry(tid: i32) -> Option<Entry> {
         n if is_x86(n, "link") => (at(cwd, args[0]), at(cwd, args[1])),
         n if n == libc::SYS_openat || n == libc::SYS_unlinkat => (at(args[0], args[1]), None),
         n if n == libc::SYS_linkat => (at(args[0], args[1]), at(args[2], args[3])),
-        n if n == libc::SYS_mq_open || n == libc::SYS_mq_unlink => {
-            (read_string(tid, args[0]).map(|s| format!("/{}", s.trim_start_matches('/'))), None)
-        }
+        n if n == libc::SYS_mq_open || n == libc::SYS_mq_unlink => (
+            read_string(tid, args[0]).map(|s| format!("/{}", s.trim_start_matches('/'))),
+            None,
+        ),
         _ => (None, None),
     };
     Some(Entry {
@@ -427,7 +450,10 @@ fn classify(path: &str) -> Option<(&'static str, String)> {
             None => ("shm", format!("/{name}")),
         });
     }
-    if ["/proc/", "/sys/", "/dev/"].iter().any(|p| path.starts_with(p)) {
+    if ["/proc/", "/sys/", "/dev/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
         return None;
     }
     Some(("file", path.to_string()))
