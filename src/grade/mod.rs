@@ -97,6 +97,9 @@ pub struct Grade {
     /// Why the grade could not run (verdict `error` only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// The port's file (`--dir` only: a folder may hold `pi-pipe.py` and `pi-pipe.c`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub port: Option<String>,
     /// Zombies, orphans still running and leaks, for tables.
     #[serde(skip)]
     pub counts: checks::Counts,
@@ -111,6 +114,7 @@ impl Grade {
             checks: Vec::new(),
             seconds: 0.0,
             error: Some(why.to_string()),
+            port: None,
             counts: checks::Counts::default(),
         }
     }
@@ -160,6 +164,7 @@ pub fn grade(spec: &Spec, argv: &[String], opts: &Options) -> Grade {
                 checks,
                 seconds: runs.iter().map(|r| r.outcome.seconds).sum(),
                 error: None,
+                port: None,
                 counts,
             }
         }

@@ -199,14 +199,11 @@ pub fn grade_dir(dir: &Path, opts: &Options) -> Result<Vec<Grade>> {
     let build = std::env::temp_dir().join(format!("ipckit-build-{}", std::process::id()));
     std::fs::create_dir_all(&build).map_err(|e| Error::io(build.display().to_string(), e))?;
     let grades = grade_all(&ports, cores(), |p| {
-        let spec = match spec::builtin(&p.id) {
-            Ok(s) => s,
-            Err(e) => return Grade::error(&p.id, e),
-        };
-        match p.command(&build) {
-            Ok(cmd) => super::grade(&spec, &cmd, opts),
-            Err(e) => Grade::error(&p.id, e),
-        }
+        let graded = spec::builtin(&p.id)
+            .and_then(|spec| Ok(super::grade(&spec, &p.command(&build)?, opts)));
+        let mut g = graded.unwrap_or_else(|e| Grade::error(&p.id, e));
+        g.port = p.path.file_name().map(|f| f.to_string_lossy().into_owned());
+        g
     });
     let _ = std::fs::remove_dir_all(&build);
     Ok(grades)

@@ -93,9 +93,15 @@ pub fn text(g: &Grade, colour: bool) -> String {
 /// Several grades as a table (exercise, verdict, time, zombies, orphans,
 /// leaks, failed checks) and a summary line.
 pub fn table(grades: &[Grade], colour: bool) -> String {
+    let several_ports = grades.iter().any(|g| g.port.is_some());
+    let last = if several_ports {
+        "[port] failed checks"
+    } else {
+        "failed checks"
+    };
     let mut out = format!(
-        "{:<18} {:<7} {:>8} {:>8} {:>8} {:>6}  {}\n",
-        "exercise", "verdict", "seconds", "zombies", "orphans", "leaks", "failed checks"
+        "{:<18} {:<7} {:>8} {:>8} {:>8} {:>6}  {last}\n",
+        "exercise", "verdict", "seconds", "zombies", "orphans", "leaks"
     );
     for g in grades {
         let failed: Vec<&str> = g
@@ -104,10 +110,13 @@ pub fn table(grades: &[Grade], colour: bool) -> String {
             .filter(|c| c.status == Status::Fail)
             .map(|c| c.name.as_str())
             .collect();
-        let why = match &g.error {
+        let mut why = match &g.error {
             Some(e) => e.lines().next().unwrap_or("").to_string(),
             None => failed.join(", "),
         };
+        if several_ports && let Some(port) = &g.port {
+            why = format!("[{port}] {why}");
+        }
         // Pad before painting so that escape codes do not break the columns.
         let word = format!("{:<7}", verdict_word(g.verdict, false));
         let word = word.replacen(
@@ -122,7 +131,7 @@ pub fn table(grades: &[Grade], colour: bool) -> String {
     }
     let count = |v: Verdict| grades.iter().filter(|g| g.verdict == v).count();
     out.push_str(&format!(
-        "{} port(s): {} passed, {} failed, {} could not be graded\n",
+        "{} graded: {} passed, {} failed, {} could not be graded\n",
         grades.len(),
         count(Verdict::Pass),
         count(Verdict::Fail),
@@ -269,6 +278,7 @@ mod tests {
             ],
             seconds: 0.5,
             error: None,
+            port: None,
             counts: Default::default(),
         }
     }
