@@ -224,6 +224,7 @@ fn every_good_port_in_the_folder_passes_with_dir() {
         "exit-status",
         "fork-basic",
         "fork-ids",
+        "fork-isolation",
         "pi-pipe",
         "pi-posix-mq",
         "pi-shm-sem",
@@ -539,6 +540,36 @@ fn grade_errors_exit_2_with_a_reason() {
         e.contains("fork-basic.toml") && e.contains("time_limit"),
         "{e}"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn dir_with_a_port_that_does_not_build_is_an_error_grade() {
+    let dir = std::env::temp_dir().join(format!("ipckit-grade-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("pi-pipe.c"),
+        "int main(void) { return no_such_thing; }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a port\n").unwrap();
+    let out = Command::new(common::ipckit())
+        .args(["grade", "--format", "json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let grades: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(grades.as_array().map(Vec::len), Some(1), "{grades:#}");
+    assert_eq!(grades[0]["verdict"], "error");
+    assert_eq!(grades[0]["port"], "pi-pipe.c");
+    assert!(
+        grades[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not build"),
+        "{grades:#}"
+    );
+    assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -230,9 +230,11 @@ mod linux {
     pub fn supervise(req: &Request) -> Result<Outcome> {
         let first = run(req, req.trace);
         match first {
-            // PTRACE_TRACEME refused (a container without CAP_SYS_PTRACE, or
-            // Yama): grade without the trace and say so.
-            Err(e) if req.trace && e.errno() == Some(nix::errno::Errno::EPERM) => {
+            // PTRACE_TRACEME or the seccomp filter refused (a container
+            // without CAP_SYS_PTRACE, Yama, a kernel without seccomp): grade
+            // without the trace and say so. (Were the error not the trace's,
+            // the untraced run fails the same way and reports it.)
+            Err(e @ Error::Sys { call: "ptrace", .. }) if req.trace => {
                 let mut o = run(req, false)?;
                 o.untraced_reason = Some(format!("tracing was refused ({e})"));
                 Ok(o)
@@ -347,11 +349,15 @@ mod linux {
                 std::io::ErrorKind::NotFound => {
                     Error::invalid("command", format!("{program}: command not found"))
                 }
-                _ if errno == libc::EPERM => crate::sys::errno_error(
-                    "ptrace",
-                    format!("PTRACE_TRACEME for {program}"),
-                    errno,
-                ),
+                _ if trace
+                    && [libc::EPERM, libc::EINVAL, libc::ENOSYS, libc::EACCES].contains(&errno) =>
+                {
+                    crate::sys::errno_error(
+                        "ptrace",
+                        format!("PTRACE_TRACEME/PR_SET_SECCOMP for {program}"),
+                        errno,
+                    )
+                }
                 _ => Error::io(format!("starting {program}"), e),
             }
         })?;
@@ -491,16 +497,20 @@ mod linux {
             (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
             (libc::RLIMIT_NOFILE, l.open_files, l.open_files),
         ];
-        // SAFETY: setsid, setrlimit, open, write, close and sigprocmask are
-        // async-signal-safe and get valid pointers to live stack values.
+        // SAFETY: setsid, getrlimit, setrlimit, open, write, close and
+        // sigprocmask are async-signal-safe and get valid pointers to live
+        // stack values.
         unsafe {
             if libc::setsid() < 0 {
                 return fail();
             }
             for (res, soft, hard) in limits {
+                // Never raise a limit (that needs privilege): at most the current hard one.
+                let mut cur: libc::rlimit = std::mem::zeroed();
+                libc::getrlimit(res, &mut cur);
                 let r = libc::rlimit {
-                    rlim_cur: soft,
-                    rlim_max: hard,
+                    rlim_cur: soft.min(cur.rlim_max),
+                    rlim_max: hard.min(cur.rlim_max),
                 };
                 if libc::setrlimit(res, &r) != 0 {
                     return fail();
