@@ -178,9 +178,21 @@ fn assert_machine_clean(marker: &str) {
     }
 }
 
-/// Compiles a C fixture (with extra flags) into a directory of this test.
-fn compile_c(src: &str, name: &str, flags: &[&str]) -> String {
-    let dir = std::env::temp_dir().join(format!("ipckit-grade-test-{}", std::process::id()));
+/// A compiled fixture; its directory is removed on drop.
+struct Built {
+    dir: PathBuf,
+    exe: String,
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Compiles a C fixture (with extra flags) into a directory of its own.
+fn compile_c(src: &str, name: &str, flags: &[&str]) -> Built {
+    let dir = std::env::temp_dir().join(format!("ipckit-grade-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out: PathBuf = dir.join(name);
     let status = Command::new("cc")
@@ -192,7 +204,10 @@ fn compile_c(src: &str, name: &str, flags: &[&str]) -> String {
         .status()
         .expect("cc");
     assert!(status.success(), "cc {src} failed");
-    out.to_string_lossy().into_owned()
+    Built {
+        exe: out.to_string_lossy().into_owned(),
+        dir,
+    }
 }
 
 fn py(rel: &str) -> [String; 2] {
@@ -329,7 +344,7 @@ fn zombies_are_seen_without_the_trace_too_and_mechanism_is_skipped() {
 #[test]
 fn leaked_posix_queue_is_found_and_removed() {
     let bin = compile_c("good/pi-posix-mq.c", "pi-posix-mq-leak", &["-DLEAK"]);
-    let g = grade("pi-posix-mq", &[], &[&bin]);
+    let g = grade("pi-posix-mq", &[], &[&bin.exe]);
     g.assert_fails(&["leaks", "mechanism"]);
     assert!(
         g.detail("leaks")
@@ -368,7 +383,7 @@ fn leaked_shared_memory_and_semaphore_are_found() {
         ("-DLEAK_SEM", "POSIX named semaphore"),
     ] {
         let bin = compile_c("good/pi-shm-sem.c", &format!("pi-shm-sem{flag}"), &[flag]);
-        let g = grade("pi-shm-sem", &[], &[&bin]);
+        let g = grade("pi-shm-sem", &[], &[&bin.exe]);
         g.assert_fails(&["leaks", "mechanism"]);
         assert!(
             g.detail("leaks").contains(kind),
@@ -464,7 +479,7 @@ fn a_setsid_escapee_is_still_found_and_killed() {
 #[test]
 fn a_fork_bomb_is_contained_and_cleaned_up() {
     let bin = compile_c("broken/fork-bomb.c", "fork-bomb", &[]);
-    let g = grade("fork-basic", &["--timeout", "1"], &[&bin]);
+    let g = grade("fork-basic", &["--timeout", "1"], &[&bin.exe]);
     assert_eq!(g.verdict(), "fail");
     assert!(
         g.with_status("fail").contains(&"time".to_string()),
