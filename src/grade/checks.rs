@@ -688,3 +688,223 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
         fail(format!("{what}{}", problems.join("; ")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grade::evidence::ProcRecord;
+
+    fn spec(toml: &str) -> Spec {
+        crate::grade::spec::parse("t.toml", &format!("id = \"t\"\nsummary = \"s\"\n{toml}"))
+            .unwrap()
+    }
+
+    fn proc(pid: i32, parent: i32, exited: f64) -> ProcRecord {
+        ProcRecord {
+            pid,
+            parent,
+            exited: Some(exited),
+            status: Some(ExitStatus::Exited(0)),
+            ..Default::default()
+        }
+    }
+
+    /// A traced run: main process 10 (exits at 1.0 s) and the given children.
+    fn run_with(children: Vec<ProcRecord>, stdout: &str) -> Run {
+        let mut tree = Tree {
+            main: 10,
+            ..Default::default()
+        };
+        tree.procs.insert(10, proc(10, 0, 1.0));
+        for c in children {
+            tree.procs.insert(c.pid, c);
+        }
+        Run {
+            args: vec![],
+            outcome: Outcome {
+                exit: Some(ExitStatus::Exited(0)),
+                main_exited: Some(1.0),
+                traced: true,
+                time_limit: 10.0,
+                tree,
+                stdout: crate::grade::supervisor::Captured {
+                    text: stdout.into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_child_collected_twice_by_the_grader_is_a_zombie() {
+        let mut c = proc(11, 10, 0.2);
+        c.readopted = Some(1.0);
+        let (status, detail) = zombies(&spec(""), &run_with(vec![c], ""));
+        assert_eq!(status, Status::Fail);
+        assert!(
+            detail.contains("child 11 exited at 0.20 s but its parent 10 never waited"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn kernel_reaping_is_told_apart_from_waiting() {
+        let mut waited = proc(11, 10, 0.2);
+        waited.reaped_by = Some((10, 0.3));
+        let kernel = proc(12, 10, 0.2);
+        let run = run_with(vec![waited.clone(), kernel.clone()], "");
+        let plain = zombies(&spec(""), &run);
+        assert_eq!(plain.0, Status::Pass, "{}", plain.1);
+        assert!(plain.1.contains("1 reaped by the kernel"), "{}", plain.1);
+        let required = zombies(&spec("[reaping]\nkernel = \"require\""), &run);
+        assert_eq!(required.0, Status::Fail);
+        assert!(
+            required
+                .1
+                .contains("child 11 was collected by its parent's wait"),
+            "{}",
+            required.1
+        );
+        let forbidden = zombies(
+            &spec("[reaping]\nkernel = \"forbid\""),
+            &run_with(vec![kernel], ""),
+        );
+        assert_eq!(forbidden.0, Status::Fail);
+    }
+
+    #[test]
+    fn an_orphan_that_ends_by_itself_is_allowed_unless_forbidden() {
+        let late = proc(11, 10, 1.4); // exits after its parent (1.0 s)
+        let run = run_with(vec![late], "");
+        assert_eq!(orphans(&spec(""), &run).0, Status::Pass);
+        assert_eq!(
+            orphans(&spec("[reaping]\nadopted = \"forbid\""), &run).0,
+            Status::Fail
+        );
+        assert_eq!(
+            orphans(
+                &spec("[reaping]\nadopted = \"require\""),
+                &run_with(vec![], "")
+            )
+            .0,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn an_orphan_killed_after_linger_fails() {
+        let mut stuck = proc(11, 10, 2.6);
+        stuck.killed =
+            Some("still running 1.50 s after the main process exited; killed by the grader".into());
+        stuck.orphan = true;
+        let (status, detail) = orphans(&spec(""), &run_with(vec![stuck], ""));
+        assert_eq!(status, Status::Fail);
+        assert!(detail.contains("process 11"), "{detail}");
+    }
+
+    #[test]
+    fn output_rules_order_unordered_agree_and_forbid() {
+        let s = spec(
+            r#"[output]
+order = [["^b", "^c"]]
+unordered = ["x", "y"]
+agree = [["one", "two"]]
+forbid = ["secret"]
+[[output.match]]
+regex = 'one=(?P<one>\d+)'
+[[output.match]]
+regex = 'two=(?P<two>\d+)'
+"#,
+        );
+        let good = "b\ny\nc\nx\none=5 two=5\n";
+        assert_eq!(output(&s, &run_with(vec![], good)).0, Status::Pass);
+        for bad in [
+            "c\nb\ny\nx\none=5 two=5\n",
+            "b\nc\nx\none=5 two=5\n",
+            "b\nc\nx\ny\none=5 two=6\n",
+            "b\nc\nx\ny\none=5 two=5\nsecret\n",
+        ] {
+            let (status, detail) = output(&s, &run_with(vec![], bad));
+            assert_eq!(status, Status::Fail, "{bad:?} passed: {detail}");
+        }
+    }
+
+    #[test]
+    fn pi_is_compared_with_the_serial_value_for_the_runs_n() {
+        let s = spec("[[run]]\nargs = [\"1000\"]\n[output]\npi = true\n");
+        let mut run = run_with(vec![], &format!("pi is {}\n", crate::pi::serial(1000)));
+        run.args = vec!["1000".into()];
+        assert_eq!(output(&s, &run).0, Status::Pass);
+        run.outcome.stdout.text = "3.14159262176\n".into();
+        let (status, detail) = output(&s, &run);
+        assert_eq!(status, Status::Fail);
+        assert!(detail.contains("n=1000: printed 3.14159262176"), "{detail}");
+    }
+
+    #[test]
+    fn mechanism_needs_one_process_to_do_everything_and_skips_untraced() {
+        let s =
+            spec("[mechanism.parent]\nforks = 2\npipes = 2\n[mechanism.max]\nfile_create = 0\n");
+        let mut run = run_with(vec![], "");
+        let main = run.outcome.tree.procs.get_mut(&10).unwrap();
+        main.calls.insert("forks".into(), 2);
+        main.calls.insert("pipes".into(), 1);
+        let (status, detail) = mechanism(&s, &run);
+        assert_eq!(status, Status::Fail);
+        assert!(
+            detail.contains("pipes") && detail.contains("1 of at least 2"),
+            "{detail}"
+        );
+        run.outcome
+            .tree
+            .procs
+            .get_mut(&10)
+            .unwrap()
+            .calls
+            .insert("pipes".into(), 2);
+        assert_eq!(mechanism(&s, &run).0, Status::Pass);
+        run.outcome
+            .tree
+            .procs
+            .get_mut(&10)
+            .unwrap()
+            .calls
+            .insert("file_create".into(), 1);
+        assert_eq!(mechanism(&s, &run).0, Status::Fail);
+        run.outcome.traced = false;
+        assert_eq!(mechanism(&s, &run).0, Status::Skip);
+        assert_eq!(mechanism(&spec(""), &run).0, Status::Skip);
+    }
+
+    #[test]
+    fn one_failing_run_fails_the_check_and_names_the_run() {
+        let s = spec("");
+        let ok = run_with(vec![], "");
+        let mut bad = run_with(vec![], "");
+        bad.args = vec!["1000".into()];
+        bad.outcome.exit = Some(ExitStatus::Exited(3));
+        let (checks, _) = judge(&s, &[ok, bad]);
+        let exit = checks.iter().find(|c| c.name == "exit").unwrap();
+        assert_eq!(exit.status, Status::Fail);
+        assert!(exit.detail.starts_with("run `1000`: "), "{}", exit.detail);
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "output",
+                "exit",
+                "time",
+                "zombies",
+                "orphans",
+                "leaks",
+                "mechanism"
+            ]
+        );
+        assert_eq!(
+            checks[0].status,
+            Status::Skip,
+            "no output rule: skip, never pass"
+        );
+    }
+}

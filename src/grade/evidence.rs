@@ -200,3 +200,41 @@ fn command_of(pid: i32) -> String {
         .trim()
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_main_process_did_before_its_last_exec_is_the_launcher() {
+        let mut t = Tree {
+            main: 10,
+            ..Default::default()
+        };
+        t.proc(10, 0.0);
+        t.on_fork(10, 11, 0.1); // the shim's subshell
+        t.on_fork(11, 12, 0.1);
+        t.on_exec(10, 0.2); // exec of the real program
+        t.on_fork(10, 13, 0.3);
+        assert!(t.procs[&11].launcher && t.procs[&12].launcher);
+        assert!(!t.procs[&13].launcher && !t.procs[&10].launcher);
+        assert_eq!(t.total("forks"), 1, "only the port's own fork counts");
+    }
+
+    #[test]
+    fn a_temporary_name_linked_into_place_counts_once() {
+        let mut t = Tree::default();
+        t.on_object(5, "sem", "/tmpXYZ", true, 0.0);
+        t.forget_object("sem", "/tmpXYZ");
+        t.on_object(5, "sem", "/lock", true, 0.0);
+        t.on_object(5, "sem", "/lock", false, 0.1);
+        assert_eq!(t.total("sem_roundtrip"), 1);
+        t.on_exit(6, ExitStatus::Exited(0), 0.2);
+        t.on_exit(6, ExitStatus::Exited(0), 0.5);
+        assert_eq!(
+            t.procs[&6].readopted,
+            Some(0.5),
+            "a second collection is a readoption"
+        );
+    }
+}
