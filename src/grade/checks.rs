@@ -847,30 +847,21 @@ regex = 'two=(?P<two>\d+)'
         let s =
             spec("[mechanism.parent]\nforks = 2\npipes = 2\n[mechanism.max]\nfile_create = 0\n");
         let mut run = run_with(vec![], "");
-        let main = run.outcome.tree.procs.get_mut(&10).unwrap();
-        main.calls.insert("forks".into(), 2);
-        main.calls.insert("pipes".into(), 1);
+        let set = |run: &mut Run, key: &str, n: u32| {
+            let main = run.outcome.tree.procs.get_mut(&10).unwrap();
+            main.calls.insert(key.into(), n);
+        };
+        set(&mut run, "forks", 2);
+        set(&mut run, "pipes", 1);
         let (status, detail) = mechanism(&s, &run);
         assert_eq!(status, Status::Fail);
         assert!(
             detail.contains("pipes") && detail.contains("1 of at least 2"),
             "{detail}"
         );
-        run.outcome
-            .tree
-            .procs
-            .get_mut(&10)
-            .unwrap()
-            .calls
-            .insert("pipes".into(), 2);
+        set(&mut run, "pipes", 2);
         assert_eq!(mechanism(&s, &run).0, Status::Pass);
-        run.outcome
-            .tree
-            .procs
-            .get_mut(&10)
-            .unwrap()
-            .calls
-            .insert("file_create".into(), 1);
+        set(&mut run, "file_create", 1);
         assert_eq!(mechanism(&s, &run).0, Status::Fail);
         run.outcome.traced = false;
         assert_eq!(mechanism(&s, &run).0, Status::Skip);
