@@ -27,6 +27,8 @@ impl PidsCgroup {
     /// Makes a group for this process's run with `pids.max = max`.
     pub fn create(max: u64) -> Result<PidsCgroup> {
         let dir = PathBuf::from(PIDS_ROOT).join(format!("ipckit-grade-{}", std::process::id()));
+        // A group left by a supervisor that died with this pid: removed if empty.
+        let _ = std::fs::remove_dir(&dir);
         std::fs::create_dir(&dir).map_err(|e| Error::io(format!("mkdir {}", dir.display()), e))?;
         let group = PidsCgroup { dir };
         let max_file = group.dir.join("pids.max");
