@@ -66,6 +66,52 @@ impl Graded {
     }
 }
 
+/// Runs a command to its end with a deadline (120 s): past it the command is
+/// killed and the test fails, so a grader that hangs cannot hang the suite.
+trait Finish {
+    fn finish(&mut self) -> std::process::Output;
+}
+
+impl Finish for Command {
+    fn finish(&mut self) -> std::process::Output {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = self
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let out = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        });
+        let err = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = err.read_to_end(&mut v);
+            v
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{self:?} did not finish within 120 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        std::process::Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
+    }
+}
+
 fn checks_with(grade: &Value, status: &str) -> Vec<String> {
     grade["checks"]
         .as_array()
@@ -92,8 +138,7 @@ fn grade(id: &str, extra: &[&str], cmd: &[&str]) -> Graded {
         .args(extra)
         .arg("--")
         .args(cmd)
-        .output()
-        .expect("run ipckit grade");
+        .finish();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -226,8 +271,7 @@ fn grade_py(id: &str, extra: &[&str], rel: &str) -> Graded {
 fn every_good_port_in_the_folder_passes_with_dir() {
     let out = Command::new(common::ipckit())
         .args(["grade", "--dir", &fixture("good"), "--format", "json"])
-        .output()
-        .expect("run ipckit grade --dir");
+        .finish();
     let grades: Value = serde_json::from_slice(&out.stdout).expect("JSON array");
     let grades = grades.as_array().expect("--dir gives an array");
     let ids: Vec<&str> = grades
@@ -571,8 +615,7 @@ fn dir_with_a_port_that_does_not_build_is_an_error_grade() {
     let out = Command::new(common::ipckit())
         .args(["grade", "--format", "json", "--dir"])
         .arg(&dir)
-        .output()
-        .unwrap();
+        .finish();
     let grades: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(grades.as_array().map(Vec::len), Some(1), "{grades:#}");
     assert_eq!(grades[0]["verdict"], "error");
@@ -606,8 +649,7 @@ fn junit_gradescope_and_out_file() {
             ])
             .arg(&out)
             .args(["--", "python3", &script])
-            .output()
-            .unwrap();
+            .finish();
         assert_eq!(status.status.code(), Some(1), "{format}");
         assert!(status.stdout.is_empty(), "--out: nothing on stdout");
         let text = std::fs::read_to_string(&out).unwrap();
@@ -630,16 +672,10 @@ fn junit_gradescope_and_out_file() {
 
 #[test]
 fn demo_grades_every_reference_program_and_all_pass() {
-    let out = Command::new(common::ipckit())
-        .arg("demo")
-        .output()
-        .expect("ipckit demo");
+    let out = Command::new(common::ipckit()).arg("demo").finish();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    let list = Command::new(common::ipckit())
-        .arg("exercises")
-        .output()
-        .unwrap();
+    let list = Command::new(common::ipckit()).arg("exercises").finish();
     for id in String::from_utf8_lossy(&list.stdout)
         .lines()
         .filter_map(|l| l.split('\t').next())
