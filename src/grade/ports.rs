@@ -150,8 +150,8 @@ fn compile(cmd: &mut Command, what: &Path) -> Result<()> {
     ))
 }
 
-/// Step 3: grades `jobs` (exercise ID and port) on up to `threads` threads,
-/// in the order given. `build` makes the command of a job.
+/// Step 3: runs `run` (a grade) over `jobs` on up to `threads` threads and
+/// returns the grades in the order of the jobs.
 pub fn grade_all<J: Sync>(
     jobs: &[J],
     threads: usize,

@@ -6,8 +6,8 @@
 //! traces, and may enter private namespaces. The steps of [`supervise`]:
 //! 1. a private work area: a fresh `TMPDIR` and a fresh working directory;
 //!    private IPC and mount namespaces when possible (the audit's
-//!    [`crate::audit::isolate`]); subreaper; a snapshot of the IPC ledger;
-//! 2. a `pids` control group ([`super::cgroup`]) when running as root, else
+//!    `audit::isolate`); subreaper; a snapshot of the IPC ledger;
+//! 2. a `pids` control group (`grade::cgroup`) when running as root, else
 //!    `RLIMIT_NPROC`;
 //! 3. the port starts in a session and process group of its own, with limits
 //!    on CPU time, address space, file size and open files, standard input
