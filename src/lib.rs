@@ -7,6 +7,8 @@
 //!   orphans and the double fork, `SIGCHLD` ignored, and `multiprocessing.Process`.
 //! - [`audit`]: what a process tree left behind: zombies, orphans still
 //!   running, named IPC objects and temporary files. Every test runs under it.
+//! - [`grade`]: the grader: runs a student's port contained, traces what it
+//!   did, and checks output, exit, time, zombies, orphans, leaks, mechanism.
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
 //! - [`channel`]: pipes, socket pairs, file exchange and `Connection` (section 3).
@@ -34,6 +36,7 @@ pub mod channel;
 pub mod csp;
 pub mod error;
 pub mod frame;
+pub mod grade;
 pub mod manager;
 pub mod mq;
 pub mod pi;

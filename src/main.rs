@@ -1,5 +1,7 @@
 //! The `ipckit` command line. Its command forms are a contract (DESIGN.md):
-//! `exercises`, `run ID [ARGS]`, `audit [--format text|json] -- CMD...`, `demo`.
+//! `exercises`, `run ID [ARGS]`, `audit [--format text|json] -- CMD...`,
+//! `grade --exercise ID [--format ...] [--out FILE] -- CMD...`, `grade --dir DIR`,
+//! `demo`. The hidden `__supervise` is the grader's supervisor process.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ipckit::programs;
@@ -49,7 +51,38 @@ enum Command {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
-    /// Runs every reference program under the audit and prints a table.
+    /// Grades a student's port of an exercise (or every port in a folder):
+    /// output, exit, time, zombies, orphans, leaks, mechanism.
+    /// Exit 0 when every check passed, 1 when one failed, 2 when the grade
+    /// could not run.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["exercise", "dir"])))]
+    Grade {
+        /// The exercise the port implements (see `ipckit exercises`).
+        #[arg(long)]
+        exercise: Option<String>,
+        /// Grade every port in this folder (files named after exercise IDs).
+        #[arg(long, conflicts_with = "exercise")]
+        dir: Option<std::path::PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = GradeFormat::Text)]
+        format: GradeFormat,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Use this spec file instead of the built-in one.
+        #[arg(long)]
+        spec: Option<std::path::PathBuf>,
+        /// Override the spec's time limit (seconds per run).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Do not trace system calls (the mechanism check is then skipped).
+        #[arg(long)]
+        no_trace: bool,
+        /// The port's command and its arguments.
+        #[arg(last = true)]
+        cmd: Vec<String>,
+    },
+    /// Grades the kit's own reference programs and prints the table.
     Demo,
     /// The side-by-side benchmarks: the kit, a raw-syscall baseline and Python.
     Bench {
@@ -66,6 +99,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The grader's supervisor (internal: JSON request on stdin).
+    #[command(name = "__supervise", hide = true)]
+    Supervise,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +119,26 @@ fn bench(which: BenchName) -> ipckit::Result<i32> {
         ipckit::bench::manager_pool::run(None)?;
     }
     Ok(0)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GradeFormat {
+    Text,
+    Json,
+    Junit,
+    Gradescope,
+}
+
+impl From<GradeFormat> for ipckit::grade::report::Format {
+    fn from(f: GradeFormat) -> Self {
+        use ipckit::grade::report::Format as F;
+        match f {
+            GradeFormat::Text => F::Text,
+            GradeFormat::Json => F::Json,
+            GradeFormat::Junit => F::Junit,
+            GradeFormat::Gradescope => F::Gradescope,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,9 +175,33 @@ fn main() -> ExitCode {
             };
             audit(&cmd, &opts, format)
         }
+        Command::Grade {
+            exercise,
+            dir,
+            format,
+            out,
+            spec,
+            timeout,
+            no_trace,
+            cmd,
+        } => {
+            let opts = ipckit::grade::Options {
+                trace: !no_trace,
+                time_limit: timeout,
+                ..Default::default()
+            };
+            let job = GradeJob {
+                exercise,
+                dir,
+                spec,
+                cmd,
+            };
+            grade(job, &opts, format.into(), out.as_deref())
+        }
         Command::Demo => demo::run(),
         Command::Bench { which } => bench(which),
         Command::Internal { name, args } => programs::internal::run(&name, &args),
+        Command::Supervise => Ok(ipckit::grade::supervisor::serve()),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -157,49 +237,84 @@ fn audit(cmd: &[String], opts: &ipckit::audit::Options, format: Format) -> ipcki
     Ok(if report.clean() { 0 } else { 1 })
 }
 
-mod demo {
-    //! `ipckit demo`: every reference program, each run under the audit in a
-    //! process of its own, in a table.
+/// What `ipckit grade` was asked to grade.
+struct GradeJob {
+    exercise: Option<String>,
+    dir: Option<std::path::PathBuf>,
+    spec: Option<std::path::PathBuf>,
+    cmd: Vec<String>,
+}
 
+fn grade(
+    job: GradeJob,
+    opts: &ipckit::grade::Options,
+    format: ipckit::grade::report::Format,
+    out: Option<&std::path::Path>,
+) -> ipckit::Result<i32> {
+    use ipckit::grade::{self, Grade, Verdict, report};
+    let (grades, several) = match (&job.dir, &job.exercise) {
+        (Some(dir), _) => match grade::ports::grade_dir(dir, opts) {
+            Ok(g) => (g, true),
+            Err(e) => (vec![Grade::error(&dir.display().to_string(), e)], true),
+        },
+        (None, Some(id)) => {
+            let spec = match &job.spec {
+                Some(path) => grade::spec::load(path),
+                None => grade::spec::builtin(id),
+            };
+            let g = match spec {
+                Ok(spec) => grade::grade(&spec, &job.cmd, opts),
+                Err(e) => Grade::error(id, e),
+            };
+            (vec![g], false)
+        }
+        (None, None) => unreachable!("clap requires --exercise or --dir"),
+    };
+    let colour = out.is_none() && report::colour_wanted();
+    let text = report::render(&grades, format, several, colour);
+    match out {
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|e| ipckit::Error::io(path.display().to_string(), e))?,
+        None => print!("{text}"),
+    }
+    for g in grades.iter().filter(|g| g.verdict == Verdict::Error) {
+        eprintln!(
+            "ipckit grade: {}: {}",
+            g.exercise,
+            g.error.as_deref().unwrap_or("error")
+        );
+    }
+    Ok(grades
+        .iter()
+        .map(|g| g.verdict.exit_code())
+        .max()
+        .unwrap_or(2))
+}
+
+mod demo {
+    //! `ipckit demo`: the grader run over the kit's own reference programs
+    //! (`ipckit run ID` for every exercise the kit implements), in a table.
+
+    use ipckit::grade::{self, Grade, Verdict, report};
     use ipckit::programs;
 
     pub fn run() -> ipckit::Result<i32> {
         let me = std::env::current_exe().map_err(|e| ipckit::Error::io("current executable", e))?;
-        println!(
-            "{:<18} {:<8} {:>7} {:>8} {:>8} {:>6}",
-            "exercise", "verdict", "seconds", "zombies", "orphans", "leaks"
-        );
-        let mut failed = 0;
-        for p in programs::all() {
-            let out = std::process::Command::new(&me)
-                .args([
-                    "audit",
-                    "--format",
-                    "json",
-                    "--",
-                    &me.to_string_lossy(),
-                    "run",
-                    p.id,
-                ])
-                .output()
-                .map_err(|e| ipckit::Error::io("ipckit audit", e))?;
-            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-                .map_err(|e| ipckit::Error::Protocol(format!("audit report for {}: {e}", p.id)))?;
-            let count = |k: &str| report[k].as_array().map_or(0, Vec::len);
-            let exited_ok = report["exit"] == serde_json::json!({"Exited": 0});
-            let ok = out.status.success() && exited_ok;
-            failed += usize::from(!ok);
-            println!(
-                "{:<18} {:<8} {:>7.2} {:>8} {:>8} {:>6}",
-                p.id,
-                if ok { "clean" } else { "FAIL" },
-                report["seconds"].as_f64().unwrap_or(f64::NAN),
-                count("zombies"),
-                count("orphans"),
-                count("leaks")
+        let me = me.to_string_lossy().into_owned();
+        let opts = grade::Options::default();
+        let ids: Vec<&str> = programs::all().map(|p| p.id).collect();
+        let grades =
+            grade::ports::grade_all(
+                &ids,
+                grade::ports::cores(),
+                |id| match grade::spec::builtin(id) {
+                    Ok(spec) => {
+                        grade::grade(&spec, &[me.clone(), "run".into(), id.to_string()], &opts)
+                    }
+                    Err(e) => Grade::error(id, e),
+                },
             );
-        }
-        println!("{} program(s), {failed} not clean", programs::all().count());
-        Ok(i32::from(failed > 0))
+        print!("{}", report::table(&grades, report::colour_wanted()));
+        Ok(i32::from(grades.iter().any(|g| g.verdict != Verdict::Pass)))
     }
 }

@@ -15,7 +15,7 @@ use nix::sched::{CloneFlags, unshare};
 use std::path::Path;
 
 /// What isolation a run got.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
     /// Private IPC and mount namespaces: every object found is the tree's.

@@ -21,7 +21,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The kind of a named object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ObjectKind {
     /// POSIX shared memory object (`shm_open`).
@@ -55,7 +57,9 @@ impl std::fmt::Display for ObjectKind {
 }
 
 /// One named object as the ledger saw it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct IpcObject {
     /// What it is.
     pub kind: ObjectKind,
@@ -180,10 +184,12 @@ fn remove_sysv(obj: &IpcObject) -> Result<()> {
         match obj.kind {
             #[cfg(target_os = "linux")]
             ObjectKind::SysvMsg => libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+            // The libc crate has no msgctl for macOS; the ledger only lists
+            // System V objects from Linux's /proc/sysvipc anyway.
             #[cfg(not(target_os = "linux"))]
             ObjectKind::SysvMsg => {
                 return Err(Error::Unsupported(
-                    "removing System V queues outside Linux".into(),
+                    "removing System V queues needs Linux here".into(),
                 ));
             }
             ObjectKind::SysvShm => libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()),

@@ -16,12 +16,12 @@
 //! and it is Linux only: elsewhere [`run()`] returns `UNSUPPORTED`.
 
 #[cfg(target_os = "linux")]
-mod isolate;
+pub(crate) mod isolate;
 pub mod ledger;
 #[cfg(target_os = "linux")]
 pub mod procfs;
 #[cfg(target_os = "linux")]
-mod run;
+pub(crate) mod run;
 mod scope;
 #[cfg(target_os = "linux")]
 mod subreaper;
@@ -86,7 +86,7 @@ pub struct Finding {
 }
 
 /// A named object the tree left behind.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Leak {
     /// The object.
     pub object: IpcObject,

@@ -130,7 +130,11 @@ impl Drop for WorkArea {
     }
 }
 
-fn prepare_namespaces(opts: &Options, mq_dir: &Path, notes: &mut Vec<String>) -> Isolation {
+pub(crate) fn prepare_namespaces(
+    opts: &Options,
+    mq_dir: &Path,
+    notes: &mut Vec<String>,
+) -> Isolation {
     if !opts.isolate {
         notes.push("isolation off: objects are attributed by creator pid or timing".into());
         return Isolation::Shared;
@@ -146,7 +150,7 @@ fn prepare_namespaces(opts: &Options, mq_dir: &Path, notes: &mut Vec<String>) ->
     }
 }
 
-fn ledger_sources(
+pub(crate) fn ledger_sources(
     mq_dir: &Path,
     tmpdir: &Path,
     opts: &Options,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// How a child ended (or changed state), decoded from the raw `wait` status
 /// with the `WIFEXITED`/`WEXITSTATUS`/`WIFSIGNALED`/`WTERMSIG`/`WCOREDUMP`
 /// macros of `waitpid(2)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExitStatus {
     /// The child called `exit`/`_exit` with this code (0..=255).
     Exited(i32),

@@ -1,0 +1,240 @@
+//! What a graded run did, process by process: the evidence the checks read.
+//!
+//! The supervisor fills a [`Tree`] from the system-call trace (or, where
+//! tracing is impossible, from samples of `/proc`): who forked whom, who
+//! reaped whom, when each process exited, which named objects were created
+//! and unlinked. The grader's checks ([`super::checks`]) only read it.
+
+use crate::process::ExitStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One process of the graded tree.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProcRecord {
+    /// Its pid.
+    pub pid: i32,
+    /// The process that forked it (0: the grader started it).
+    pub parent: i32,
+    /// Its command line when first seen (after its last exec).
+    pub command: String,
+    /// Part of the launch chain (a shell or `pyenv` shim that ran before the
+    /// port's own program was exec'd): not judged.
+    pub launcher: bool,
+    /// Seconds after the start when it was first seen.
+    pub started: f64,
+    /// Seconds after the start when it exited.
+    pub exited: Option<f64>,
+    /// How it ended.
+    pub status: Option<ExitStatus>,
+    /// The process whose wait call returned it, and when.
+    pub reaped_by: Option<(i32, f64)>,
+    /// Collected by the grader a second time, as the adopter of a zombie whose
+    /// parent exited without waiting for it: when.
+    pub readopted: Option<f64>,
+    /// (Untraced runs) seen as a zombie under this parent, at this time.
+    pub seen_zombie: Option<(i32, f64)>,
+    /// Seen running with the grader as its parent (adopted), at this time.
+    pub seen_adopted: Option<f64>,
+    /// Why the grader killed it, if it did.
+    pub killed: Option<String>,
+    /// Killed because it still ran `linger` seconds after the main process
+    /// exited (an orphan left running).
+    pub orphan: bool,
+    /// System-call evidence: counters named in [`super::spec::COUNTERS`].
+    pub calls: BTreeMap<String, u32>,
+}
+
+impl ProcRecord {
+    /// One counter.
+    pub fn count(&self, key: &str) -> u32 {
+        if key == "channels" {
+            return self.count("pipes") + self.count("socketpairs");
+        }
+        self.calls.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// A named object the port created or unlinked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NamedObject {
+    /// `shm`, `sem`, `mq` or `file`.
+    pub kind: String,
+    /// `/name` for POSIX objects, a path for files.
+    pub name: String,
+    /// The process that created it.
+    pub created_by: Option<i32>,
+    /// The process that unlinked it.
+    pub unlinked_by: Option<i32>,
+}
+
+/// Everything known about the tree of one run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Tree {
+    /// The main process (the port's command).
+    pub main: i32,
+    /// Every process, by pid.
+    pub procs: BTreeMap<i32, ProcRecord>,
+    /// Named objects by `kind:name`.
+    pub objects: BTreeMap<String, NamedObject>,
+}
+
+impl Tree {
+    /// The record of `pid`, made on first sight.
+    pub fn proc(&mut self, pid: i32, now: f64) -> &mut ProcRecord {
+        self.procs.entry(pid).or_insert_with(|| ProcRecord {
+            pid,
+            command: command_of(pid),
+            started: now,
+            ..Default::default()
+        })
+    }
+
+    /// `parent` forked `child`.
+    pub fn on_fork(&mut self, parent: i32, child: i32, now: f64) {
+        let launcher = self.procs.get(&parent).is_some_and(|p| p.launcher);
+        self.bump(parent, "forks", now);
+        let c = self.proc(child, now);
+        c.parent = parent;
+        c.launcher = launcher;
+    }
+
+    /// `pid` ran a new program. When the main process does, what it forked and
+    /// did before was the launch chain (a shell, a `pyenv` shim): set aside.
+    pub fn on_exec(&mut self, pid: i32, now: f64) {
+        let command = command_of(pid);
+        let main = self.main;
+        let p = self.proc(pid, now);
+        p.command = command;
+        if pid != main {
+            return;
+        }
+        p.calls.clear();
+        let mut launchers = vec![pid];
+        while let Some(l) = launchers.pop() {
+            for r in self.procs.values_mut() {
+                if r.parent == l && !r.launcher {
+                    r.launcher = true;
+                    launchers.push(r.pid);
+                }
+            }
+        }
+        self.objects.clear();
+    }
+
+    /// The grader collected `pid`'s exit (as tracer, parent or adopter).
+    pub fn on_exit(&mut self, pid: i32, status: ExitStatus, now: f64) {
+        let p = self.proc(pid, now);
+        if p.exited.is_some() {
+            p.readopted = Some(now);
+        } else {
+            p.exited = Some(now);
+            p.status = Some(status);
+        }
+    }
+
+    /// A wait call of `reaper` returned `child`.
+    pub fn on_reap(&mut self, reaper: i32, child: i32, now: f64) {
+        self.bump(reaper, "reaps", now);
+        self.proc(child, now).reaped_by = Some((reaper, now));
+    }
+
+    /// Adds one to a counter of `pid`.
+    pub fn bump(&mut self, pid: i32, key: &str, now: f64) {
+        *self
+            .proc(pid, now)
+            .calls
+            .entry(key.to_string())
+            .or_default() += 1;
+    }
+
+    /// `pid` created (`created`) or unlinked a named object.
+    pub fn on_object(&mut self, pid: i32, kind: &str, name: &str, created: bool, now: f64) {
+        let verb = if created { "create" } else { "unlink" };
+        self.bump(pid, &format!("{kind}_{verb}"), now);
+        let o = self
+            .objects
+            .entry(format!("{kind}:{name}"))
+            .or_insert_with(|| NamedObject {
+                kind: kind.into(),
+                name: name.into(),
+                ..Default::default()
+            });
+        if created {
+            o.created_by = Some(pid);
+        } else {
+            o.unlinked_by = Some(pid);
+        }
+    }
+
+    /// A temporary name was renamed into place (`link` then `unlink`, as
+    /// glibc's `sem_open` does): the temporary one is forgotten.
+    pub fn forget_object(&mut self, kind: &str, name: &str) {
+        self.objects.remove(&format!("{kind}:{name}"));
+    }
+
+    /// The processes that are judged: the port's own, not its launch chain.
+    pub fn judged(&self) -> impl Iterator<Item = &ProcRecord> {
+        self.procs.values().filter(|p| !p.launcher)
+    }
+
+    /// The sum of one counter over the judged processes; the `*_roundtrip`
+    /// counters count objects both created and unlinked by the port.
+    pub fn total(&self, key: &str) -> u32 {
+        if let Some(kind) = key.strip_suffix("_roundtrip") {
+            return self
+                .objects
+                .values()
+                .filter(|o| o.kind == kind && o.created_by.is_some() && o.unlinked_by.is_some())
+                .count() as u32;
+        }
+        self.judged().map(|p| p.count(key)).sum()
+    }
+}
+
+/// The command line of a live process, for reports (empty if unreadable).
+fn command_of(pid: i32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&raw)
+        .replace('\0', " ")
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_main_process_did_before_its_last_exec_is_the_launcher() {
+        let mut t = Tree {
+            main: 10,
+            ..Default::default()
+        };
+        t.proc(10, 0.0);
+        t.on_fork(10, 11, 0.1); // the shim's subshell
+        t.on_fork(11, 12, 0.1);
+        t.on_exec(10, 0.2); // exec of the real program
+        t.on_fork(10, 13, 0.3);
+        assert!(t.procs[&11].launcher && t.procs[&12].launcher);
+        assert!(!t.procs[&13].launcher && !t.procs[&10].launcher);
+        assert_eq!(t.total("forks"), 1, "only the port's own fork counts");
+    }
+
+    #[test]
+    fn a_temporary_name_linked_into_place_counts_once() {
+        let mut t = Tree::default();
+        t.on_object(5, "sem", "/tmpXYZ", true, 0.0);
+        t.forget_object("sem", "/tmpXYZ");
+        t.on_object(5, "sem", "/lock", true, 0.0);
+        t.on_object(5, "sem", "/lock", false, 0.1);
+        assert_eq!(t.total("sem_roundtrip"), 1);
+        t.on_exit(6, ExitStatus::Exited(0), 0.2);
+        t.on_exit(6, ExitStatus::Exited(0), 0.5);
+        assert_eq!(
+            t.procs[&6].readopted,
+            Some(0.5),
+            "a second collection is a readoption"
+        );
+    }
+}

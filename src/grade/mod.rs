@@ -1,0 +1,222 @@
+//! The grader (`ipckit grade`): runs a student's port of an exercise, in any
+//! language, contained, and proves what it did.
+//!
+//! - [`spec`]: one TOML spec per exercise (`fixtures/exercises/ID.toml`):
+//!   runs, output rules, time limit, reaping rules, mechanism evidence.
+//! - [`supervisor`]: the only code that runs student code, in a process of its
+//!   own (`ipckit __supervise`): session, limits, `pids` control group,
+//!   private namespaces, subreaper, deadline, captured output.
+//! - [`trace`]: `ptrace` + `seccomp` evidence: who forked, who reaped whom,
+//!   which pipes, queues, segments, semaphores and files were made.
+//! - [`evidence`]: the process tree and named objects of one run.
+//! - [`checks`]: the seven checks (`output`, `exit`, `time`, `zombies`,
+//!   `orphans`, `leaks`, `mechanism`), each with a sentence that explains it.
+//! - [`report`]: text, JSON, JUnit XML and Gradescope `results.json`.
+//! - [`ports`]: `--dir`: finds, builds and grades every port in a folder.
+//!
+//! A grade's [`Verdict`] is `pass` when every check passed or was skipped,
+//! `fail` when one failed, `error` when the grade itself could not run; the
+//! command line maps them to exit status 0, 1 and 2.
+
+#[cfg(target_os = "linux")]
+mod cgroup;
+pub mod checks;
+pub mod evidence;
+pub mod ports;
+pub mod report;
+pub mod spec;
+pub mod supervisor;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub mod trace;
+
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use spec::Spec;
+use supervisor::{Limits, Request};
+
+/// A check's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The check held.
+    Pass,
+    /// The check failed.
+    Fail,
+    /// The check does not apply (the detail says why).
+    Skip,
+}
+
+/// A grade's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every check passed or was skipped.
+    Pass,
+    /// Some check failed.
+    Fail,
+    /// The grade could not run.
+    Error,
+}
+
+impl Verdict {
+    /// The exit status of `ipckit grade` for this verdict (DESIGN.md).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            Verdict::Error => 2,
+        }
+    }
+}
+
+/// One check of a grade.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    /// `output`, `exit`, `time`, `zombies`, `orphans`, `leaks` or `mechanism`.
+    pub name: String,
+    /// Its status.
+    pub status: Status,
+    /// What was found, in a sentence.
+    pub detail: String,
+}
+
+/// The grade of one port (the JSON object of DESIGN.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grade {
+    /// The exercise ID.
+    pub exercise: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The checks, in their fixed order (empty when the grade could not run).
+    pub checks: Vec<Check>,
+    /// Wall-clock seconds of every run together.
+    pub seconds: f64,
+    /// Why the grade could not run (verdict `error` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// The port's file (`--dir` only: a folder may hold `pi-pipe.py` and `pi-pipe.c`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub port: Option<String>,
+    /// Zombies, orphans still running and leaks, for tables.
+    #[serde(skip)]
+    pub counts: checks::Counts,
+}
+
+impl Grade {
+    /// A grade that could not run.
+    pub fn error(exercise: &str, why: impl std::fmt::Display) -> Grade {
+        Grade {
+            exercise: exercise.to_string(),
+            verdict: Verdict::Error,
+            checks: Vec::new(),
+            seconds: 0.0,
+            error: Some(why.to_string()),
+            port: None,
+            counts: checks::Counts::default(),
+        }
+    }
+}
+
+/// How to grade.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Trace system calls when possible (mechanism evidence).
+    pub trace: bool,
+    /// Private namespaces when possible.
+    pub isolate: bool,
+    /// Overrides the spec's time limit per run, seconds.
+    pub time_limit: Option<f64>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Seconds between `SIGTERM` and `SIGKILL` at the deadline.
+    pub grace: f64,
+    /// Bytes of each output stream kept.
+    pub output_cap: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            trace: true,
+            isolate: true,
+            time_limit: None,
+            limits: Limits::default(),
+            grace: 1.0,
+            output_cap: 1 << 20,
+        }
+    }
+}
+
+/// Grades `argv` (a port of `spec`): runs it once per `[[run]]` of the spec
+/// through the supervisor, then judges the outcomes. Never fails: a grade
+/// that cannot run is a [`Verdict::Error`] grade.
+pub fn grade(spec: &Spec, argv: &[String], opts: &Options) -> Grade {
+    match runs(spec, argv, opts) {
+        Ok(runs) => {
+            let (checks, counts) = checks::judge(spec, &runs);
+            let failed = checks.iter().any(|c| c.status == Status::Fail);
+            Grade {
+                exercise: spec.id.clone(),
+                verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+                checks,
+                seconds: runs.iter().map(|r| r.outcome.seconds).sum(),
+                error: None,
+                port: None,
+                counts,
+            }
+        }
+        Err(e) => Grade::error(&spec.id, e),
+    }
+}
+
+fn runs(spec: &Spec, argv: &[String], opts: &Options) -> Result<Vec<checks::Run>> {
+    if argv.is_empty() {
+        return Err(crate::Error::invalid(
+            "command",
+            "nothing to run: give the port's command after `--`",
+        ));
+    }
+    // The port runs in a fresh working directory: relative paths of the
+    // command (the program, a script) that name existing files here are made
+    // absolute; a bare program name is looked up in PATH as usual.
+    let argv: Vec<String> = argv
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let p = std::path::Path::new(a);
+            let path_like = (i == 0 && a.contains('/')) || (i > 0 && p.exists());
+            match std::path::absolute(p) {
+                Ok(abs) if path_like && p.is_relative() => abs.to_string_lossy().into_owned(),
+                _ => a.clone(),
+            }
+        })
+        .collect();
+    let time_limit = opts.time_limit.unwrap_or(spec.time_limit);
+    let mut limits = opts.limits.clone();
+    limits.cpu_seconds = limits.cpu_seconds.min(time_limit.ceil() as u64 * 2 + 1);
+    spec.runs
+        .iter()
+        .map(|run| {
+            let mut full = argv.clone();
+            full.extend(run.args.iter().cloned());
+            let req = Request {
+                argv: full,
+                time_limit,
+                linger: spec.linger,
+                grace: opts.grace,
+                limits: limits.clone(),
+                trace: opts.trace,
+                isolate: opts.isolate,
+                output_cap: opts.output_cap,
+            };
+            let outcome = supervisor::run_supervised(&req)?;
+            Ok(checks::Run {
+                args: run.args.clone(),
+                outcome,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,210 @@
+//! `ipckit grade --dir DIR`: every port in a folder whose name is an exercise
+//! ID, built if needed and graded in parallel.
+//!
+//! The steps:
+//! 1. [`find`] lists the ports: `ID.py` (run with `python3`), `ID.c`
+//!    (compiled with `cc -O2 ... -lrt -pthread -lm`), `ID.rs` (compiled with
+//!    `rustc -O`), an executable file `ID`, or a cargo crate directory `ID`
+//!    with a binary of that name (`cargo build --release`);
+//! 2. [`Port::command`] builds what needs building into a scratch directory
+//!    and returns the command to grade; a build failure is an `error` grade
+//!    with the compiler's message;
+//! 3. [`grade_all`] grades the ports on as many threads as there are cores
+//!    (each grade runs its own supervisor processes).
+
+use super::{Grade, Options, spec};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How a port is made runnable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A Python script.
+    Python,
+    /// A C source file.
+    C,
+    /// A single Rust source file.
+    Rust,
+    /// A cargo crate directory.
+    Crate,
+    /// An executable file.
+    Executable,
+}
+
+/// One port found in a folder.
+#[derive(Debug, Clone)]
+pub struct Port {
+    /// The exercise it ports.
+    pub id: String,
+    /// Its file or directory.
+    pub path: PathBuf,
+    /// How it is run.
+    pub kind: Kind,
+}
+
+/// Step 1: the ports in `dir`, sorted by exercise ID (names that are no
+/// exercise ID are ignored).
+pub fn find(dir: &Path) -> Result<Vec<Port>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    let mut ports = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let (stem, ext) = match name.rsplit_once('.') {
+            Some((s, x)) => (s.to_string(), x.to_string()),
+            None => (name.clone(), String::new()),
+        };
+        if !spec::BUILTIN.iter().any(|(id, _)| *id == stem) {
+            continue;
+        }
+        let kind = match ext.as_str() {
+            "py" => Kind::Python,
+            "c" => Kind::C,
+            "rs" => Kind::Rust,
+            "" if path.join("Cargo.toml").is_file() => Kind::Crate,
+            "" if is_executable(&path) => Kind::Executable,
+            _ => continue,
+        };
+        ports.push(Port {
+            id: stem,
+            path,
+            kind,
+        });
+    }
+    ports.sort_by(|a, b| a.id.cmp(&b.id).then(a.path.cmp(&b.path)));
+    Ok(ports)
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+impl Port {
+    /// Step 2: builds the port (into `build`) and returns the command to grade.
+    pub fn command(&self, build: &Path) -> Result<Vec<String>> {
+        let src = self
+            .path
+            .canonicalize()
+            .map_err(|e| Error::io(self.path.display().to_string(), e))?;
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let out = build.join(&self.id);
+        match self.kind {
+            Kind::Python => Ok(vec!["python3".into(), s(&src)]),
+            Kind::Executable => Ok(vec![s(&src)]),
+            Kind::C => {
+                compile(
+                    Command::new("cc")
+                        .args(["-O2", "-o"])
+                        .arg(&out)
+                        .arg(&src)
+                        .args(["-lrt", "-pthread", "-lm"]),
+                    &self.path,
+                )?;
+                Ok(vec![s(&out)])
+            }
+            Kind::Rust => {
+                compile(
+                    Command::new("rustc")
+                        .args(["-O", "--edition", "2021", "-o"])
+                        .arg(&out)
+                        .arg(&src),
+                    &self.path,
+                )?;
+                Ok(vec![s(&out)])
+            }
+            Kind::Crate => {
+                let target = build.join(format!("{}-target", self.id));
+                compile(
+                    Command::new("cargo")
+                        .args(["build", "--release", "--quiet", "--manifest-path"])
+                        .arg(src.join("Cargo.toml"))
+                        .arg("--target-dir")
+                        .arg(&target),
+                    &self.path,
+                )?;
+                Ok(vec![s(&target.join("release").join(&self.id))])
+            }
+        }
+    }
+}
+
+fn compile(cmd: &mut Command, what: &Path) -> Result<()> {
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io(format!("building {}", what.display()), e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let msg = String::from_utf8_lossy(&out.stderr);
+    Err(Error::invalid(
+        "port",
+        format!(
+            "{} does not build: {}",
+            what.display(),
+            msg.lines().take(5).collect::<Vec<_>>().join(" | ")
+        ),
+    ))
+}
+
+/// Step 3: runs `run` (a grade) over `jobs` on up to `threads` threads and
+/// returns the grades in the order of the jobs.
+pub fn grade_all<J: Sync>(
+    jobs: &[J],
+    threads: usize,
+    run: impl Fn(&J) -> Grade + Sync,
+) -> Vec<Grade> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(vec![None; jobs.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else { return };
+                    let g = run(job);
+                    results.lock().expect("no panic while holding")[i] = Some(g);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("threads joined")
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The number of cores, for [`grade_all`].
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `--dir`: finds, builds and grades every port of `dir`.
+pub fn grade_dir(dir: &Path, opts: &Options) -> Result<Vec<Grade>> {
+    let ports = find(dir)?;
+    if ports.is_empty() {
+        return Err(Error::invalid(
+            "folder",
+            format!(
+                "{} has no port named after an exercise ID (e.g. pi-pipe.py, pi-pipe.c)",
+                dir.display()
+            ),
+        ));
+    }
+    let build = std::env::temp_dir().join(format!("ipckit-build-{}", std::process::id()));
+    std::fs::create_dir_all(&build).map_err(|e| Error::io(build.display().to_string(), e))?;
+    let grades = grade_all(&ports, cores(), |p| {
+        let graded = spec::builtin(&p.id)
+            .and_then(|spec| Ok(super::grade(&spec, &p.command(&build)?, opts)));
+        let mut g = graded.unwrap_or_else(|e| Grade::error(&p.id, e));
+        g.port = p.path.file_name().map(|f| f.to_string_lossy().into_owned());
+        g
+    });
+    let _ = std::fs::remove_dir_all(&build);
+    Ok(grades)
+}

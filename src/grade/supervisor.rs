@@ -1,0 +1,769 @@
+//! The supervisor: the only code that runs student code.
+//!
+//! It runs in a process of its own (`ipckit __supervise`, started by
+//! [`run_supervised`], request and outcome exchanged as JSON), because it
+//! changes process-wide state: it becomes a subreaper, waits for any child,
+//! traces, and may enter private namespaces. The steps of [`supervise`]:
+//! 1. a private work area: a fresh `TMPDIR` and a fresh working directory;
+//!    private IPC and mount namespaces when possible (the audit's
+//!    `audit::isolate`); subreaper; a snapshot of the IPC ledger;
+//! 2. a `pids` control group (`grade::cgroup`) when running as root, else
+//!    `RLIMIT_NPROC`;
+//! 3. the port starts in a session and process group of its own, with limits
+//!    on CPU time, address space, file size and open files, standard input
+//!    from `/dev/null`, standard output and error into pipes, traced
+//!    ([`super::trace`]) when possible;
+//! 4. one event loop (`poll(2)` on a `signalfd(2)` for `SIGCHLD` and on both
+//!    pipes): output is kept up to a cap and the rest drained and counted,
+//!    every stop and exit is handed to the tracer, dead processes are reaped;
+//! 5. deadlines: past the run's time limit the whole tree gets `SIGTERM`, then
+//!    `SIGKILL` after a grace period; once the main process has exited,
+//!    adopted orphans may run `linger` seconds more, then are killed;
+//! 6. the ledger is diffed and every object left is removed; the work area and
+//!    the control group are removed; the outcome says what was found and done.
+
+use super::evidence::Tree;
+use crate::audit::Leak;
+use crate::error::{Error, Result};
+use crate::process::ExitStatus;
+use serde::{Deserialize, Serialize};
+
+/// Resource limits of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Limits {
+    /// `RLIMIT_CPU` per process, seconds.
+    pub cpu_seconds: u64,
+    /// `RLIMIT_AS` per process, bytes.
+    pub memory_bytes: u64,
+    /// `RLIMIT_FSIZE`, bytes.
+    pub file_bytes: u64,
+    /// `RLIMIT_NOFILE`.
+    pub open_files: u64,
+    /// Most processes the tree may have at once (`pids.max`).
+    pub processes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu_seconds: 60,
+            memory_bytes: 4 << 30,
+            file_bytes: 64 << 20,
+            open_files: 1024,
+            processes: 64,
+        }
+    }
+}
+
+/// What to run and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// Wall-clock limit, seconds.
+    pub time_limit: f64,
+    /// How long adopted orphans may run after the main process exits.
+    pub linger: f64,
+    /// Time between `SIGTERM` and `SIGKILL` at the deadline.
+    pub grace: f64,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Trace system calls (ptrace + seccomp) when possible.
+    pub trace: bool,
+    /// Private namespaces when possible.
+    pub isolate: bool,
+    /// Bytes of each output stream kept.
+    pub output_cap: usize,
+}
+
+/// One captured output stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Captured {
+    /// The kept bytes, as text (invalid UTF-8 replaced).
+    pub text: String,
+    /// Every byte written, kept or not.
+    pub bytes: u64,
+    /// True when more was written than kept.
+    pub truncated: bool,
+}
+
+/// What happened in one supervised run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// How the main process ended.
+    pub exit: Option<ExitStatus>,
+    /// Seconds from start until the whole tree was gone.
+    pub seconds: f64,
+    /// When the main process exited.
+    pub main_exited: Option<f64>,
+    /// The run passed its time limit and was killed.
+    pub timed_out: bool,
+    /// The time limit the run had, seconds.
+    pub time_limit: f64,
+    /// When the grader first signalled the tree at the deadline.
+    pub deadline_kill: Option<f64>,
+    /// Standard output.
+    pub stdout: Captured,
+    /// Standard error.
+    pub stderr: Captured,
+    /// Whether system calls were traced (mechanism evidence is complete).
+    pub traced: bool,
+    /// Why not, when not.
+    pub untraced_reason: Option<String>,
+    /// Processes and objects.
+    pub tree: Tree,
+    /// Objects and files the tree left behind (removed afterwards).
+    pub leaks: Vec<Leak>,
+    /// Processes of the tree still present after the cleanup (should be none).
+    pub left_running: Vec<i32>,
+    /// How the run was contained (namespaces, control group, limits).
+    pub containment: Vec<String>,
+    /// Anything else worth saying.
+    pub notes: Vec<String>,
+    /// Ptrace stops handled.
+    pub stops: u64,
+}
+
+/// Runs `req` through `ipckit __supervise` (the current executable) in a
+/// process of its own and returns its outcome. The process gets a deadline of
+/// its own: a supervisor that does not answer in time is killed.
+pub fn run_supervised(req: &Request) -> Result<Outcome> {
+    use std::io::{Read, Write};
+    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    let mut child = std::process::Command::new(&exe)
+        .arg("__supervise")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(format!("starting {} __supervise", exe.display()), e))?;
+    let mut guard =
+        crate::process::ChildGuard::adopt(nix::unistd::Pid::from_raw(child.id() as i32));
+    let request = serde_json::to_vec(req).expect("request serialises");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&request)
+            .map_err(|e| Error::io("sending the request to the supervisor", e))?;
+    }
+    let (mut out, mut err) = (
+        child.stdout.take().expect("piped"),
+        child.stderr.take().expect("piped"),
+    );
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let limit = req.time_limit + req.grace + req.linger + 30.0;
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let started = std::time::Instant::now();
+    while !reader.is_finished() && started.elapsed().as_secs_f64() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    if !reader.is_finished() {
+        drop(guard); // kills and reaps the supervisor; its tracees die with it (EXITKILL)
+        return Err(Error::Timeout {
+            what: "the supervisor".into(),
+            after: std::time::Duration::from_secs_f64(limit),
+        });
+    }
+    let bytes = reader.join().unwrap_or_default();
+    let _ = guard.wait_deadline(std::time::Duration::from_secs(5));
+    let stderr = errors.join().unwrap_or_default();
+    let answer: std::result::Result<Outcome, String> = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Protocol(format!("supervisor answer ({e}); its stderr: {stderr}")))?;
+    answer.map_err(|e| match e.strip_prefix("invalid command: ") {
+        Some(why) => Error::invalid("command", why),
+        None => Error::Died(format!("the supervisor could not run the port: {e}")),
+    })
+}
+
+/// The body of `ipckit __supervise`: reads a [`Request`] as JSON on standard
+/// input, supervises, writes `{"Ok": Outcome}` or `{"Err": message}`.
+pub fn serve() -> i32 {
+    let mut input = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input);
+    let answer: std::result::Result<Outcome, String> = serde_json::from_str::<Request>(&input)
+        .map_err(|e| format!("bad request: {e}"))
+        .and_then(|req| supervise(&req).map_err(|e| e.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string(&answer).expect("outcome serialises")
+    );
+    0
+}
+
+/// Supervises one run (see the module doc). Call only in a process of its
+/// own: it waits for any child.
+#[cfg(target_os = "linux")]
+pub fn supervise(req: &Request) -> Result<Outcome> {
+    linux::supervise(req)
+}
+
+/// Supervising needs Linux (subreaper, `/proc`, ptrace).
+#[cfg(not(target_os = "linux"))]
+pub fn supervise(_req: &Request) -> Result<Outcome> {
+    Err(Error::Unsupported(
+        "the grader needs Linux (/proc, PR_SET_CHILD_SUBREAPER, ptrace)".into(),
+    ))
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::super::cgroup::PidsCgroup;
+    use super::super::trace::{self, Tracer};
+    use super::*;
+    use crate::audit::ledger::Ledger;
+    use crate::audit::{Isolation, procfs};
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use std::ffi::CString;
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    pub fn supervise(req: &Request) -> Result<Outcome> {
+        let first = run(req, req.trace);
+        match first {
+            // PTRACE_TRACEME or the seccomp filter refused (a container
+            // without CAP_SYS_PTRACE, Yama, a kernel without seccomp): grade
+            // without the trace and say so. (Were the error not the trace's,
+            // the untraced run fails the same way and reports it.)
+            Err(e @ Error::Sys { call: "ptrace", .. }) if req.trace => {
+                let mut o = run(req, false)?;
+                o.untraced_reason = Some(format!("tracing was refused ({e})"));
+                Ok(o)
+            }
+            other => other,
+        }
+    }
+
+    /// The work area of one run (step 1).
+    struct Area {
+        root: PathBuf,
+        tmp: PathBuf,
+        work: PathBuf,
+        mqueue: PathBuf,
+    }
+
+    impl Area {
+        fn new() -> Result<Area> {
+            let root = std::env::temp_dir().join(format!("ipckit-grade-{}", std::process::id()));
+            let area = Area {
+                tmp: root.join("tmp"),
+                work: root.join("work"),
+                mqueue: root.join("mqueue"),
+                root,
+            };
+            for d in [&area.tmp, &area.work] {
+                std::fs::create_dir_all(d).map_err(|e| Error::io(d.display().to_string(), e))?;
+            }
+            Ok(area)
+        }
+    }
+
+    impl Drop for Area {
+        fn drop(&mut self) {
+            crate::audit::isolate::unmount(&self.mqueue);
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    fn run(req: &Request, trace: bool) -> Result<Outcome> {
+        let me = std::process::id() as i32;
+        let area = Area::new()?;
+        let mut notes = Vec::new();
+        let audit_opts = crate::audit::Options {
+            isolate: req.isolate,
+            ..Default::default()
+        };
+        let isolation =
+            crate::audit::run::prepare_namespaces(&audit_opts, &area.mqueue, &mut notes);
+        let _subreaper = crate::audit::Subreaper::acquire()?;
+        let mut sources =
+            crate::audit::run::ledger_sources(&area.mqueue, &area.tmp, &audit_opts, &mut notes);
+        sources.temp_dirs.push(area.work.clone());
+        let before = Ledger::snapshot(&sources);
+        let mut containment = vec![match isolation {
+            Isolation::Namespaces => {
+                "private IPC and mount namespaces (fresh /dev/shm and mqueue)".to_string()
+            }
+            Isolation::Shared => {
+                "host namespaces (objects attributed by creator pid or timing)".to_string()
+            }
+        }];
+        let cgroup = contain(req, &mut containment, &mut notes);
+
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        crate::sys::nix("sigprocmask", "block SIGCHLD", mask.thread_block())?;
+        let sigfd = crate::sys::nix(
+            "signalfd",
+            "SIGCHLD",
+            SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC),
+        )?;
+
+        let start = Instant::now();
+        let filter = trace::filter();
+        let join = cgroup
+            .as_ref()
+            .map(|c| CString::new(c.procs_file().to_string_lossy().as_bytes()).expect("no NUL"));
+        let nproc = if cgroup.is_none() && !is_root() {
+            Some(own_processes() + req.limits.processes)
+        } else {
+            None
+        };
+        let limits = req.limits.clone();
+        let (program, args) = req
+            .argv
+            .split_first()
+            .ok_or_else(|| Error::invalid("command", "nothing to run"))?;
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(&area.work)
+            .env("TMPDIR", &area.tmp)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        // SAFETY: the closure runs in the child between fork and exec of this
+        // single-threaded process and makes only async-signal-safe calls
+        // (setsid, setrlimit, open/write/close, sigprocmask, prctl, ptrace);
+        // the filter was built before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                child_setup(&limits, join.as_deref(), nproc)?;
+                if trace {
+                    trace::install_in_child(&filter)?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            let errno = e.raw_os_error().unwrap_or(0);
+            match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::invalid("command", format!("{program}: command not found"))
+                }
+                _ if trace
+                    && [libc::EPERM, libc::EINVAL, libc::ENOSYS, libc::EACCES].contains(&errno) =>
+                {
+                    crate::sys::errno_error(
+                        "ptrace",
+                        format!("PTRACE_TRACEME/PR_SET_SECCOMP for {program}"),
+                        errno,
+                    )
+                }
+                _ => Error::io(format!("starting {program}"), e),
+            }
+        })?;
+        let main = child.id() as i32;
+        let stdout: OwnedFd = child.stdout.take().expect("piped").into();
+        let stderr: OwnedFd = child.stderr.take().expect("piped").into();
+        drop(child); // reaped by the loop below, with waitpid(-1)
+
+        let mut tracer = Tracer::default();
+        if trace {
+            tracer.start(main)?;
+        }
+        let mut watch = Watch {
+            me,
+            main,
+            start,
+            tree: Tree {
+                main,
+                ..Default::default()
+            },
+            tracer: trace.then_some(tracer),
+            cgroup,
+            out: Stream::new(stdout, req.output_cap),
+            err: Stream::new(stderr, req.output_cap),
+            main_exit: None,
+            timed_out: false,
+            term_sent: None,
+            lingerers_killed: false,
+            empty_since: None,
+        };
+        watch.tree.proc(main, 0.0);
+        watch.follow(req, &sigfd);
+        let seconds = start.elapsed().as_secs_f64();
+
+        let after = Ledger::snapshot(&sources);
+        let leaks = after
+            .new_since(&before)
+            .into_iter()
+            .map(|object| {
+                let removed = crate::audit::ledger::remove(&object).is_ok();
+                let attribution = match isolation {
+                    Isolation::Namespaces => "made in the run's private namespace",
+                    Isolation::Shared => "appeared during the run",
+                };
+                Leak {
+                    object,
+                    attribution: attribution.into(),
+                    removed,
+                }
+            })
+            .collect();
+        let left_running = watch.alive();
+        let _ = mask.thread_unblock();
+        if watch.timed_out {
+            notes.push(format!(
+                "the run passed its {:.1} s time limit; the whole tree was killed",
+                req.time_limit
+            ));
+        }
+        let stops = watch.tracer.as_ref().map_or(0, |t| t.stops);
+        Ok(Outcome {
+            exit: watch.main_exit.map(|(_, s)| s),
+            seconds,
+            main_exited: watch.main_exit.map(|(t, _)| t),
+            timed_out: watch.timed_out,
+            time_limit: req.time_limit,
+            deadline_kill: watch.term_sent,
+            stdout: watch.out.finish(),
+            stderr: watch.err.finish(),
+            traced: trace,
+            untraced_reason: (!trace).then(|| "tracing was off".to_string()),
+            tree: watch.tree,
+            leaks,
+            left_running,
+            containment,
+            notes,
+            stops,
+        })
+    }
+
+    /// Step 2: a pids control group when root, else `RLIMIT_NPROC`.
+    fn contain(
+        req: &Request,
+        containment: &mut Vec<String>,
+        notes: &mut Vec<String>,
+    ) -> Option<PidsCgroup> {
+        if is_root() {
+            match PidsCgroup::create(req.limits.processes) {
+                Ok(c) => {
+                    containment.push(format!("pids control group {} (pids.max {})", c.path().display(), req.limits.processes));
+                    return Some(c);
+                }
+                Err(e) => notes.push(format!("no pids control group ({e}): a fork bomb run as root is only stopped by the deadline")),
+            }
+        } else {
+            containment.push(format!(
+                "RLIMIT_NPROC: {} more processes",
+                req.limits.processes
+            ));
+        }
+        None
+    }
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    /// Processes of this user now (RLIMIT_NPROC counts them all).
+    fn own_processes() -> u64 {
+        let uid = nix::unistd::getuid().as_raw().to_string();
+        procfs::snapshot()
+            .keys()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("Uid:"))
+                            .map(|l| l.split_whitespace().nth(1) == Some(&uid))
+                    })
+                    .unwrap_or(false)
+            })
+            .count() as u64
+    }
+
+    /// Step 3, in the child: session, limits, control group, signal mask.
+    fn child_setup(
+        l: &Limits,
+        cgroup_procs: Option<&std::ffi::CStr>,
+        nproc: Option<u64>,
+    ) -> std::io::Result<()> {
+        let fail = || Err(std::io::Error::last_os_error());
+        let cpu = l.cpu_seconds;
+        let limits = [
+            (libc::RLIMIT_CPU, cpu, cpu + 1),
+            (libc::RLIMIT_AS, l.memory_bytes, l.memory_bytes),
+            (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
+            (libc::RLIMIT_NOFILE, l.open_files, l.open_files),
+        ];
+        // SAFETY: setsid, getrlimit, setrlimit, open, write, close and
+        // sigprocmask are async-signal-safe and get valid pointers to live
+        // stack values.
+        unsafe {
+            if libc::setsid() < 0 {
+                return fail();
+            }
+            for (res, soft, hard) in limits {
+                // Never raise a limit (that needs privilege): at most the current hard one.
+                let mut cur: libc::rlimit = std::mem::zeroed();
+                libc::getrlimit(res, &mut cur);
+                let r = libc::rlimit {
+                    rlim_cur: soft.min(cur.rlim_max),
+                    rlim_max: hard.min(cur.rlim_max),
+                };
+                if libc::setrlimit(res, &r) != 0 {
+                    return fail();
+                }
+            }
+            if let Some(n) = nproc {
+                let r = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NPROC, &r) != 0 {
+                    return fail();
+                }
+            }
+            if let Some(path) = cgroup_procs {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
+                    return fail();
+                }
+                libc::close(fd);
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        }
+        Ok(())
+    }
+
+    /// One output pipe: the first `cap` bytes are kept, the rest counted.
+    struct Stream {
+        fd: Option<OwnedFd>,
+        kept: Vec<u8>,
+        bytes: u64,
+        cap: usize,
+    }
+
+    impl Stream {
+        fn new(fd: OwnedFd, cap: usize) -> Stream {
+            let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
+            let flags =
+                nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+            let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags));
+            Stream {
+                fd: Some(fd),
+                kept: Vec::new(),
+                bytes: 0,
+                cap,
+            }
+        }
+
+        /// Reads what is there (a bounded amount, so a flood cannot starve
+        /// the loop); closes at end of file.
+        fn drain(&mut self) {
+            let mut buf = [0u8; 65536];
+            for _ in 0..16 {
+                let Some(fd) = &self.fd else { return };
+                match nix::unistd::read(fd, &mut buf) {
+                    Ok(0) => {
+                        self.fd = None;
+                        return;
+                    }
+                    Ok(n) => {
+                        self.bytes += n as u64;
+                        let room = self.cap.saturating_sub(self.kept.len());
+                        self.kept.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(nix::errno::Errno::EAGAIN) => return,
+                    Err(_) => {
+                        self.fd = None;
+                        return;
+                    }
+                }
+            }
+        }
+
+        fn finish(&mut self) -> Captured {
+            self.drain();
+            Captured {
+                text: String::from_utf8_lossy(&self.kept).into_owned(),
+                bytes: self.bytes,
+                truncated: self.bytes > self.kept.len() as u64,
+            }
+        }
+    }
+
+    /// Steps 4 and 5: the event loop.
+    struct Watch {
+        me: i32,
+        main: i32,
+        start: Instant,
+        tree: Tree,
+        tracer: Option<Tracer>,
+        cgroup: Option<PidsCgroup>,
+        out: Stream,
+        err: Stream,
+        main_exit: Option<(f64, ExitStatus)>,
+        timed_out: bool,
+        term_sent: Option<f64>,
+        lingerers_killed: bool,
+        empty_since: Option<f64>,
+    }
+
+    impl Watch {
+        fn now(&self) -> f64 {
+            self.start.elapsed().as_secs_f64()
+        }
+
+        fn follow(&mut self, req: &Request, sigfd: &SignalFd) {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            let interval = if self.tracer.is_some() { 20 } else { 5 };
+            loop {
+                {
+                    let mut fds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+                    for s in [&self.out, &self.err] {
+                        if let Some(fd) = &s.fd {
+                            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                        }
+                    }
+                    let _ = poll(&mut fds, PollTimeout::from(interval as u16));
+                }
+                while let Ok(Some(_)) = sigfd.read_signal() {}
+                self.out.drain();
+                self.err.drain();
+                self.reap();
+                if self.tracer.is_none() {
+                    self.sample();
+                }
+                let now = self.now();
+                let alive = self.alive();
+                if self.main_exit.is_some() && alive.is_empty() {
+                    let since = *self.empty_since.get_or_insert(now);
+                    let pipes_open = self.out.fd.is_some() || self.err.fd.is_some();
+                    if !pipes_open || now > since + 0.2 {
+                        return;
+                    }
+                }
+                if let Some((t, _)) = self.main_exit
+                    && !self.lingerers_killed
+                    && now > t + req.linger
+                {
+                    self.lingerers_killed = true;
+                    let why = format!(
+                        "still running {:.2} s after the main process exited; killed by the grader",
+                        now - t
+                    );
+                    self.kill(&alive, Signal::SIGKILL, &why);
+                    for pid in &alive {
+                        self.tree.proc(*pid, now).orphan = true;
+                    }
+                }
+                if !self.timed_out && now > req.time_limit {
+                    self.timed_out = true;
+                    self.term_sent = Some(now);
+                    let why = format!(
+                        "still running at the {:.1} s time limit; sent SIGTERM",
+                        req.time_limit
+                    );
+                    self.kill(&alive, Signal::SIGTERM, &why);
+                    if self.main_exit.is_some() {
+                        // The main process is gone: whatever still runs is an orphan.
+                        for pid in &alive {
+                            self.tree.proc(*pid, now).orphan = true;
+                        }
+                    }
+                }
+                if let Some(t) = self.term_sent
+                    && now > t + req.grace
+                {
+                    let why = format!(
+                        "still running {:.1} s after SIGTERM; killed with SIGKILL",
+                        req.grace
+                    );
+                    self.kill(&alive, Signal::SIGKILL, &why);
+                }
+                if now > req.time_limit + req.grace + 10.0 {
+                    return; // nothing more can be done; the outcome lists what is left
+                }
+            }
+        }
+
+        /// The tree's live processes: the control group's list, or this
+        /// process's descendants in `/proc` (it is their subreaper).
+        fn alive(&self) -> Vec<i32> {
+            let mut pids = match &self.cgroup {
+                Some(c) => c.procs(),
+                None => procfs::descendants(&procfs::snapshot(), self.me)
+                    .into_iter()
+                    .collect(),
+            };
+            pids.retain(|p| procfs::state_of(*p).is_some_and(|s| s != 'Z'));
+            pids
+        }
+
+        fn kill(&mut self, pids: &[i32], sig: Signal, why: &str) {
+            let now = self.now();
+            for &pid in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+                let r = self.tree.proc(pid, now);
+                if r.exited.is_none() && (sig == Signal::SIGKILL || r.killed.is_none()) {
+                    r.killed = Some(why.to_string());
+                }
+            }
+        }
+
+        /// Collects every report: tracer stops, exits of tracees, adopted
+        /// orphans and the main process.
+        fn reap(&mut self) {
+            loop {
+                let mut status = 0;
+                // SAFETY: status is a valid int; this process owns all its
+                // children and tracees (see the module doc).
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
+                if pid <= 0 {
+                    return;
+                }
+                let now = self.now();
+                let exited = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
+                if exited && pid == self.main && self.main_exit.is_none() {
+                    self.main_exit = Some((now, ExitStatus::from_raw(status)));
+                }
+                match &mut self.tracer {
+                    Some(t) => t.handle(&mut self.tree, pid, status, now),
+                    None if exited => self.tree.on_exit(pid, ExitStatus::from_raw(status), now),
+                    None => {}
+                }
+            }
+        }
+
+        /// Untraced runs: sample the tree to see zombies and adoptions.
+        fn sample(&mut self) {
+            let now = self.now();
+            // Zombies are not listed in a control group: walk /proc.
+            let pids = procfs::descendants(&procfs::snapshot(), self.me);
+            for pid in pids {
+                let Some(s) = procfs::stat(pid) else { continue };
+                let (me, main) = (self.me, self.main);
+                let r = self.tree.proc(pid, now);
+                if r.parent == 0 && pid != main {
+                    r.parent = s.ppid;
+                }
+                if s.is_zombie() && s.ppid != me && r.seen_zombie.is_none() {
+                    r.seen_zombie = Some((s.ppid, now));
+                }
+                if !s.is_zombie() && s.ppid == me && pid != main && r.seen_adopted.is_none() {
+                    r.seen_adopted = Some(now);
+                }
+            }
+        }
+    }
+
+    #[allow(dead_code)]
+    fn raw(fd: &OwnedFd) -> i32 {
+        fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,578 @@
+//! Tracing what a port does: `ptrace(2)` with a `seccomp(2)` filter (Linux,
+//! x86_64 and aarch64).
+//!
+//! The steps, in order:
+//! 1. [`filter`] builds a classic BPF program that returns
+//!    `SECCOMP_RET_TRACE` for the few system calls that are evidence (wait4,
+//!    waitid, pipe, pipe2, socketpair, mq_open, mq_unlink, msgget, msgctl,
+//!    shmget, shmctl, semget, semctl, open/openat with `O_CREAT`, creat, link,
+//!    linkat, unlink, unlinkat) and `SECCOMP_RET_ALLOW` for everything else, so
+//!    that `read`/`write` on a pipe never stop;
+//! 2. [`install_in_child`] runs in the port's process between `fork` and
+//!    `exec`: `PR_SET_NO_NEW_PRIVS`, `PTRACE_TRACEME`, `PR_SET_SECCOMP`; the
+//!    `exec` then stops the port with `SIGTRAP` before its first instruction;
+//! 3. [`Tracer::start`] sets the options (`PTRACE_O_TRACEFORK`, `TRACEVFORK`,
+//!    `TRACECLONE`, `TRACEEXEC`, `TRACESECCOMP`, `TRACESYSGOOD`, `EXITKILL`):
+//!    every process the port forks is traced from birth;
+//! 4. [`Tracer::handle`] turns each stop into evidence in the [`Tree`]: a fork
+//!    event names parent and child (a clone with `CLONE_THREAD` is a thread,
+//!    not a process), a seccomp stop records the call's arguments and resumes
+//!    with `PTRACE_SYSCALL` to read its result at the syscall-exit stop, an exit
+//!    is recorded, and signals are passed on untouched.
+
+use super::evidence::Tree;
+use crate::error::Result;
+use crate::process::ExitStatus;
+use crate::sys;
+use std::collections::HashMap;
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
+
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
+const NONE: i64 = -1;
+
+/// System calls the filter stops on unconditionally.
+fn evidence_calls() -> Vec<i64> {
+    let mut v = vec![
+        libc::SYS_wait4,
+        libc::SYS_waitid,
+        libc::SYS_pipe2,
+        libc::SYS_socketpair,
+        libc::SYS_mq_open,
+        libc::SYS_mq_unlink,
+        libc::SYS_msgget,
+        libc::SYS_msgctl,
+        libc::SYS_shmget,
+        libc::SYS_shmctl,
+        libc::SYS_semget,
+        libc::SYS_semctl,
+        libc::SYS_linkat,
+        libc::SYS_unlinkat,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        libc::SYS_pipe,
+        libc::SYS_creat,
+        libc::SYS_link,
+        libc::SYS_unlink,
+    ]);
+    v
+}
+
+#[cfg(target_arch = "x86_64")]
+const SYS_OPEN: i64 = libc::SYS_open;
+#[cfg(target_arch = "aarch64")]
+const SYS_OPEN: i64 = NONE;
+
+fn stmt(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u32, k: u32, jt: usize, jf: usize) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt: jt as u8,
+        jf: jf as u8,
+        k,
+    }
+}
+
+/// Step 1: the seccomp BPF program (see `seccomp(2)`, `struct seccomp_data`:
+/// `nr` at offset 0, `arch` at 4, `args[i]` at 16 + 8 i).
+pub fn filter() -> Vec<libc::sock_filter> {
+    use libc::{BPF_ABS, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    let ld = BPF_LD | BPF_W | BPF_ABS;
+    let calls = evidence_calls();
+    let mut p = vec![
+        stmt(ld, 4),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 1, 0),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        stmt(ld, 0),
+    ];
+    // Layout after the list: 7 instructions, then ALLOW, then TRACE.
+    let first = p.len();
+    let allow = first + calls.len() + 7;
+    let trace = allow + 1;
+    for (i, nr) in calls.iter().enumerate() {
+        let pc = first + i;
+        p.push(jump(
+            BPF_JMP | BPF_JEQ | BPF_K,
+            *nr as u32,
+            trace - pc - 1,
+            0,
+        ));
+    }
+    let i0 = p.len();
+    p.push(jump(
+        BPF_JMP | BPF_JEQ | BPF_K,
+        libc::SYS_openat as u32,
+        0,
+        2,
+    ));
+    p.push(stmt(ld, 16 + 8 * 2)); // openat's flags
+    p.push(stmt(BPF_JMP | BPF_JA, 3)); // to the flag test
+    p.push(jump(
+        BPF_JMP | BPF_JEQ | BPF_K,
+        SYS_OPEN as u32,
+        0,
+        allow - (i0 + 3) - 1,
+    ));
+    p.push(stmt(ld, 16 + 8)); // open's flags
+    p.push(stmt(BPF_JMP | BPF_JA, 0)); // on to the flag test
+    p.push(jump(
+        BPF_JMP | BPF_JSET | BPF_K,
+        libc::O_CREAT as u32,
+        trace - (i0 + 6) - 1,
+        0,
+    ));
+    debug_assert_eq!(p.len(), allow);
+    p.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    p.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_TRACE));
+    p
+}
+
+/// Step 2, in the child between `fork` and `exec`: asks to be traced and
+/// installs the filter (`prctl(2)` `PR_SET_NO_NEW_PRIVS`, `ptrace(2)`
+/// `PTRACE_TRACEME`, `prctl(2)` `PR_SET_SECCOMP`).
+///
+/// # Safety
+/// Only async-signal-safe calls are made; `program` must stay alive until
+/// `exec` (it is borrowed from the parent's copy of memory).
+pub unsafe fn install_in_child(program: &[libc::sock_filter]) -> std::io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: plain prctl/ptrace calls with valid arguments; `prog` points to a
+    // live filter array for the duration of the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A system call seen at its seccomp stop, waiting for its result.
+#[derive(Debug, Clone)]
+struct Entry {
+    nr: i64,
+    args: [u64; 6],
+    path: Option<String>,
+    path2: Option<String>,
+}
+
+/// The tracer: turns ptrace stops into evidence.
+#[derive(Debug, Default)]
+pub struct Tracer {
+    /// Calls between their seccomp stop and their syscall-exit stop, by tid.
+    pending: HashMap<i32, Entry>,
+    /// The process (thread group) of every thread that is not a leader.
+    thread_of: HashMap<i32, i32>,
+    /// Tasks whose first (attach) stop has been seen.
+    attached: std::collections::HashSet<i32>,
+    /// Stops handled (for the performance note).
+    pub stops: u64,
+}
+
+impl Tracer {
+    /// Step 3: the port's main process is stopped after its `exec`; set the
+    /// options and let it run.
+    pub fn start(&mut self, main: i32) -> Result<()> {
+        use nix::sys::ptrace::Options;
+        let pid = nix::unistd::Pid::from_raw(main);
+        let status = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
+        sys::nix("waitpid", main, status)?;
+        let opts = Options::PTRACE_O_TRACESYSGOOD
+            | Options::PTRACE_O_TRACEFORK
+            | Options::PTRACE_O_TRACEVFORK
+            | Options::PTRACE_O_TRACECLONE
+            | Options::PTRACE_O_TRACEEXEC
+            | Options::PTRACE_O_TRACESECCOMP
+            | Options::PTRACE_O_EXITKILL;
+        sys::nix(
+            "ptrace",
+            format!("PTRACE_SETOPTIONS {main}"),
+            nix::sys::ptrace::setoptions(pid, opts),
+        )?;
+        self.attached.insert(main);
+        sys::nix(
+            "ptrace",
+            format!("PTRACE_CONT {main}"),
+            nix::sys::ptrace::cont(pid, None),
+        )
+    }
+
+    /// Step 4: one `waitpid` report of task `tid`.
+    pub fn handle(&mut self, tree: &mut Tree, tid: i32, status: i32, now: f64) {
+        self.stops += 1;
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            self.pending.remove(&tid);
+            self.attached.remove(&tid);
+            if self.thread_of.remove(&tid).is_none() {
+                tree.on_exit(tid, ExitStatus::from_raw(status), now);
+            }
+            return;
+        }
+        if !libc::WIFSTOPPED(status) {
+            return;
+        }
+        let sig = libc::WSTOPSIG(status);
+        let event = (status >> 16) & 0xff;
+        let pid = self.process_of(tid);
+        let mut inject = 0;
+        if sig == libc::SIGTRAP && event != 0 {
+            match event {
+                libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                    if let Some(new) = event_msg(tid) {
+                        if event == libc::PTRACE_EVENT_CLONE
+                            && tgid_of(new).is_some_and(|g| g != new)
+                        {
+                            self.thread_of.insert(new, pid);
+                        } else {
+                            tree.on_fork(pid, new, now);
+                        }
+                    }
+                }
+                libc::PTRACE_EVENT_EXEC => tree.on_exec(pid, now),
+                libc::PTRACE_EVENT_SECCOMP => {
+                    if let Some(entry) = read_entry(tid) {
+                        self.pending.insert(tid, entry);
+                        // SAFETY: PTRACE_SYSCALL on a tracee in a ptrace stop.
+                        unsafe { libc::ptrace(libc::PTRACE_SYSCALL, tid, 0, 0) };
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        } else if sig == (libc::SIGTRAP | 0x80) {
+            if let Some(entry) = self.pending.remove(&tid)
+                && let Some(ret) = read_return(tid)
+            {
+                record(tree, pid, tid, &entry, ret, now);
+            }
+        } else if sig == libc::SIGSTOP && !self.attached.contains(&tid) {
+            // The first stop of a new tracee: swallow it.
+            self.attached.insert(tid);
+        } else if has_siginfo(tid) {
+            // A signal being delivered: pass it on.
+            inject = sig;
+        }
+        // SAFETY: PTRACE_CONT on a tracee in a ptrace stop, with a signal or 0.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, tid, 0, inject as libc::c_long) };
+    }
+
+    fn process_of(&mut self, tid: i32) -> i32 {
+        if let Some(&p) = self.thread_of.get(&tid) {
+            return p;
+        }
+        match tgid_of(tid) {
+            Some(g) if g != tid => {
+                self.thread_of.insert(tid, g);
+                g
+            }
+            _ => tid,
+        }
+    }
+}
+
+/// The thread group (process) of a task, from `/proc/<tid>/status`.
+fn tgid_of(tid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn event_msg(tid: i32) -> Option<i32> {
+    nix::sys::ptrace::getevent(nix::unistd::Pid::from_raw(tid))
+        .ok()
+        .map(|m| m as i32)
+}
+
+fn has_siginfo(tid: i32) -> bool {
+    nix::sys::ptrace::getsiginfo(nix::unistd::Pid::from_raw(tid)).is_ok()
+}
+
+fn regs(tid: i32) -> Option<libc::user_regs_struct> {
+    // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: &mut regs as *mut _ as *mut libc::c_void,
+        iov_len: std::mem::size_of::<libc::user_regs_struct>(),
+    };
+    // SAFETY: PTRACE_GETREGSET with NT_PRSTATUS writes at most iov_len bytes
+    // into `regs`, which the iovec describes exactly.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGSET,
+            tid,
+            libc::NT_PRSTATUS as libc::c_long,
+            &mut iov as *mut libc::iovec,
+        )
+    };
+    (ret == 0).then_some(regs)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn decode(r: &libc::user_regs_struct) -> (i64, [u64; 6]) {
+    (r.orig_rax as i64, [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9])
+}
+
+#[cfg(target_arch = "aarch64")]
+fn decode(r: &libc::user_regs_struct) -> (i64, [u64; 6]) {
+    let x = &r.regs;
+    (x[8] as i64, [x[0], x[1], x[2], x[3], x[4], x[5]])
+}
+
+#[cfg(target_arch = "x86_64")]
+fn read_return(tid: i32) -> Option<i64> {
+    regs(tid).map(|r| r.rax as i64)
+}
+
+#[cfg(target_arch = "aarch64")]
+fn read_return(tid: i32) -> Option<i64> {
+    regs(tid).map(|r| r.regs[0] as i64)
+}
+
+/// Reads the call's number and arguments, and the paths it names.
+fn read_entry(tid: i32) -> Option<Entry> {
+    let (nr, args) = decode(&regs(tid)?);
+    let at = |dirfd: u64, addr: u64| resolve(tid, dirfd as i32, &read_string(tid, addr)?);
+    let cwd = libc::AT_FDCWD as u32 as u64;
+    let (path, path2) = match nr {
+        n if n == SYS_OPEN || is_x86(n, "creat") || is_x86(n, "unlink") => (at(cwd, args[0]), None),
+        n if is_x86(n, "link") => (at(cwd, args[0]), at(cwd, args[1])),
+        n if n == libc::SYS_openat || n == libc::SYS_unlinkat => (at(args[0], args[1]), None),
+        n if n == libc::SYS_linkat => (at(args[0], args[1]), at(args[2], args[3])),
+        n if n == libc::SYS_mq_open || n == libc::SYS_mq_unlink => (
+            read_string(tid, args[0]).map(|s| format!("/{}", s.trim_start_matches('/'))),
+            None,
+        ),
+        _ => (None, None),
+    };
+    Some(Entry {
+        nr,
+        args,
+        path,
+        path2,
+    })
+}
+
+/// The x86_64-only legacy calls (`open`, `creat`, `link`, `unlink`, `pipe`).
+#[allow(unused_variables)]
+fn is_x86(nr: i64, name: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let want = match name {
+            "creat" => libc::SYS_creat,
+            "link" => libc::SYS_link,
+            "unlink" => libc::SYS_unlink,
+            "pipe" => libc::SYS_pipe,
+            _ => NONE,
+        };
+        nr == want
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Reads a NUL-terminated string (at most 4 KiB) from the tracee
+/// (`process_vm_readv(2)`).
+fn read_string(tid: i32, addr: u64) -> Option<String> {
+    if addr == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut at = addr as usize;
+    while out.len() < 4096 {
+        // Never cross a page boundary in one read: the next page may be unmapped.
+        let chunk = 4096 - (at % 4096);
+        let mut buf = vec![0u8; chunk.min(256)];
+        let n = read_mem(tid, at, &mut buf)?;
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(String::from_utf8_lossy(&out).into_owned());
+        }
+        out.extend_from_slice(&buf[..n]);
+        at += n;
+    }
+    None
+}
+
+fn read_mem(tid: i32, addr: usize, buf: &mut [u8]) -> Option<usize> {
+    use nix::sys::uio::{RemoteIoVec, process_vm_readv};
+    let len = buf.len();
+    let mut local = [std::io::IoSliceMut::new(buf)];
+    let remote = [RemoteIoVec { base: addr, len }];
+    match process_vm_readv(nix::unistd::Pid::from_raw(tid), &mut local, &remote) {
+        Ok(n) if n > 0 => Some(n),
+        _ => None,
+    }
+}
+
+/// Makes a path absolute against the tracee's working directory or `dirfd`.
+fn resolve(tid: i32, dirfd: i32, path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return Some(path.to_string());
+    }
+    let base = if dirfd == libc::AT_FDCWD {
+        std::fs::read_link(format!("/proc/{tid}/cwd")).ok()?
+    } else {
+        std::fs::read_link(format!("/proc/{tid}/fd/{dirfd}")).ok()?
+    };
+    Some(base.join(path).to_string_lossy().into_owned())
+}
+
+/// What kind of named object a path is: `/dev/shm/sem.NAME` is a named
+/// semaphore, `/dev/shm/NAME` shared memory, a path under `/proc`, `/sys` or
+/// `/dev` is not evidence, anything else is a file.
+fn classify(path: &str) -> Option<(&'static str, String)> {
+    if let Some(name) = path.strip_prefix("/dev/shm/") {
+        return Some(match name.strip_prefix("sem.") {
+            Some(sem) => ("sem", format!("/{sem}")),
+            None => ("shm", format!("/{name}")),
+        });
+    }
+    if ["/proc/", "/sys/", "/dev/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        return None;
+    }
+    Some(("file", path.to_string()))
+}
+
+/// Records a finished call of process `pid` (task `tid`) that returned `ret`.
+fn record(tree: &mut Tree, pid: i32, tid: i32, e: &Entry, ret: i64, now: f64) {
+    let nr = e.nr;
+    let ok = ret >= 0;
+    let rmid = |cmd: u64| (cmd as i32 & !0x100) == libc::IPC_RMID; // glibc may add IPC_64
+    let counter = match nr {
+        n if n == libc::SYS_wait4 && ret > 0 => {
+            tree.on_reap(pid, ret as i32, now);
+            None
+        }
+        n if n == libc::SYS_waitid && ret == 0 => {
+            reap_from_siginfo(tree, pid, tid, e, now);
+            None
+        }
+        n if (n == libc::SYS_pipe2 || is_x86(n, "pipe")) && ok => Some("pipes"),
+        n if n == libc::SYS_socketpair && ok => Some("socketpairs"),
+        n if n == libc::SYS_mq_open && ok => {
+            if e.args[1] as i32 & libc::O_CREAT != 0
+                && let Some(name) = &e.path
+            {
+                tree.on_object(pid, "mq", name, true, now);
+            }
+            Some("mq_open")
+        }
+        n if n == libc::SYS_mq_unlink && ok => {
+            if let Some(name) = &e.path {
+                tree.on_object(pid, "mq", name, false, now);
+            }
+            Some("mq_unlink")
+        }
+        n if n == libc::SYS_msgget && ok => Some("msgget"),
+        n if n == libc::SYS_shmget && ok => Some("shmget"),
+        n if n == libc::SYS_semget && ok => Some("semget"),
+        n if n == libc::SYS_msgctl && ok && rmid(e.args[1]) => Some("msgctl_rmid"),
+        n if n == libc::SYS_shmctl && ok && rmid(e.args[1]) => Some("shmctl_rmid"),
+        n if n == libc::SYS_semctl && ok && rmid(e.args[2]) => Some("semctl_rmid"),
+        _ if ok => {
+            record_path(tree, pid, e, now);
+            None
+        }
+        _ => None,
+    };
+    if let Some(c) = counter {
+        tree.bump(pid, c, now);
+    }
+}
+
+/// open/creat/link/unlink families: objects created and unlinked by path.
+fn record_path(tree: &mut Tree, pid: i32, e: &Entry, now: f64) {
+    let nr = e.nr;
+    let is_link = nr == libc::SYS_linkat || is_x86(nr, "link");
+    let is_unlink = nr == libc::SYS_unlinkat || is_x86(nr, "unlink");
+    if is_unlink && nr == libc::SYS_unlinkat && e.args[2] as i32 & libc::AT_REMOVEDIR != 0 {
+        return;
+    }
+    if is_link {
+        let (Some(from), Some(to)) = (&e.path, &e.path2) else {
+            return;
+        };
+        if let (Some((k1, n1)), Some((k2, n2))) = (classify(from), classify(to)) {
+            tree.forget_object(k1, &n1);
+            tree.on_object(pid, k2, &n2, true, now);
+        }
+        return;
+    }
+    if let Some(path) = &e.path
+        && let Some((kind, name)) = classify(path)
+    {
+        tree.on_object(pid, kind, &name, !is_unlink, now);
+    }
+}
+
+/// `waitid(2)` returns 0 and writes the reaped child's pid into `si_pid`
+/// (offset 16 of `siginfo_t` on 64-bit Linux); `WNOWAIT` leaves it unreaped.
+fn reap_from_siginfo(tree: &mut Tree, pid: i32, tid: i32, e: &Entry, now: f64) {
+    let (infop, options) = (e.args[2], e.args[3] as i32);
+    if infop == 0 || options & libc::WNOWAIT != 0 {
+        return;
+    }
+    let mut buf = [0u8; 4];
+    if read_mem(tid, infop as usize + 16, &mut buf) == Some(4) {
+        let child = i32::from_ne_bytes(buf);
+        if child > 0 {
+            tree.on_reap(pid, child, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_jumps_stay_inside_the_program() {
+        let p = filter();
+        for (pc, ins) in p.iter().enumerate() {
+            if ins.code as u32 & 0x07 == libc::BPF_JMP {
+                let far = if ins.code as u32 & 0xf0 == libc::BPF_JA {
+                    ins.k as usize
+                } else {
+                    ins.jt.max(ins.jf) as usize
+                };
+                assert!(pc + 1 + far < p.len(), "jump at {pc} leaves the program");
+            }
+        }
+        let rets: Vec<u32> = p.iter().rev().take(2).map(|i| i.k).collect();
+        assert_eq!(rets, [SECCOMP_RET_TRACE, SECCOMP_RET_ALLOW]);
+    }
+
+    #[test]
+    fn paths_are_classified_as_the_ledger_lists_them() {
+        assert_eq!(classify("/dev/shm/sem.lock"), Some(("sem", "/lock".into())));
+        assert_eq!(classify("/dev/shm/pi_rw"), Some(("shm", "/pi_rw".into())));
+        assert_eq!(classify("/dev/null"), None);
+        assert_eq!(classify("/tmp/x/123"), Some(("file", "/tmp/x/123".into())));
+    }
+}
