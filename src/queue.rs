@@ -321,8 +321,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         on_timeout: impl Fn() -> Error,
     ) -> Result<()> {
         let slice = deadline.next_slice().ok_or_else(on_timeout)?;
+        let known = guard.previous_owner_died();
         cv.wait_timeout(guard, slice)?;
-        if guard.previous_owner_died() {
+        if guard.previous_owner_died() && !known {
             self.header().recoveries.fetch_add(1, Ordering::AcqRel);
         }
         Ok(())

@@ -359,6 +359,10 @@ fn a_producer_killed_mid_put_loses_no_acknowledged_item_and_the_queue_recovers()
         q.put(&(7, body(7)), Wait::For(DEADLINE)).unwrap();
         assert_eq!(q.get(Wait::For(DEADLINE)).unwrap(), (7, body(7)));
     }
+    assert!(
+        q.stats().recoveries <= attempts as u64,
+        "each dead holder is recovered from once"
+    );
     eprintln!(
         "{} lock recovery(ies) from a dead holder in {attempts} kill(s)",
         q.stats().recoveries
