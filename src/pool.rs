@@ -527,10 +527,13 @@ impl Inner {
 
 /// A worker's life: read a task, run it, write the result; end of file (the
 /// pool closed our socket) means exit.
-fn worker_loop(mut sock: UnixStream) -> i32 {
+fn worker_loop(sock: UnixStream) -> i32 {
+    // Buffered reads take a task's length prefix and body in one `read(2)`.
+    let mut reader = std::io::BufReader::new(&sock);
+    let mut sock = &sock;
     loop {
         let job: JobMsg =
-            match read_frame(&mut sock, crate::frame::DEFAULT_MAX_FRAME).and_then(|b| decode(&b)) {
+            match read_frame(&mut reader, crate::frame::DEFAULT_MAX_FRAME).and_then(|b| decode(&b)) {
                 Ok(job) => job,
                 Err(Error::Eof(_)) => return 0,
                 Err(_) => return 1,
