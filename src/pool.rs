@@ -424,10 +424,15 @@ impl Inner {
                 .iter()
                 .map(|w| PollFd::new(w.sock.as_fd(), PollFlags::POLLIN))
                 .collect();
-            match poll(
-                &mut fds,
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-            ) {
+            // Spin briefly first (a result usually comes within microseconds
+            // from a worker on the other core), then sleep in poll(2).
+            let spun = crate::sys::spin_until_ready(&mut fds, SPIN);
+            let timeout = if spun {
+                PollTimeout::ZERO
+            } else {
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            };
+            match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(crate::sys::errno_error("poll", "pool workers", e as i32)),
             }
@@ -525,6 +530,10 @@ impl Inner {
     }
 }
 
+/// How long the pool waiting for a result, and a worker waiting for its next
+/// task, poll before they block (see [`crate::sys::spin_until_ready`]).
+const SPIN: Duration = Duration::from_micros(50);
+
 /// A worker's life: read a task, run it, write the result; end of file (the
 /// pool closed our socket) means exit.
 fn worker_loop(sock: UnixStream) -> i32 {
@@ -532,12 +541,16 @@ fn worker_loop(sock: UnixStream) -> i32 {
     let mut reader = std::io::BufReader::new(&sock);
     let mut sock = &sock;
     loop {
-        let job: JobMsg =
-            match read_frame(&mut reader, crate::frame::DEFAULT_MAX_FRAME).and_then(|b| decode(&b)) {
-                Ok(job) => job,
-                Err(Error::Eof(_)) => return 0,
-                Err(_) => return 1,
-            };
+        if reader.buffer().is_empty() {
+            crate::sys::spin_until_readable(sock.as_fd(), SPIN);
+        }
+        let job: JobMsg = match read_frame(&mut reader, crate::frame::DEFAULT_MAX_FRAME)
+            .and_then(|b| decode(&b))
+        {
+            Ok(job) => job,
+            Err(Error::Eof(_)) => return 0,
+            Err(_) => return 1,
+        };
         // SAFETY: the pool put the address of a `Trampoline` in `trampoline`,
         // in the process this worker is a fork of: the same code at the same address.
         let trampoline: Trampoline =

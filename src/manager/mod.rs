@@ -72,6 +72,10 @@ impl Default for ManagerConfig {
     }
 }
 
+/// How long a client waiting for a reply, and a server waiting for the next
+/// request, poll before they block ([`crate::sys::spin_until_readable`]).
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
+
 /// The owner of a manager's server process, its socket and its directory.
 pub struct Manager {
     dir: PathBuf,

@@ -16,6 +16,7 @@ use crate::pyvalue::{Op, Value};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{BufReader, ErrorKind};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -88,6 +89,9 @@ impl Client {
         let mut conn = self.conn.borrow_mut();
         let (_, reader) = conn.as_mut().expect("connected above");
         write_frame(&mut reader.get_ref(), &encode(req)?).map_err(|e| self.io_error(e))?;
+        if reader.buffer().is_empty() {
+            crate::sys::spin_until_readable(reader.get_ref().as_fd(), super::SPIN);
+        }
         let bytes = read_frame(reader, MAX_MESSAGE).map_err(|e| self.io_error(e))?;
         decode(&bytes)
     }
