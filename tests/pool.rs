@@ -17,9 +17,10 @@ fn pool_async_runs_four_tasks_in_parallel() {
     let mut lines = run.lines();
     lines.sort();
     assert_eq!(lines, ["Hello 0", "Hello 1", "Hello 2", "Hello 3"]);
-    // Each task sleeps 200 ms: in parallel about 0.2 s, one after another 0.8 s.
+    // Each task sleeps 200 ms: in parallel about 0.2 s; one after another
+    // they cannot take less than 0.8 s.
     let seconds = run.report["seconds"].as_f64().unwrap();
-    assert!((0.2..0.6).contains(&seconds), "took {seconds} s");
+    assert!((0.2..0.8).contains(&seconds), "took {seconds} s");
 }
 
 #[test]
