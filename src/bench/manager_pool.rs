@@ -68,6 +68,13 @@ pub fn run(server: Option<PathBuf>) -> Result<()> {
     }
     let start = median(&mut starts);
 
+    let socket = {
+        let mut samples = (0..ROUNDS)
+            .map(|_| socket_round_trip(OPS))
+            .collect::<Result<Vec<f64>>>()?;
+        median(&mut samples)
+    };
+
     let python = python_peer_output(
         "manager_pool_bench.py",
         &[OPS.to_string()],
@@ -95,8 +102,53 @@ pub fn run(server: Option<PathBuf>) -> Result<()> {
             theirs.map_or("n/a".into(), |t| super::ratio(t, ours)),
         );
     }
+    println!(
+        "  baseline: a raw Unix socket round trip (8 bytes, blocking read/write) takes {:.1} us; a set + get is two",
+        socket * 1e6
+    );
     if let Err(why) = python {
         println!("  python side not measured: {why}");
     }
     Ok(())
+}
+
+/// The floor under any socket protocol: seconds per round trip of 8 bytes over
+/// a Unix socket pair to a forked echo child (blocking `write(2)`/`read(2)`).
+fn socket_round_trip(n: usize) -> Result<f64> {
+    use std::io::{Read, Write};
+    let (mut ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| crate::Error::io("socketpair", e))?;
+    // SAFETY: benchmarks run in a single-threaded process; the child only
+    // reads and writes its socket.
+    let our_end = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    let mut child = unsafe {
+        crate::process::fork(move || {
+            // The child closes its copy of the parent's end, or it would
+            // never see end of file (sound: it is the child's own descriptor).
+            libc::close(our_end);
+            let mut theirs = theirs;
+            let mut buf = [0u8; 8];
+            while theirs.read_exact(&mut buf).is_ok() {
+                if theirs.write_all(&buf).is_err() {
+                    return 1;
+                }
+            }
+            0
+        })
+    }?;
+    let mut buf = [0u8; 8];
+    let t = Instant::now();
+    for i in 0..n as u64 {
+        ours.write_all(&i.to_ne_bytes())
+            .map_err(|e| crate::Error::io("socket", e))?;
+        ours.read_exact(&mut buf)
+            .map_err(|e| crate::Error::io("socket", e))?;
+    }
+    let per = t.elapsed().as_secs_f64() / n as f64;
+    drop(ours);
+    super::check_child(
+        "socket echo child",
+        child.wait_deadline(Duration::from_secs(30))?,
+    )?;
+    Ok(per)
 }

@@ -45,23 +45,38 @@ impl Placement {
     }
 }
 
-/// Pins the calling process to one CPU (`sched_setaffinity(2)`); a no-op
-/// where the call does not exist (macOS).
-pub fn pin_to(cpu: usize) -> Result<()> {
+/// Pins the calling process to one CPU (`sched_setaffinity(2)`) until the
+/// returned guard is dropped, which restores the CPUs it was allowed before
+/// (children forked meanwhile inherit the pin, so a later benchmark must not).
+/// A no-op where the call does not exist (macOS).
+pub fn pin_to(cpu: usize) -> Result<Pinned> {
     #[cfg(target_os = "linux")]
     {
-        let mut set = nix::sched::CpuSet::new();
+        use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+        let me = nix::unistd::Pid::from_raw(0);
+        let before = crate::sys::nix("sched_getaffinity", "this process", sched_getaffinity(me))?;
+        let mut set = CpuSet::new();
         crate::sys::nix("sched_setaffinity", cpu, set.set(cpu))?;
-        crate::sys::nix(
-            "sched_setaffinity",
-            cpu,
-            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set),
-        )
+        crate::sys::nix("sched_setaffinity", cpu, sched_setaffinity(me, &set))?;
+        Ok(Pinned { before })
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = cpu;
-        Ok(())
+        Ok(Pinned {})
+    }
+}
+
+/// The CPUs a process was allowed before [`pin_to`]; restored on drop.
+pub struct Pinned {
+    #[cfg(target_os = "linux")]
+    before: nix::sched::CpuSet,
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &self.before);
     }
 }
 

@@ -110,9 +110,8 @@ fn pinned_child(cpu: usize, work: impl FnOnce() -> i32) -> Result<ChildGuard> {
     // SAFETY: benchmarks run in a single-threaded process (checked in `run`).
     unsafe {
         process::fork(move || {
-            if pin_to(cpu).is_err() {
-                return 2;
-            }
+            // The child stays pinned until it exits.
+            let Ok(_pinned) = pin_to(cpu) else { return 2 };
             work()
         })
     }
@@ -132,7 +131,7 @@ fn queue_round_trip(placement: Placement, n: u64) -> Result<f64> {
             }
         }
     })?;
-    pin_to(parent_cpu)?;
+    let _pinned = pin_to(parent_cpu)?;
     let start = Instant::now();
     for i in 0..n {
         ping.put(&i, Wait::Forever)?;
@@ -171,7 +170,7 @@ fn pipe_round_trip(placement: Placement, n: u64) -> Result<f64> {
         }
     })?;
     drop((to_child_r, to_parent_w));
-    pin_to(parent_cpu)?;
+    let _pinned = pin_to(parent_cpu)?;
     let mut buf = [0u8; 8];
     let start = Instant::now();
     for i in 0..n {
