@@ -530,20 +530,18 @@ impl Inner {
     }
 }
 
-/// How long the pool waiting for a result, and a worker waiting for its next
-/// task, poll before they block (see [`crate::sys::spin_until_ready`]).
+/// How long the pool waiting for a result (polling every worker, see
+/// [`crate::sys::spin_until_ready`]) and a worker waiting for its next task
+/// ([`crate::sys::SpinRead`]) spin before they block.
 const SPIN: Duration = Duration::from_micros(50);
 
 /// A worker's life: read a task, run it, write the result; end of file (the
 /// pool closed our socket) means exit.
 fn worker_loop(sock: UnixStream) -> i32 {
     // Buffered reads take a task's length prefix and body in one `read(2)`.
-    let mut reader = std::io::BufReader::new(&sock);
+    let mut reader = std::io::BufReader::new(crate::sys::SpinRead::new(&sock, SPIN));
     let mut sock = &sock;
     loop {
-        if reader.buffer().is_empty() {
-            crate::sys::spin_until_readable(sock.as_fd(), SPIN);
-        }
         let job: JobMsg = match read_frame(&mut reader, crate::frame::DEFAULT_MAX_FRAME)
             .and_then(|b| decode(&b))
         {

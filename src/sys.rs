@@ -109,10 +109,77 @@ pub fn spin_until_ready(fds: &mut [nix::poll::PollFd<'_>], budget: std::time::Du
     }
 }
 
-/// [`spin_until_ready`] for one descriptor to become readable.
-pub fn spin_until_readable(fd: std::os::fd::BorrowedFd<'_>, budget: std::time::Duration) -> bool {
-    spin_until_ready(
-        &mut [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)],
-        budget,
-    )
+/// A socket reader that spins before it sleeps: each `read` first tries
+/// `recv(2)` with `MSG_DONTWAIT`, yielding the CPU between tries
+/// (`sched_yield(2)`) for up to `budget`, and only then blocks in `recv(2)`
+/// (which honours the socket's `SO_RCVTIMEO` deadline).
+///
+/// On a request/reply path this catches a reply from a peer on another core
+/// without a sleep and a cross-core wake-up, and, unlike polling first, costs
+/// one system call when the reply is already there. Wrap it in a
+/// `BufReader`, which only reads when its buffer is empty.
+pub struct SpinRead<S> {
+    socket: S,
+    budget: std::time::Duration,
+}
+
+impl<S: std::os::fd::AsFd> SpinRead<S> {
+    /// Wraps `socket` (a stream socket), spinning for at most `budget` per read.
+    pub fn new(socket: S, budget: std::time::Duration) -> Self {
+        SpinRead { socket, budget }
+    }
+
+    /// The wrapped socket.
+    pub fn get_ref(&self) -> &S {
+        &self.socket
+    }
+}
+
+impl<S: std::os::fd::AsFd> std::io::Read for SpinRead<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use nix::sys::socket::{MsgFlags, recv};
+        use std::os::fd::AsRawFd;
+        let fd = self.socket.as_fd().as_raw_fd();
+        let start = std::time::Instant::now();
+        loop {
+            match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
+                Err(Errno::EAGAIN) if start.elapsed() < self.budget => std::thread::yield_now(),
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => {}
+                other => return other.map_err(std::io::Error::from),
+            }
+        }
+        loop {
+            match recv(fd, buf, MsgFlags::empty()) {
+                Err(Errno::EINTR) => {}
+                other => return other.map_err(std::io::Error::from),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SpinRead;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    #[test]
+    fn spin_read_gets_data_sent_before_during_and_after_its_spin_then_eof() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let mut r = SpinRead::new(b, Duration::from_micros(50));
+        let mut buf = [0u8; 8];
+        a.write_all(b"now").unwrap();
+        assert_eq!(r.read(&mut buf).unwrap(), 3, "already there: no wait");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20)); // long past the spin: a blocking read
+            a.write_all(b"later").unwrap();
+            a
+        });
+        assert_eq!(r.read(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"later");
+        drop(writer.join().unwrap());
+        assert_eq!(r.read(&mut buf).unwrap(), 0, "end of file once the peer is gone");
+    }
 }

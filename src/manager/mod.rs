@@ -73,7 +73,7 @@ impl Default for ManagerConfig {
 }
 
 /// How long a client waiting for a reply, and a server waiting for the next
-/// request, poll before they block ([`crate::sys::spin_until_readable`]).
+/// request, try to read without blocking before they sleep ([`crate::sys::SpinRead`]).
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
 /// The owner of a manager's server process, its socket and its directory.

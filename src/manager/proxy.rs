@@ -13,10 +13,10 @@ use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
 use crate::error::{Error, Result};
 use crate::frame::{decode, encode, read_frame, write_frame};
 use crate::pyvalue::{Op, Value};
+use crate::sys::SpinRead;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{BufReader, ErrorKind};
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -28,8 +28,9 @@ pub struct Client {
     key: AuthKey,
     timeout: Duration,
     /// This process's connection (the pid that opened it, a buffered reader:
-    /// one `read(2)` per reply instead of two).
-    conn: RefCell<Option<(u32, BufReader<UnixStream>)>>,
+    /// one `recv(2)` per reply instead of two, tried without blocking for a
+    /// moment before it sleeps; see [`SpinRead`]).
+    conn: RefCell<Option<(u32, BufReader<SpinRead<UnixStream>>)>>,
     closed: Cell<bool>,
 }
 
@@ -88,10 +89,8 @@ impl Client {
         self.ensure_connected()?;
         let mut conn = self.conn.borrow_mut();
         let (_, reader) = conn.as_mut().expect("connected above");
-        write_frame(&mut reader.get_ref(), &encode(req)?).map_err(|e| self.io_error(e))?;
-        if reader.buffer().is_empty() {
-            crate::sys::spin_until_readable(reader.get_ref().as_fd(), super::SPIN);
-        }
+        write_frame(&mut reader.get_ref().get_ref(), &encode(req)?)
+            .map_err(|e| self.io_error(e))?;
         let bytes = read_frame(reader, MAX_MESSAGE).map_err(|e| self.io_error(e))?;
         decode(&bytes)
     }
@@ -119,7 +118,7 @@ impl Client {
                 .map_err(|e| Error::io("setsockopt(SO_RCVTIMEO)", e))?;
         }
         client_handshake(&mut stream, &self.key).map_err(|e| self.io_error(e))?;
-        *self.conn.borrow_mut() = Some((pid, BufReader::new(stream)));
+        *self.conn.borrow_mut() = Some((pid, BufReader::new(SpinRead::new(stream, super::SPIN))));
         Ok(())
     }
 

@@ -21,7 +21,6 @@ use crate::frame::{decode, encode, read_frame, write_frame};
 use crate::pyvalue::{Op, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
-use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -79,12 +78,9 @@ fn serve_connection(mut stream: UnixStream, key: &AuthKey, state: &Mutex<Objects
     set_timeout(&stream, Some(HANDSHAKE_TIMEOUT))?;
     server_handshake(&mut stream, key)?;
     set_timeout(&stream, None)?;
-    let mut reader = std::io::BufReader::new(&stream);
+    let mut reader = std::io::BufReader::new(crate::sys::SpinRead::new(&stream, super::SPIN));
     let mut stream = &stream;
     loop {
-        if reader.buffer().is_empty() {
-            crate::sys::spin_until_readable(stream.as_fd(), super::SPIN);
-        }
         let frame = read_frame(&mut reader, MAX_MESSAGE);
         let reply: Reply = match &frame {
             Ok(bytes) => match decode::<Request>(bytes) {
