@@ -180,6 +180,10 @@ mod tests {
         assert_eq!(r.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"later");
         drop(writer.join().unwrap());
-        assert_eq!(r.read(&mut buf).unwrap(), 0, "end of file once the peer is gone");
+        assert_eq!(
+            r.read(&mut buf).unwrap(),
+            0,
+            "end of file once the peer is gone"
+        );
     }
 }
