@@ -4,6 +4,13 @@
 //! must not look at "all my children" or "all objects": they include other
 //! tests'. A [`Scope`] instead gives the test a name prefix of its own and
 //! remembers the pids it forked; at the end it checks exactly those.
+//!
+//! What it can see of named objects is what [`Sources::default`] lists: POSIX
+//! shared memory and semaphores in `/dev/shm`, System V objects in
+//! `/proc/sysvipc`, and POSIX message queues only where an `mqueue` file
+//! system is mounted at `/dev/mqueue` (these machines have none; tests of POSIX
+//! queues check the unlink directly: opening the name afterwards must fail
+//! with `ENOENT`). The full audit (`ipckit audit`) mounts its own.
 
 use super::ledger::{Ledger, ObjectKind, Sources};
 use nix::unistd::Pid;
