@@ -2,7 +2,7 @@
 CARGO ?= cargo
 MACOS_TARGET ?= aarch64-apple-darwin
 
-.PHONY: all demo check fmt clippy test nextest check-macos bench clean
+.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean
 
 all: check
 
@@ -11,15 +11,19 @@ demo:
 	$(CARGO) build --release --quiet
 	./target/release/ipckit demo
 
-## Everything CI checks on Linux: formatting, lints, the whole test suite
+## Everything CI checks on Linux: formatting, lints, docs, the whole test suite
 ## (threaded `cargo test`, then `cargo nextest run` when it is installed).
-check: fmt clippy test nextest
+check: fmt clippy doc test nextest
 
 fmt:
 	$(CARGO) fmt --check
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
+
+## Every public item documented (missing_docs), and no broken doc link.
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 
 test:
 	$(CARGO) test --lib --bins --tests
@@ -35,6 +39,11 @@ nextest:
 ## Type-checks every target for macOS (cross-checking only: nothing runs).
 check-macos:
 	$(CARGO) check --all-targets --target $(MACOS_TARGET)
+
+## The side-by-side benchmarks (release build; takes about a minute).
+bench:
+	$(CARGO) build --release --quiet
+	./target/release/ipckit bench
 
 clean:
 	$(CARGO) clean

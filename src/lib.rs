@@ -22,13 +22,15 @@
 //! - [`pyvalue`]: Python values (`[42, None, 'hello']`), printed like Python's `repr`.
 //! - [`queue`]: `multiprocessing.Queue` and `JoinableQueue` in shared memory,
 //!   safe when a process dies mid-operation.
-//! - [`bench`]: side-by-side benchmarks against raw system calls and Python.
+//! - [`bench`](mod@bench): side-by-side benchmarks against raw system calls and Python.
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
 //! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
 //!
 //! Every wrapper names its system call and man page; every `unsafe` block says
 //! why it is sound there.
+
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod bench;

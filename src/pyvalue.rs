@@ -36,7 +36,7 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
 }
 
-/// An update the server applies in one step ([`Namespace::update`](super::Namespace::update)),
+/// An update the server applies in one step ([`NamespaceProxy::update`](crate::manager::NamespaceProxy::update)),
 /// so that no other process can act between the read and the write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {

@@ -1,4 +1,4 @@
-//! The single place where `errno` becomes an [`Error`](crate::Error).
+//! The single place where `errno` becomes an [`crate::Error`].
 //!
 //! Raw `libc` calls return `-1` (or another sentinel) and set `errno`; nix calls
 //! return `nix::Result`. Both are turned into [`Error::Sys`] here, with the name
