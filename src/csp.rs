@@ -17,7 +17,7 @@
 //!    end of file).
 
 use crate::error::{Error, Result};
-use crate::frame::{decode, encode, read_frame, write_frame};
+use crate::frame::{decode, encode, read_frame, write_frame, write_value};
 use crate::process::{ChildGuard, ExitStatus, fork};
 use serde::{Serialize, de::DeserializeOwned};
 use std::io::{Read, Write};
@@ -141,8 +141,7 @@ impl<T: Serialize> ChannelWriter<T> {
 
     /// Poisons the channel: the reader's next read fails with [`Error::Closed`].
     pub fn poison(mut self) -> Result<()> {
-        write_frame(&mut self.sock, &encode(&Message::<T>::Poison)?)
-            .map_err(|e| retired("reader", e))
+        write_value(&mut self.sock, &Message::<T>::Poison).map_err(|e| retired("reader", e))
     }
 
     /// Retires this end (python-csp's `retire`): the reader sees end of file.

@@ -35,6 +35,26 @@ pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<()> {
         .map_err(|e| Error::io("writing a frame", e))
 }
 
+/// Encodes `value` and writes it as one frame, building the length prefix and
+/// the encoding in a single buffer (one allocation, one `write`).
+pub fn write_value<T: Serialize + ?Sized>(w: &mut impl Write, value: &T) -> Result<()> {
+    let buf = postcard::to_extend(value, vec![0u8; 4])
+        .map_err(|e| Error::Protocol(format!("cannot encode value: {e}")))?;
+    let len = u32::try_from(buf.len() - 4).map_err(|_| {
+        Error::invalid(
+            "frame",
+            format!(
+                "{} bytes is more than a frame can carry (4 GiB)",
+                buf.len() - 4
+            ),
+        )
+    })?;
+    let mut buf = buf;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    w.write_all(&buf)
+        .map_err(|e| Error::io("writing a frame", e))
+}
+
 /// Reads one frame of at most `max` bytes.
 pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>> {
     let mut len = [0u8; 4];
@@ -102,6 +122,14 @@ mod tests {
         assert!(matches!(read_frame(&mut cut, 100), Err(Error::Protocol(_))));
         let mut cut = &bytes[..2];
         assert!(matches!(read_frame(&mut cut, 100), Err(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn write_value_is_the_frame_of_the_encoding() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write_value(&mut a, &(42u32, "hello")).unwrap();
+        write_frame(&mut b, &encode(&(42u32, "hello")).unwrap()).unwrap();
+        assert_eq!(a, b);
     }
 
     #[test]

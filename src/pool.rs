@@ -31,7 +31,7 @@
 //! the kit's pool tests run there (`ipckit __internal pool-*`).
 
 use crate::error::{Error, Result};
-use crate::frame::{decode, encode, read_frame, write_frame};
+use crate::frame::{decode, encode, read_frame, write_frame, write_value};
 use crate::process::{ChildGuard, Fork, fork_raw};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -557,10 +557,7 @@ fn worker_loop(sock: UnixStream) -> i32 {
             .unwrap_or_else(|p| Err(format!("task panicked: {}", panic_message(&p))));
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let msg = ResultMsg { id: job.id, result };
-        if encode(&msg)
-            .and_then(|b| write_frame(&mut sock, &b))
-            .is_err()
-        {
+        if write_value(&mut sock, &msg).is_err() {
             return 1;
         }
     }

@@ -11,7 +11,7 @@
 use super::auth::{AuthKey, client_handshake};
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
 use crate::error::{Error, Result};
-use crate::frame::{decode, encode, read_frame, write_frame};
+use crate::frame::{decode, read_frame, write_value};
 use crate::pyvalue::{Op, Value};
 use crate::sys::SpinRead;
 use std::cell::{Cell, RefCell};
@@ -89,8 +89,7 @@ impl Client {
         self.ensure_connected()?;
         let mut conn = self.conn.borrow_mut();
         let (_, reader) = conn.as_mut().expect("connected above");
-        write_frame(&mut reader.get_ref().get_ref(), &encode(req)?)
-            .map_err(|e| self.io_error(e))?;
+        write_value(&mut reader.get_ref().get_ref(), req).map_err(|e| self.io_error(e))?;
         let bytes = read_frame(reader, MAX_MESSAGE).map_err(|e| self.io_error(e))?;
         decode(&bytes)
     }

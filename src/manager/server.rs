@@ -17,7 +17,7 @@
 use super::auth::{AuthKey, server_handshake};
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
 use crate::error::{Error, Result};
-use crate::frame::{decode, encode, read_frame, write_frame};
+use crate::frame::{decode, read_frame, write_value};
 use crate::pyvalue::{Op, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
@@ -85,7 +85,7 @@ fn serve_connection(mut stream: UnixStream, key: &AuthKey, state: &Mutex<Objects
         let reply: Reply = match &frame {
             Ok(bytes) => match decode::<Request>(bytes) {
                 Ok(Request::Shutdown) => {
-                    write_frame(&mut stream, &encode(&Reply::Ok(Value::None))?)?;
+                    write_value(&mut stream, &Reply::Ok(Value::None))?;
                     std::process::exit(0);
                 }
                 Ok(req) => lock(state).handle(req).map_err(|e| e.to_string()),
@@ -94,7 +94,7 @@ fn serve_connection(mut stream: UnixStream, key: &AuthKey, state: &Mutex<Objects
             Err(Error::Eof(_)) => return Ok(()),
             Err(e) => Err(format!("malformed request: {e}")),
         };
-        write_frame(&mut stream, &encode(&reply)?)?;
+        write_value(&mut stream, &reply)?;
         if frame.is_err() {
             return Ok(()); // the byte stream is out of step: hang up after saying why
         }
