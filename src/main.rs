@@ -1,7 +1,8 @@
 //! The `ipckit` command line. Its command forms are a contract (DESIGN.md):
 //! `exercises`, `run ID [ARGS]`, `audit [--format text|json] -- CMD...`,
 //! `grade --exercise ID [--format ...] [--out FILE] -- CMD...`, `grade --dir DIR`,
-//! `demo`. The hidden `__supervise` is the grader's supervisor process.
+//! `demo`, `bench`. The hidden `__supervise` is the grader's supervisor process and
+//! `__internal` runs the Manager's server and the test drivers.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ipckit::programs;
