@@ -1,12 +1,10 @@
 //! CATALOGUE.md section 6, the Manager programs: `manager-list`,
 //! `manager-namespace`, and `pi-manager` (section 7).
 
-use super::{Program, require_single_thread};
+use super::{Program, join_all, require_single_thread, start};
 use crate::error::Result;
 use crate::manager::{ListProxy, Manager, ManagerConfig, Op, Value};
 use crate::pi;
-use crate::process::Process;
-use std::time::Duration;
 
 /// The programs of this section.
 pub const PROGRAMS: &[Program] = &[
@@ -27,17 +25,6 @@ pub const PROGRAMS: &[Program] = &[
     },
 ];
 
-/// How long a program waits for any one child.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Starts a child running `body` and joins it.
-fn run_child(body: impl FnOnce() + 'static) -> Result<()> {
-    let mut p = Process::new(body);
-    // SAFETY: the programs run single-threaded (checked by each caller).
-    unsafe { p.start() }?;
-    p.join(Some(JOIN_TIMEOUT))
-}
-
 /// `manager-list`: `with Manager() as manager: records = manager.list([...])`;
 /// process 1 appends a record; after it is joined, process 2 prints them all.
 fn manager_list(_args: &[String]) -> Result<i32> {
@@ -49,36 +36,31 @@ fn manager_list(_args: &[String]) -> Result<i32> {
         ("Hindi", 9).into(),
     ])?;
     let r = records.clone();
-    run_child(move || insert_record(&r, ("English", 3).into()))?;
+    join_all([start(move || insert_record(&r, ("English", 3).into()))?])?;
     let r = records.clone();
-    run_child(move || print_records(&r))?;
+    join_all([start(move || print_records(&r))?])?;
     Ok(0)
 }
 
-fn insert_record(records: &ListProxy, record: Value) {
-    match records.append(record) {
-        Ok(()) => println!("A New record is added"),
-        Err(e) => eprintln!("append failed: {e}"),
-    }
+fn insert_record(records: &ListProxy, record: Value) -> Result<()> {
+    records.append(record)?;
+    println!("A New record is added");
+    Ok(())
 }
 
-fn print_records(records: &ListProxy) {
-    match records.to_vec() {
-        Ok(all) => {
-            for record in all {
-                let (name, score) = match record.as_items() {
-                    Ok([name, score]) => (name.clone(), score.clone()),
-                    _ => (record.clone(), Value::None),
-                };
-                let name = name
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or(name.to_string());
-                println!("Name: {name}\nScore: {score}");
-            }
-        }
-        Err(e) => eprintln!("reading the records failed: {e}"),
+fn print_records(records: &ListProxy) -> Result<()> {
+    for record in records.to_vec()? {
+        let (name, score) = match record.as_items() {
+            Ok([name, score]) => (name.clone(), score.clone()),
+            _ => (record.clone(), Value::None),
+        };
+        let name = name
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(name.to_string());
+        println!("Name: {name}\nScore: {score}");
     }
+    Ok(())
 }
 
 /// `manager-namespace`: `ns = manager.Namespace(); ns.x = 1; ns.y = 1`; a
@@ -91,16 +73,13 @@ fn manager_namespace(_args: &[String]) -> Result<i32> {
     ns.set("y", 1)?;
     println!("before {ns}");
     let child_ns = ns.clone();
-    run_child(move || {
+    join_all([start(move || {
         // Python's `ns.x += 5` is a get and then a set: another process could
         // act in between. `update` does it in the server in one step.
-        let r = child_ns
-            .update("x", Op::Add(5.into()))
-            .and_then(|_| child_ns.update("y", Op::Mul(10.into())));
-        if let Err(e) = r {
-            eprintln!("update failed: {e}");
-        }
-    })?;
+        child_ns.update("x", Op::Add(5.into()))?;
+        child_ns.update("y", Op::Mul(10.into()))?;
+        Ok(())
+    })?])?;
     println!("after {ns}");
     Ok(0)
 }
@@ -114,27 +93,12 @@ fn pi_manager(args: &[String]) -> Result<i32> {
     let mut children = Vec::new();
     for i in 0..pi::PARTS {
         let sums = sums.clone();
-        let mut p = Process::new(move || {
-            let s = pi::partial_sum(pi::slice(i, n));
-            if let Err(e) = sums.set(i as i64, s) {
-                eprintln!("storing partial sum {i} failed: {e}");
-                crate::process::exit_immediately(1);
-            }
-        });
-        // SAFETY: single-threaded (checked above).
-        unsafe { p.start() }?;
-        children.push(p);
+        children.push(start(move || {
+            sums.set(i as i64, pi::partial_sum(pi::slice(i, n)))
+                .map(|_| ())
+        })?);
     }
-    for p in &mut children {
-        p.join(Some(JOIN_TIMEOUT))?;
-        if p.exitcode() != Some(0) {
-            return Err(crate::Error::Died(format!(
-                "{} exited with {:?}",
-                p.name(),
-                p.exitcode()
-            )));
-        }
-    }
+    join_all(children)?;
     let total: f64 = sums
         .to_vec()?
         .iter()

@@ -6,7 +6,8 @@
 //! Sleeps of the tutorials are scaled down by [`scaled`]; the order of events
 //! they force is kept.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::process::Process;
 use std::time::Duration;
 
 pub mod channel;
@@ -76,6 +77,36 @@ pub fn require_single_thread() -> Result<()> {
                     "reference programs fork and print, so they must run in a single-threaded process (this one has {threads} threads); run them with `ipckit run ID`"
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// `Process(target=...).start()`: a child whose error is printed to standard
+/// error and turned into exit status 1.
+pub(crate) fn start(target: impl FnOnce() -> Result<()> + 'static) -> Result<Process> {
+    let mut p = Process::new(move || {
+        if let Err(e) = target() {
+            eprintln!("child {}: {e}", crate::process::getpid());
+            crate::process::exit_normally(1);
+        }
+    });
+    // SAFETY: every program calls `require_single_thread` first, so the
+    // child may print and allocate.
+    unsafe { p.start() }?;
+    Ok(p)
+}
+
+/// `p.join()` for every child; a child that failed is an [`Error::Died`].
+pub(crate) fn join_all(children: impl IntoIterator<Item = Process>) -> Result<()> {
+    for mut p in children {
+        p.join(None)?;
+        if p.exitcode() != Some(0) {
+            return Err(Error::Died(format!(
+                "{} ended with exit code {:?}",
+                p.name(),
+                p.exitcode()
+            )));
         }
     }
     Ok(())

@@ -1,10 +1,9 @@
 //! CATALOGUE.md section 4, the multiprocessing Queue: queue-hello,
 //! queue-bounded, producer-consumer, and pi-queue (section 7).
 
-use super::{Program, require_single_thread, sleep};
+use super::{Program, join_all, require_single_thread, sleep, start};
 use crate::error::{Error, Result};
 use crate::pi;
-use crate::process::Process;
 use crate::pyvalue::Value;
 use crate::queue::{Queue, Wait};
 
@@ -32,39 +31,15 @@ pub const PROGRAMS: &[Program] = &[
     },
 ];
 
-/// Starts `target` as a [`Process`]; the program is single-threaded (checked
-/// by every caller before its first process).
-fn start(target: impl FnOnce() + 'static) -> Result<Process> {
-    let mut p = Process::new(target);
-    // SAFETY: the reference programs run in the single-threaded ipckit binary
-    // (each caller ran `require_single_thread` first).
-    unsafe { p.start() }?;
-    Ok(p)
-}
-
-/// Joins a process and turns a failed child into an error.
-fn join(mut p: Process) -> Result<()> {
-    p.join(None)?;
-    match p.exitcode() {
-        Some(0) => Ok(()),
-        code => Err(Error::Died(format!(
-            "{} ended with exitcode {code:?}",
-            p.name()
-        ))),
-    }
-}
-
 /// `queue-hello`: `q = Queue(); p = Process(target=f, args=(q,)); p.start();
 /// print(q.get()); p.join()`, where `f` puts `[42, None, 'hello']`.
 fn queue_hello(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
     let q: Queue<Value> = Queue::new(0)?;
     let child_q = q.clone();
-    let p = start(move || {
-        child_q.put(&Value::hello(), Wait::Forever).expect("put");
-    })?;
+    let p = start(move || child_q.put(&Value::hello(), Wait::Forever))?;
     println!("{}", q.get(Wait::Forever)?);
-    join(p)?;
+    join_all([p])?;
     Ok(0)
 }
 
@@ -88,8 +63,9 @@ fn queue_bounded(_args: &[String]) -> Result<i32> {
         let mut seed = u64::from(std::process::id()) | 1;
         for _ in 0..2 {
             let pair = (random_below(&mut seed, 100), random_below(&mut seed, 100));
-            requests.put(&pair, Wait::Forever).expect("put");
+            requests.put(&pair, Wait::Forever)?;
         }
+        Ok(())
     })?;
     let work = q.clone();
     let handler = start(move || {
@@ -99,14 +75,13 @@ fn queue_bounded(_args: &[String]) -> Result<i32> {
                 Ok((x, y)) => println!("{x} + {y} = {}", x + y),
                 Err(Error::Empty(_)) => {
                     println!("no request for 2 s: handler stops");
-                    break;
+                    return Ok(());
                 }
-                Err(e) => panic!("get failed: {e}"),
+                Err(e) => return Err(e),
             }
         }
     })?;
-    join(requester)?;
-    join(handler)?;
+    join_all([requester, handler])?;
     Ok(0)
 }
 
@@ -119,21 +94,23 @@ fn producer_consumer(_args: &[String]) -> Result<i32> {
     let out = q.clone();
     let producer = start(move || {
         for item in 0..5 {
-            out.put(&Some(item), Wait::Forever).expect("put");
+            out.put(&Some(item), Wait::Forever)?;
             println!("Produced {item}");
             sleep(0.5);
         }
+        Ok(())
     })?;
     let inbox = q.clone();
     let consumer = start(move || {
-        while let Some(item) = inbox.get(Wait::Forever).expect("get") {
+        while let Some(item) = inbox.get(Wait::Forever)? {
             println!("Consumed {item}");
         }
         println!("Consumer got the sentinel: done");
+        Ok(())
     })?;
-    join(producer)?;
+    join_all([producer])?;
     q.put(&None, Wait::Forever)?;
-    join(consumer)?;
+    join_all([consumer])?;
     Ok(0)
 }
 
@@ -148,16 +125,13 @@ fn pi_queue(args: &[String]) -> Result<i32> {
         let out = q.clone();
         workers.push(start(move || {
             out.put(&pi::partial_sum(pi::slice(i, n)), Wait::Forever)
-                .expect("put")
         })?);
     }
     let mut total = 0.0;
     for _ in 0..pi::PARTS {
         total += q.get(Wait::Forever)?;
     }
-    for w in workers {
-        join(w)?;
-    }
+    join_all(workers)?;
     pi::print_answer(pi::pi_from(total));
     Ok(0)
 }

@@ -4,10 +4,10 @@
 //! the children inherit anonymous mappings), starts them as `Process`es,
 //! joins every one, and then prints what the parent sees.
 
-use super::{Program, require_single_thread};
-use crate::error::{Error, Result};
+use super::{Program, join_all, require_single_thread, start};
+use crate::error::Result;
 use crate::pi;
-use crate::process::{self, Process};
+use crate::process;
 use crate::shm::{Array, Char, PosixName, SharedMemory, SharedRegion, Value};
 use crate::sync::{NamedSemaphore, PosixSemaphore, Semaphore};
 use std::sync::Arc;
@@ -183,34 +183,4 @@ fn pi_value(args: &[String]) -> Result<i32> {
     join_all(children)?;
     pi::print_answer(pi::pi_from(total.get()));
     Ok(0)
-}
-
-/// `Process(target=...).start()`: a child whose error is printed to standard
-/// error and turned into exit status 1.
-fn start(target: impl FnOnce() -> Result<()> + 'static) -> Result<Process> {
-    let mut p = Process::new(move || {
-        if let Err(e) = target() {
-            eprintln!("child {}: {e}", process::getpid());
-            process::exit_normally(1);
-        }
-    });
-    // SAFETY: every program calls `require_single_thread` first, so the
-    // child may print and allocate.
-    unsafe { p.start() }?;
-    Ok(p)
-}
-
-/// `p.join()` for every child; a child that failed is an [`Error::Died`].
-fn join_all(children: Vec<Process>) -> Result<()> {
-    for mut p in children {
-        p.join(None)?;
-        if p.exitcode() != Some(0) {
-            return Err(Error::Died(format!(
-                "{} ended with exit code {:?}",
-                p.name(),
-                p.exitcode()
-            )));
-        }
-    }
-    Ok(())
 }
