@@ -146,12 +146,14 @@ fn grade(id: &str, extra: &[&str], cmd: &[&str]) -> Graded {
             String::from_utf8_lossy(&out.stdout)
         )
     });
+    // A bare name such as `true` would match unrelated processes of other
+    // tests running at the same time: every command names a path.
     let marker = cmd
         .iter()
         .rev()
         .find(|a| a.contains('/'))
         .copied()
-        .unwrap_or(cmd[0]);
+        .expect("grade() needs a command with a path, to find its processes");
     assert_machine_clean(marker);
     Graded {
         json,
@@ -567,7 +569,7 @@ fn printing_fake_pass_output_changes_nothing() {
 
 #[test]
 fn grade_errors_exit_2_with_a_reason() {
-    let g = grade("no-such-exercise", &[], &["true"]);
+    let g = grade("no-such-exercise", &[], &["/bin/true"]);
     assert_eq!((g.verdict(), g.code), ("error", 2));
     assert!(
         g.json["error"]
@@ -592,7 +594,11 @@ fn grade_errors_exit_2_with_a_reason() {
         "id = \"fork-basic\"\nsummary = \"s\"\ntime_limit = -1\n",
     )
     .unwrap();
-    let g = grade("fork-basic", &["--spec", spec.to_str().unwrap()], &["true"]);
+    let g = grade(
+        "fork-basic",
+        &["--spec", spec.to_str().unwrap()],
+        &["/bin/true"],
+    );
     assert_eq!(g.code, 2);
     let e = g.json["error"].as_str().unwrap();
     assert!(
