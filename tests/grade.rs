@@ -133,7 +133,12 @@ fn fixture(rel: &str) -> String {
 /// Runs `ipckit grade --exercise ID --format json [extra] -- cmd`, then checks
 /// that nothing of the port is left on the machine.
 fn grade(id: &str, extra: &[&str], cmd: &[&str]) -> Graded {
-    let out = Command::new(common::ipckit())
+    grade_by(Command::new(common::ipckit()), id, extra, cmd)
+}
+
+/// [`grade`] with a grader command prepared by the caller.
+fn grade_by(mut grader: Command, id: &str, extra: &[&str], cmd: &[&str]) -> Graded {
+    let out = grader
         .args(["grade", "--exercise", id, "--format", "json"])
         .args(extra)
         .arg("--")
@@ -557,6 +562,23 @@ fn an_output_flood_is_capped_and_drained() {
 fn sigterm_ignored_means_sigkill_after_the_grace() {
     let g = grade_py("fork-basic", &["--timeout", "1"], "broken/ignore-term.py");
     assert!(g.detail("exit").contains("SIGKILL"), "{}", g.detail("exit"));
+}
+
+#[test]
+fn a_port_gets_default_signal_actions_even_from_a_grader_that_ignores_sigint() {
+    use std::os::unix::process::CommandExt;
+    let mut grader = Command::new(common::ipckit());
+    // SAFETY: signal(2) is async-signal-safe; this is what a shell does to a
+    // job it starts in the background.
+    unsafe {
+        grader.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let script = fixture("broken/interrupt-self.sh");
+    let g = grade_by(grader, "fork-basic", &[], &["/bin/sh", &script]);
+    assert!(g.detail("exit").contains("SIGINT"), "{:#}", g.json);
 }
 
 #[test]

@@ -103,6 +103,9 @@ proptest! {
 /// would dump core (QUIT, ABRT, TRAP), so the child first sets `RLIMIT_CORE`
 /// to 0. Not SIGSEGV or SIGBUS: Rust's runtime handles those (stack-overflow
 /// detection) and a *sent* SIGSEGV is swallowed by its handler once.
+///
+/// The child restores the default action first: a test binary started by a
+/// non-interactive shell in the background inherits SIGINT and SIGQUIT ignored.
 #[rstest]
 #[case(Signal::SIGHUP)]
 #[case(Signal::SIGINT)]
@@ -116,9 +119,10 @@ proptest! {
 #[case(Signal::SIGTRAP)]
 fn a_signal_death_is_reported_as_that_signal(#[case] sig: Signal) {
     let mut scope = Scope::new();
-    // SAFETY: the child calls setrlimit and sleeps: both plain system calls.
+    // SAFETY: the child calls signal, setrlimit and sleeps: plain system calls.
     let mut child = unsafe {
         process::fork(|| {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
             let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
             std::thread::sleep(Duration::from_secs(30));
             0

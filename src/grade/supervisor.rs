@@ -497,7 +497,7 @@ mod linux {
             (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
             (libc::RLIMIT_NOFILE, l.open_files, l.open_files),
         ];
-        // SAFETY: setsid, getrlimit, setrlimit, open, write, close and
+        // SAFETY: setsid, getrlimit, setrlimit, open, write, close, signal and
         // sigprocmask are async-signal-safe and get valid pointers to live
         // stack values.
         unsafe {
@@ -531,6 +531,15 @@ mod linux {
                     return fail();
                 }
                 libc::close(fd);
+            }
+            // Every signal's default action: a grader started in the background
+            // by a shell (CI, nohup) has SIGINT and SIGQUIT ignored, and a port
+            // must not inherit that. (Caught signals are reset by exec anyway;
+            // 32 and up are the real-time signals, some used by libc itself.)
+            for sig in 1..32 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
             }
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
@@ -635,12 +644,15 @@ mod linux {
                 while let Ok(Some(_)) = sigfd.read_signal() {}
                 self.out.drain();
                 self.err.drain();
+                // Who is alive is read *before* the reap: a process that ends
+                // in between is then collected below, never left unrecorded
+                // by a loop that sees no one alive and stops.
+                let alive = self.alive();
                 self.reap();
                 if self.tracer.is_none() {
                     self.sample();
                 }
                 let now = self.now();
-                let alive = self.alive();
                 if self.main_exit.is_some() && alive.is_empty() {
                     let since = *self.empty_since.get_or_insert(now);
                     let pipes_open = self.out.fd.is_some() || self.err.fd.is_some();
@@ -694,13 +706,18 @@ mod linux {
 
         /// The tree's live processes: the control group's list, or this
         /// process's descendants in `/proc` (it is their subreaper).
+        ///
+        /// An empty group is confirmed in `/proc`: an exiting process leaves
+        /// its control group (`cgroup_exit`) *before* it becomes a zombie its
+        /// parent can wait for (`exit_notify`), and in that window only
+        /// `/proc` still shows it.
         fn alive(&self) -> Vec<i32> {
-            let mut pids = match &self.cgroup {
-                Some(c) => c.procs(),
-                None => procfs::descendants(&procfs::snapshot(), self.me)
+            let mut pids = self.cgroup.as_ref().map(|c| c.procs()).unwrap_or_default();
+            if pids.is_empty() {
+                pids = procfs::descendants(&procfs::snapshot(), self.me)
                     .into_iter()
-                    .collect(),
-            };
+                    .collect();
+            }
             pids.retain(|p| procfs::state_of(*p).is_some_and(|s| s != 'Z'));
             pids
         }
