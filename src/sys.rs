@@ -85,33 +85,89 @@ pub fn read_exact_timeout(
     Ok(buf)
 }
 
+/// How long a spinning wait polls back to back between two `sched_yield(2)`
+/// calls while no other task wants its core.
+const RECHECK: std::time::Duration = std::time::Duration::from_micros(10);
+
+/// A `sched_yield(2)` that takes longer than this ran another task on this
+/// core (a bare system call takes well under a microsecond).
+const RAN_ANOTHER: std::time::Duration = std::time::Duration::from_micros(2);
+
+/// The clock of one spinning wait: [`Spin::pause`] between two polls.
+struct Spin {
+    start: std::time::Instant,
+    budget: std::time::Duration,
+    /// When (time spent) to yield next; zero: at every pause.
+    next_yield: std::time::Duration,
+}
+
+impl Spin {
+    fn new(budget: std::time::Duration) -> Spin {
+        Spin {
+            start: std::time::Instant::now(),
+            budget,
+            next_yield: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Pauses before the next poll; false once the budget is spent: time to
+    /// block.
+    ///
+    /// The peer may share this core, and then every moment spent polling is
+    /// a moment it cannot run to answer. So the wait yields (`sched_yield(2)`)
+    /// first. If the yield returns at once, no other task wanted this core:
+    /// the wait polls back to back (a CPU spin hint between polls) for
+    /// [`RECHECK`], then yields again to check. If a yield took longer than
+    /// [`RAN_ANOTHER`], another task ran meanwhile (perhaps the peer), and the
+    /// wait yields at every pause from then on.
+    fn pause(&mut self) -> bool {
+        let spent = self.start.elapsed();
+        if spent >= self.budget {
+            return false;
+        }
+        if spent < self.next_yield {
+            std::hint::spin_loop();
+            return true;
+        }
+        std::thread::yield_now();
+        let after = self.start.elapsed();
+        self.next_yield = if after - spent > RAN_ANOTHER {
+            std::time::Duration::ZERO
+        } else {
+            after + RECHECK
+        };
+        true
+    }
+}
+
 /// Waits up to `budget` for one of `fds` to become ready by polling them
-/// without blocking (`poll(2)` with a zero timeout) and yielding the CPU in
-/// between (`sched_yield(2)`); returns true if one did.
+/// without blocking (`poll(2)` with a zero timeout); returns true if one did.
 ///
 /// This is *adaptive spinning*, used on request/reply paths before a blocking
 /// wait: when the peer runs on another core, its answer usually comes within
 /// microseconds, and catching it while still awake avoids a sleep and a
-/// cross-core wake-up (tens of microseconds on a virtual machine). Yielding
-/// lets a peer on the *same* core run meanwhile. After `budget` the caller
-/// blocks as usual, so an idle peer costs at most `budget` of CPU.
+/// cross-core wake-up (tens of microseconds on a virtual machine). It yields
+/// the CPU (`sched_yield(2)`) first, and at every poll once another task is
+/// seen to want this core, so a peer on the *same* core can run;
+/// after `budget` the caller blocks as usual, so an idle peer costs at most
+/// `budget` of CPU.
 pub fn spin_until_ready(fds: &mut [nix::poll::PollFd<'_>], budget: std::time::Duration) -> bool {
     use nix::poll::{PollTimeout, poll};
-    let start = std::time::Instant::now();
+    let mut spin = Spin::new(budget);
     loop {
         if poll(fds, PollTimeout::ZERO).is_ok_and(|n| n > 0) {
             return true;
         }
-        if start.elapsed() >= budget {
+        if !spin.pause() {
             return false;
         }
-        std::thread::yield_now();
     }
 }
 
 /// A socket reader that spins before it sleeps: each `read` first tries
-/// `recv(2)` with `MSG_DONTWAIT`, yielding the CPU between tries
-/// (`sched_yield(2)`) for up to `budget`, and only then blocks in `recv(2)`
+/// `recv(2)` with `MSG_DONTWAIT`, back to back and then yielding the CPU
+/// between tries (as [`spin_until_ready`]) for up to `budget`, and only then
+/// blocks in `recv(2)`
 /// (which honours the socket's `SO_RCVTIMEO` deadline).
 ///
 /// On a request/reply path this catches a reply from a peer on another core
@@ -140,10 +196,10 @@ impl<S: std::os::fd::AsFd> std::io::Read for SpinRead<S> {
         use nix::sys::socket::{MsgFlags, recv};
         use std::os::fd::AsRawFd;
         let fd = self.socket.as_fd().as_raw_fd();
-        let start = std::time::Instant::now();
+        let mut spin = Spin::new(self.budget);
         loop {
             match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
-                Err(Errno::EAGAIN) if start.elapsed() < self.budget => std::thread::yield_now(),
+                Err(Errno::EAGAIN) if spin.pause() => {}
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
                 other => return other.map_err(std::io::Error::from),

@@ -12,7 +12,6 @@ use ipckit::frame::{decode, read_frame, write_frame};
 use ipckit::manager::protocol::{MAX_MESSAGE, Reply};
 use ipckit::manager::{AuthKey, Client, Manager, ManagerConfig, Op, Value};
 use nix::sys::signal::Signal;
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 fn config() -> ManagerConfig {
@@ -136,8 +135,10 @@ fn malformed_requests_get_an_error_reply_and_do_not_crash_the_server() {
     let mut scope = Scope::new();
     let m = start(&mut scope);
     let ns = m.namespace().unwrap();
-    let mut raw = UnixStream::connect(m.address()).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut raw = ipckit::manager::Link::connect(m.address()).unwrap();
+    raw.socket()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     ipckit::manager::auth::client_handshake(&mut raw, m.authkey()).unwrap();
     write_frame(&mut raw, &[0xff, 0xfe, 0x01]).unwrap();
     let reply: Reply = decode(&read_frame(&mut raw, MAX_MESSAGE).unwrap()).unwrap();

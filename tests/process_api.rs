@@ -145,6 +145,28 @@ fn a_signal_death_is_reported_as_that_signal(#[case] sig: Signal) {
 }
 
 #[test]
+fn cached_pid_is_the_pid_in_the_parent_and_in_a_forked_child() {
+    let mut scope = Scope::new();
+    let parent = process::cached_pid();
+    assert_eq!(parent, std::process::id());
+    // SAFETY: the child loads an atomic and calls getpid(2).
+    let mut child = unsafe {
+        process::fork(move || {
+            let me = process::cached_pid();
+            i32::from(me == parent || me != std::process::id())
+        })
+    }
+    .unwrap();
+    scope.track(child.pid());
+    assert_eq!(
+        child.wait_deadline(DEADLINE).unwrap(),
+        ExitStatus::Exited(0),
+        "the child saw its parent's pid"
+    );
+    scope.assert_clean();
+}
+
+#[test]
 fn dropping_a_child_guard_kills_and_reaps_the_child() {
     let mut scope = Scope::new();
     let child = sleeper(60);

@@ -68,12 +68,13 @@ pub fn run(server: Option<PathBuf>) -> Result<()> {
     }
     let start = median(&mut starts);
 
-    let socket = {
+    let [spinning, blocking] = [true, false].map(|spin| {
         let mut samples = (0..ROUNDS)
-            .map(|_| socket_round_trip(OPS))
+            .map(|_| socket_round_trip(OPS, spin))
             .collect::<Result<Vec<f64>>>()?;
-        median(&mut samples)
-    };
+        Ok::<f64, crate::Error>(median(&mut samples))
+    });
+    let (spinning, blocking) = (spinning?, blocking?);
 
     let python = python_peer_output(
         "manager_pool_bench.py",
@@ -103,8 +104,12 @@ pub fn run(server: Option<PathBuf>) -> Result<()> {
         );
     }
     println!(
-        "  baseline: a raw Unix socket round trip (8 bytes, blocking read/write) takes {:.1} us; a set + get is two",
-        socket * 1e6
+        "  baseline: a raw round trip of 8 bytes on the manager's socket kind takes {:.1} us read as the",
+        spinning * 1e6
+    );
+    println!(
+        "  manager reads (spin, then block), {:.1} us with blocking reads; a set + get is two round trips",
+        blocking * 1e6
     );
     if let Err(why) = python {
         println!("  python side not measured: {why}");
@@ -112,12 +117,20 @@ pub fn run(server: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The floor under any socket protocol: seconds per round trip of 8 bytes over
-/// a Unix socket pair to a forked echo child (blocking `write(2)`/`read(2)`).
-fn socket_round_trip(n: usize) -> Result<f64> {
+/// The floor under the manager's protocol: seconds per round trip of 8
+/// bytes to a forked echo child over a socket pair of the manager's kind
+/// ([`crate::manager::pair`]), read as the manager reads (spinning for a
+/// moment before blocking, [`crate::sys::SpinRead`]) or blocking at once;
+/// no framing, no encoding, no server.
+fn socket_round_trip(n: usize, spin: bool) -> Result<f64> {
+    use crate::sys::SpinRead;
     use std::io::{Read, Write};
-    let (mut ours, theirs) =
-        std::os::unix::net::UnixStream::pair().map_err(|e| crate::Error::io("socketpair", e))?;
+    let budget = if spin {
+        crate::manager::SPIN
+    } else {
+        Duration::ZERO
+    };
+    let (ours, theirs) = crate::manager::pair().map_err(|e| crate::Error::io("socketpair", e))?;
     // SAFETY: benchmarks run in a single-threaded process; the child only
     // reads and writes its socket.
     let our_end = std::os::fd::AsRawFd::as_raw_fd(&ours);
@@ -126,22 +139,25 @@ fn socket_round_trip(n: usize) -> Result<f64> {
             // The child closes its copy of the parent's end, or it would
             // never see end of file (sound: it is the child's own descriptor).
             libc::close(our_end);
-            let mut theirs = theirs;
+            let mut reader = SpinRead::new(&theirs, budget);
             let mut buf = [0u8; 8];
-            while theirs.read_exact(&mut buf).is_ok() {
-                if theirs.write_all(&buf).is_err() {
+            while reader.read_exact(&mut buf).is_ok() {
+                if (&theirs).write_all(&buf).is_err() {
                     return 1;
                 }
             }
             0
         })
     }?;
+    let mut reader = SpinRead::new(&ours, budget);
     let mut buf = [0u8; 8];
     let t = Instant::now();
     for i in 0..n as u64 {
-        ours.write_all(&i.to_ne_bytes())
+        (&ours)
+            .write_all(&i.to_ne_bytes())
             .map_err(|e| crate::Error::io("socket", e))?;
-        ours.read_exact(&mut buf)
+        reader
+            .read_exact(&mut buf)
             .map_err(|e| crate::Error::io("socket", e))?;
     }
     let per = t.elapsed().as_secs_f64() / n as f64;

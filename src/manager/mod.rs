@@ -31,12 +31,14 @@
 //! reaps the server and removes the socket and the directory.
 
 pub mod auth;
+mod link;
 pub mod protocol;
 mod proxy;
 pub mod server;
 
 pub use crate::pyvalue::{Op, Value};
 pub use auth::AuthKey;
+pub use link::{Link, RECORD, pair};
 pub use proxy::{Client, DictProxy, ListProxy, NamespaceProxy};
 
 use crate::error::{Error, Result};
@@ -73,8 +75,9 @@ impl Default for ManagerConfig {
 }
 
 /// How long a client waiting for a reply, and a server waiting for the next
-/// request, try to read without blocking before they sleep ([`crate::sys::SpinRead`]).
-pub(crate) const SPIN: Duration = Duration::from_micros(50);
+/// request, try to read without blocking before they sleep ([`crate::sys::SpinRead`],
+/// used by every [`Link`]).
+pub const SPIN: Duration = Duration::from_micros(50);
 
 /// The owner of a manager's server process, its socket and its directory.
 pub struct Manager {

@@ -9,15 +9,14 @@
 //! (`SO_RCVTIMEO`/`SO_SNDTIMEO`), so a server that died is an error, not a hang.
 
 use super::auth::{AuthKey, client_handshake};
+use super::link::Link;
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
 use crate::error::{Error, Result};
 use crate::frame::{decode, read_frame, write_value};
 use crate::pyvalue::{Op, Value};
-use crate::sys::SpinRead;
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{BufReader, ErrorKind};
-use std::os::unix::net::UnixStream;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -27,10 +26,8 @@ pub struct Client {
     address: PathBuf,
     key: AuthKey,
     timeout: Duration,
-    /// This process's connection (the pid that opened it, a buffered reader:
-    /// one `recv(2)` per reply instead of two, tried without blocking for a
-    /// moment before it sleeps; see [`SpinRead`]).
-    conn: RefCell<Option<(u32, BufReader<SpinRead<UnixStream>>)>>,
+    /// This process's connection, and the pid that opened it.
+    conn: RefCell<Option<(u32, Link)>>,
     closed: Cell<bool>,
 }
 
@@ -88,16 +85,16 @@ impl Client {
     fn round_trip(&self, req: &Request) -> Result<Reply> {
         self.ensure_connected()?;
         let mut conn = self.conn.borrow_mut();
-        let (_, reader) = conn.as_mut().expect("connected above");
-        write_value(&mut reader.get_ref().get_ref(), req).map_err(|e| self.io_error(e))?;
-        let bytes = read_frame(reader, MAX_MESSAGE).map_err(|e| self.io_error(e))?;
+        let (_, link) = conn.as_mut().expect("connected above");
+        write_value(link, req).map_err(|e| self.io_error(e))?;
+        let bytes = read_frame(link, MAX_MESSAGE).map_err(|e| self.io_error(e))?;
         decode(&bytes)
     }
 
     /// Opens (and authenticates) this process's connection on first use,
     /// and again in a forked child, which must not share its parent's.
     fn ensure_connected(&self) -> Result<()> {
-        let pid = std::process::id();
+        let pid = crate::process::cached_pid();
         if self
             .conn
             .borrow()
@@ -106,18 +103,21 @@ impl Client {
         {
             return Ok(());
         }
-        let mut stream = UnixStream::connect(&self.address).map_err(|e| {
+        let mut link = Link::connect(&self.address).map_err(|e| {
             Error::Died(format!(
                 "cannot reach the manager server at {} ({e}): it was shut down or died",
                 self.address.display()
             ))
         })?;
-        for set in [UnixStream::set_read_timeout, UnixStream::set_write_timeout] {
-            set(&stream, Some(self.timeout))
+        for set in [
+            std::os::unix::net::UnixStream::set_read_timeout,
+            std::os::unix::net::UnixStream::set_write_timeout,
+        ] {
+            set(link.socket(), Some(self.timeout))
                 .map_err(|e| Error::io("setsockopt(SO_RCVTIMEO)", e))?;
         }
-        client_handshake(&mut stream, &self.key).map_err(|e| self.io_error(e))?;
-        *self.conn.borrow_mut() = Some((pid, BufReader::new(SpinRead::new(stream, super::SPIN))));
+        client_handshake(&mut link, &self.key).map_err(|e| self.io_error(e))?;
+        *self.conn.borrow_mut() = Some((pid, link));
         Ok(())
     }
 

@@ -6,8 +6,8 @@
 //!
 //! 1. read the authkey (hex) from standard input, which then stays open: when
 //!    it reaches end of file, the owner has gone, and the server exits;
-//! 2. bind the listening socket (`socket(2)`, `bind(2)`, `listen(2)`) and say
-//!    `ready` on standard output;
+//! 2. bind the listening socket (`socket(2)`, `bind(2)`, `listen(2)`; a
+//!    seqpacket socket on Linux, see [`Link`]) and say `ready` on standard output;
 //! 3. for each connection (`accept(2)`): a thread runs the challenge-response
 //!    handshake, then answers requests one at a time until the proxy hangs up.
 //!
@@ -15,6 +15,7 @@
 //! [`Request::Update`] safe where Python's `ns.x += 5` is a race.
 
 use super::auth::{AuthKey, server_handshake};
+use super::link::Link;
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
 use crate::error::{Error, Result};
 use crate::frame::{decode, read_frame, write_value};
@@ -43,7 +44,7 @@ pub fn run_stdio(socket: &Path) -> Result<i32> {
         .map_err(|e| Error::io("reading the authkey from stdin", e))?;
     let key = AuthKey::from_hex(&line)?;
     let listener =
-        UnixListener::bind(socket).map_err(|e| Error::io(socket.display().to_string(), e))?;
+        super::link::listen(socket).map_err(|e| Error::io(socket.display().to_string(), e))?;
     std::thread::spawn(exit_when_owner_goes);
     let mut out = std::io::stdout();
     out.write_all(READY)
@@ -74,18 +75,17 @@ fn exit_when_owner_goes() {
 }
 
 /// One proxy's connection: handshake, then request, reply, request, reply...
-fn serve_connection(mut stream: UnixStream, key: &AuthKey, state: &Mutex<Objects>) -> Result<()> {
+fn serve_connection(stream: UnixStream, key: &AuthKey, state: &Mutex<Objects>) -> Result<()> {
     set_timeout(&stream, Some(HANDSHAKE_TIMEOUT))?;
-    server_handshake(&mut stream, key)?;
-    set_timeout(&stream, None)?;
-    let mut reader = std::io::BufReader::new(crate::sys::SpinRead::new(&stream, super::SPIN));
-    let mut stream = &stream;
+    let mut link = Link::new(stream);
+    server_handshake(&mut link, key)?;
+    set_timeout(link.socket(), None)?;
     loop {
-        let frame = read_frame(&mut reader, MAX_MESSAGE);
+        let frame = read_frame(&mut link, MAX_MESSAGE);
         let reply: Reply = match &frame {
             Ok(bytes) => match decode::<Request>(bytes) {
                 Ok(Request::Shutdown) => {
-                    write_value(&mut stream, &Reply::Ok(Value::None))?;
+                    write_value(&mut link, &Reply::Ok(Value::None))?;
                     std::process::exit(0);
                 }
                 Ok(req) => lock(state).handle(req).map_err(|e| e.to_string()),
@@ -94,7 +94,7 @@ fn serve_connection(mut stream: UnixStream, key: &AuthKey, state: &Mutex<Objects
             Err(Error::Eof(_)) => return Ok(()),
             Err(e) => Err(format!("malformed request: {e}")),
         };
-        write_value(&mut stream, &reply)?;
+        write_value(&mut link, &reply)?;
         if frame.is_err() {
             return Ok(()); // the byte stream is out of step: hang up after saying why
         }

@@ -31,6 +31,28 @@ pub fn getpid() -> Pid {
     nix::unistd::getpid()
 }
 
+/// This process's id, without a system call once known: cached, and
+/// refreshed in every child by a `pthread_atfork(3)` handler, which libc's
+/// `fork(2)` runs (Python's `os.register_at_fork`). For hot paths, such as a
+/// manager proxy checking on each call whether it was inherited through a
+/// fork; [`getpid`] asks the kernel. (A child made by a raw `clone(2)` that
+/// bypasses libc would keep its parent's value: the kit makes none.)
+pub fn cached_pid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn refresh() {
+        PID.store(std::process::id(), Ordering::Relaxed);
+    }
+    REGISTER.call_once(|| {
+        refresh();
+        // SAFETY: `refresh` only calls getpid(2) and stores an atomic, both
+        // async-signal-safe, as a handler run in a fork's child must be.
+        unsafe { libc::pthread_atfork(None, None, Some(refresh)) };
+    });
+    PID.load(Ordering::Relaxed)
+}
+
 /// `getppid(2)`: the parent's id. After the parent exits this changes to the
 /// adopter: init (pid 1) or the nearest ancestor marked as a subreaper.
 pub fn getppid() -> Pid {
