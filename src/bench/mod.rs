@@ -52,11 +52,10 @@ impl Placement {
 pub fn pin_to(cpu: usize) -> Result<Pinned> {
     #[cfg(target_os = "linux")]
     {
-        use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+        use nix::sched::{sched_getaffinity, sched_setaffinity};
         let me = nix::unistd::Pid::from_raw(0);
         let before = crate::sys::nix("sched_getaffinity", "this process", sched_getaffinity(me))?;
-        let mut set = CpuSet::new();
-        crate::sys::nix("sched_setaffinity", cpu, set.set(cpu))?;
+        let set = cpu_set(cpu)?;
         crate::sys::nix("sched_setaffinity", cpu, sched_setaffinity(me, &set))?;
         Ok(Pinned { before })
     }
@@ -64,6 +63,52 @@ pub fn pin_to(cpu: usize) -> Result<Pinned> {
     {
         let _ = cpu;
         Ok(Pinned {})
+    }
+}
+
+/// Pins every thread of another process to one CPU: `sched_setaffinity(2)`
+/// on each thread id listed in `/proc/PID/task` (threads it starts later
+/// inherit the mask of the thread that starts them). A no-op on macOS.
+pub fn pin_process(pid: i32, cpu: usize) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let set = cpu_set(cpu)?;
+        let dir = format!("/proc/{pid}/task");
+        let tasks = std::fs::read_dir(&dir).map_err(|e| Error::io(dir, e))?;
+        for tid in tasks.flatten() {
+            if let Ok(tid) = tid.file_name().to_string_lossy().parse::<i32>() {
+                let tid = nix::unistd::Pid::from_raw(tid);
+                crate::sys::nix(
+                    "sched_setaffinity",
+                    tid,
+                    nix::sched::sched_setaffinity(tid, &set),
+                )?;
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (pid, cpu);
+    Ok(())
+}
+
+/// The set holding just `cpu`.
+#[cfg(target_os = "linux")]
+fn cpu_set(cpu: usize) -> Result<nix::sched::CpuSet> {
+    let mut set = nix::sched::CpuSet::new();
+    crate::sys::nix("sched_setaffinity", cpu, set.set(cpu))?;
+    Ok(set)
+}
+
+/// Forks a child pinned to `cpu` that runs `work` (its exit code); 2 if
+/// the pin fails.
+pub fn pinned_child(cpu: usize, work: impl FnOnce() -> i32) -> Result<crate::process::ChildGuard> {
+    // SAFETY: benchmarks run in a single-threaded process (each `run` checks).
+    unsafe {
+        crate::process::fork(move || {
+            // The child stays pinned until it exits.
+            let Ok(_pinned) = pin_to(cpu) else { return 2 };
+            work()
+        })
     }
 }
 

@@ -8,9 +8,9 @@
 //!   run with the two processes on the same core and on different cores.
 //! - *Throughput*: a child puts `items` small integers, the parent gets them all.
 
-use super::{Placement, check_child, median_of, pin_to, python_peer, ratio};
+use super::{Placement, check_child, median_of, pin_to, pinned_child, python_peer, ratio};
 use crate::error::Result;
-use crate::process::{self, ChildGuard};
+use crate::process;
 use crate::queue::{Queue, Wait};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -102,18 +102,6 @@ fn print_table(r: &Results) {
             ratio(*queue, *p)
         ),
         Err(why) => println!("  ipckit {queue:.0}  python n/a ({why})"),
-    }
-}
-
-/// Forks a pinned child running `work`.
-fn pinned_child(cpu: usize, work: impl FnOnce() -> i32) -> Result<ChildGuard> {
-    // SAFETY: benchmarks run in a single-threaded process (checked in `run`).
-    unsafe {
-        process::fork(move || {
-            // The child stays pinned until it exits.
-            let Ok(_pinned) = pin_to(cpu) else { return 2 };
-            work()
-        })
     }
 }
 
