@@ -172,7 +172,11 @@ fn grade_by(mut grader: Command, id: &str, extra: &[&str], cmd: &[&str]) -> Grad
 ///
 /// Tests run in parallel and may grade the same fixture: a process that is a
 /// descendant of a running supervisor (`ipckit __supervise`) belongs to
-/// another grade still in progress and is not counted.
+/// another grade still in progress, and one a test started itself (a
+/// compiler building a fixture: its command line names the source) is not a
+/// port's; neither is counted. Under nextest each test is a process of its
+/// own, so "a test" is any process running this test binary. A port's escaped
+/// process would have been adopted by init or a subreaper, never by a test.
 fn assert_machine_clean(marker: &str) {
     let cmdline = |pid: i32| {
         let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -187,10 +191,12 @@ fn assert_machine_clean(marker: &str) {
             .and_then(|p| p.parse().ok())
             .unwrap_or(0)
     };
+    let this_binary = std::env::current_exe().ok();
+    let is_test = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok() == this_binary;
     let supervised = |mut pid: i32| {
         while pid > 1 {
             pid = ppid(pid);
-            if cmdline(pid).contains("__supervise") {
+            if is_test(pid) || cmdline(pid).contains("__supervise") {
                 return true;
             }
         }
