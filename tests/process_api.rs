@@ -118,19 +118,25 @@ proptest! {
 #[case(Signal::SIGABRT)]
 #[case(Signal::SIGTRAP)]
 fn a_signal_death_is_reported_as_that_signal(#[case] sig: Signal) {
+    use std::os::fd::AsFd;
     let mut scope = Scope::new();
-    // SAFETY: the child calls signal, setrlimit and sleeps: plain system calls.
+    let (ready_r, ready_w) = nix::unistd::pipe().unwrap();
+    let w = ready_w.as_fd();
+    // SAFETY: the child calls signal, setrlimit, write and sleeps: plain system calls.
     let mut child = unsafe {
-        process::fork(|| {
+        process::fork(move || {
             let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
             let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+            let _ = nix::unistd::write(w, b"r");
             std::thread::sleep(Duration::from_secs(30));
             0
         })
     }
     .unwrap();
+    drop(ready_w);
     scope.track(child.pid());
-    std::thread::sleep(Duration::from_millis(20)); // let it lower its core limit
+    // The signal goes only once the child has its default action and no core limit.
+    ipckit::sys::read_exact_timeout(&ready_r, 1, DEADLINE, "the child's ready byte").unwrap();
     child.signal(sig).unwrap();
     let status = child.wait_deadline(DEADLINE).unwrap();
     assert_eq!(
