@@ -9,6 +9,8 @@
 //!   running, named IPC objects and temporary files. Every test runs under it.
 //! - [`grade`]: the grader: runs a student's port contained, traces what it
 //!   did, and checks output, exit, time, zombies, orphans, leaks, mechanism.
+//! - [`conformance`]: trait-generic suites a student's crate runs against its own
+//!   port of a Queue, a Lock or a Pipe (the kit's tests run them on its own).
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
 //! - [`channel`]: pipes, socket pairs, file exchange and `Connection` (section 3).
@@ -35,6 +37,7 @@
 pub mod audit;
 pub mod bench;
 pub mod channel;
+pub mod conformance;
 pub mod csp;
 pub mod error;
 pub mod frame;

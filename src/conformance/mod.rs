@@ -1,0 +1,597 @@
+//! Conformance suites: trait-generic checks a student's Rust crate runs against
+//! its own port of a mechanism (DESIGN.md item 4).
+//!
+//! A student implements one small trait for their port and calls the suite
+//! from a test of their own crate:
+//!
+//! ```no_run
+//! use ipckit::conformance::queue::{self, QueuePort};
+//! use std::time::Duration;
+//!
+//! struct MyQueue(ipckit::queue::Queue<u64>); // your port goes here
+//!
+//! impl QueuePort for MyQueue {
+//!     fn new(maxsize: usize) -> ipckit::Result<Self> {
+//!         ipckit::queue::Queue::new(maxsize).map(MyQueue)
+//!     }
+//!     fn put(&self, item: u64, timeout: Option<Duration>) -> ipckit::Result<()> {
+//!         self.0.put(&item, timeout.map_or(ipckit::queue::Wait::Forever, ipckit::queue::Wait::For))
+//!     }
+//!     fn get(&self, timeout: Option<Duration>) -> ipckit::Result<u64> {
+//!         self.0.get(timeout.map_or(ipckit::queue::Wait::Forever, ipckit::queue::Wait::For))
+//!     }
+//!     fn qsize(&self) -> ipckit::Result<usize> {
+//!         Ok(self.0.qsize())
+//!     }
+//!     fn close(&self) -> ipckit::Result<()> {
+//!         self.0.close()
+//!     }
+//! }
+//!
+//! #[test]
+//! fn my_queue_conforms() {
+//!     queue::check::<MyQueue>().unwrap(); // on failure, prints the whole report
+//! }
+//! ```
+//!
+//! The suites: [`queue`] (`multiprocessing.Queue`), [`lock`]
+//! (`multiprocessing.Lock`) and [`pipe`] (`multiprocessing.Pipe`). Each returns
+//! a [`Report`]: one line per named check, `PASS`, `FAIL` or `NOTE` (a property
+//! worth knowing that is not a requirement, such as whether a lock survives its
+//! holder's death), with a sentence saying what was seen.
+//!
+//! # How a check runs
+//! The parent only makes the port's objects (`new`, `pipe`) before forking
+//! (`fork(2)`) and drops them afterwards. Every operation that could block runs
+//! in a forked child, which reports by its exit code and a sentence written to
+//! an anonymous shared mapping (`mmap(2)`, `MAP_SHARED | MAP_ANONYMOUS`). The
+//! parent waits for each child with a deadline (`waitpid(2)`, polling a pidfd);
+//! a child still running at the deadline is killed (`kill(2)`, `SIGKILL`) and
+//! reaped, and the check fails saying so. So a port that hangs fails its check
+//! instead of hanging the student's test. Every check runs under an
+//! [`audit::Scope`](crate::audit::Scope): a child left unreaped fails the check.
+//!
+//! # What a port must allow
+//! Its methods are called in children forked from a test binary, which is
+//! multi-threaded. The port must therefore work after `fork(2)` in the child
+//! of a multi-threaded process: no lock another thread may hold (no `println!`,
+//! no `std::sync::Mutex` shared with threads), no thread of its own that the
+//! child would lack. Allocating is fine on glibc and macOS (their `malloc`
+//! resets its locks in the child of `fork`), and so are system calls and
+//! process-shared pthread objects in shared memory. Objects are made in the
+//! parent before the fork and inherited, as in the Python tutorials.
+//!
+//! Timeouts given to a port are always `Some`: [`SHORT_TIMEOUT`] where the
+//! operation is expected to give up, [`LONG_TIMEOUT`] where it is expected to
+//! succeed.
+
+pub mod lock;
+pub mod pipe;
+pub mod queue;
+
+use crate::audit::Scope;
+use crate::error::Error;
+use crate::process::{self, ChildGuard, ExitStatus, Fork};
+use crate::shm::{AnonMapping, SharedRegion};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The timeout passed to an operation that is expected to give up (a `get`
+/// on an empty queue, an `acquire` of a lock another process holds).
+pub const SHORT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The timeout passed to an operation that is expected to succeed.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an operation that is expected to give up or fail may take.
+pub const OP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long all the children of one check may take together before the
+/// stragglers are killed and the check fails.
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The verdict of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The port behaved as the mechanism requires.
+    Pass,
+    /// It did not (or the check could not run, or left a child unreaped).
+    Fail,
+    /// A property reported for information, not a requirement (Python's own
+    /// mechanism may lack it); only its setup and cleanup can fail.
+    Noted,
+}
+
+/// One named check of a suite and what it saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The check's name (`fifo_order`, `mutual_exclusion`, ...).
+    pub name: String,
+    /// Pass, fail, or a noted property.
+    pub status: Status,
+    /// A sentence saying what was seen.
+    pub detail: String,
+}
+
+/// The result of a suite: every check it ran, in order.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The suite's name (`queue`, `lock`, `pipe`).
+    pub suite: &'static str,
+    /// The checks, in the order they ran.
+    pub checks: Vec<Check>,
+}
+
+/// What a check (or a child of it) concluded: `Ok(what was seen)` or
+/// `Err(what went wrong)`.
+pub(crate) type Verdict = std::result::Result<String, String>;
+
+impl Report {
+    /// An empty report for `suite`.
+    pub fn new(suite: &'static str) -> Report {
+        Report {
+            suite,
+            checks: Vec::new(),
+        }
+    }
+
+    /// True when no check failed (noted properties do not count).
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.status != Status::Fail)
+    }
+
+    /// The check named `name`, if the suite ran it.
+    pub fn get(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// `Ok(self)` when every check passed, `Err(self)` otherwise: what
+    /// `check::<P>()` returns, so that `.unwrap()` prints the whole report.
+    pub fn into_result(self) -> std::result::Result<Report, Report> {
+        if self.passed() { Ok(self) } else { Err(self) }
+    }
+
+    /// Runs one check under a fresh [`Scope`]: `body` forks the children and
+    /// concludes; anything the scope still sees afterwards fails the check.
+    pub(crate) fn run(&mut self, name: &str, body: impl FnOnce(&mut Scope) -> Verdict) {
+        self.record(name, Status::Pass, body);
+    }
+
+    /// Like [`run`](Self::run) for a reported property: a conclusion is
+    /// [`Status::Noted`], only an error is a failure.
+    pub(crate) fn note(&mut self, name: &str, body: impl FnOnce(&mut Scope) -> Verdict) {
+        self.record(name, Status::Noted, body);
+    }
+
+    fn record(&mut self, name: &str, ok: Status, body: impl FnOnce(&mut Scope) -> Verdict) {
+        let mut scope = Scope::new();
+        let verdict = body(&mut scope);
+        self.checks
+            .push(conclude(name, ok, verdict, &scope.leftovers()));
+    }
+}
+
+/// Turns a verdict and the scope's leftovers into a [`Check`].
+fn conclude(name: &str, ok: Status, verdict: Verdict, leftovers: &[String]) -> Check {
+    let (mut status, mut detail) = match verdict {
+        Ok(detail) => (ok, detail),
+        Err(detail) => (Status::Fail, detail),
+    };
+    if !leftovers.is_empty() {
+        status = Status::Fail;
+        detail = format!("{detail}; left behind: {}", leftovers.join(", "));
+    }
+    Check {
+        name: name.to_string(),
+        status,
+        detail,
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = |s| self.checks.iter().filter(|c| c.status == s).count();
+        let verdict = if self.passed() { "PASS" } else { "FAIL" };
+        writeln!(
+            f,
+            "{} conformance: {verdict} ({} passed, {} failed, {} noted)",
+            self.suite,
+            count(Status::Pass),
+            count(Status::Fail),
+            count(Status::Noted)
+        )?;
+        for c in &self.checks {
+            let word = match c.status {
+                Status::Pass => "PASS",
+                Status::Fail => "FAIL",
+                Status::Noted => "NOTE",
+            };
+            writeln!(f, "  {word}  {}: {}", c.name, c.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The same as `Display`, so that `check::<P>().unwrap()` prints a readable list.
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Report {}
+
+/// Turns a failed setup step of the parent into a check's failure.
+pub(crate) fn setup<T>(what: &str, result: crate::Result<T>) -> std::result::Result<T, String> {
+    result.map_err(|e| format!("{what} failed: {e}"))
+}
+
+/// An operation's result in words: the value, or the error's message.
+pub(crate) fn show<T: fmt::Debug>(r: &crate::Result<T>) -> String {
+    match r {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("`{e}`"),
+    }
+}
+
+/// The instant by which every child of a check starting now must be done.
+pub(crate) fn deadline() -> Instant {
+    Instant::now() + CHECK_DEADLINE
+}
+
+// ---------------------------------------------------------------------------
+// Children: forked, reporting through shared memory, waited for with a deadline.
+
+/// The exit code of a child whose work panicked.
+const PANICKED: i32 = 3;
+
+/// Bytes of sentence a child can hand back.
+const MAILBOX: usize = 4096;
+
+/// A forked child of a check, with the shared page it writes its sentence to.
+pub(crate) struct Child {
+    guard: ChildGuard,
+    mailbox: Mailbox,
+    role: &'static str,
+}
+
+/// Forks a child (tracked by `scope`) that runs `work`; its verdict comes back
+/// through [`Child::finish`].
+pub(crate) fn spawn(
+    scope: &mut Scope,
+    role: &'static str,
+    work: impl FnOnce() -> Verdict,
+) -> std::result::Result<Child, String> {
+    spawn_with(scope, role, (), (), |()| work()).map(|(child, ())| child)
+}
+
+/// Forks a child that owns `keep` and first drops `other`; the parent drops
+/// `keep` and gets `other` back. That is how an end of a pipe goes to exactly
+/// one process: each side closes (drops) the ends it does not use.
+pub(crate) fn spawn_with<K, D>(
+    scope: &mut Scope,
+    role: &'static str,
+    keep: K,
+    other: D,
+    work: impl FnOnce(K) -> Verdict,
+) -> std::result::Result<(Child, D), String> {
+    let mailbox = Mailbox::new()?;
+    // SAFETY: the child only runs the port's operations and the suite's own
+    // checks (atomics and memcpy in shared memory, clock reads, sleeps,
+    // allocation: see the module documentation), then `_exit`s.
+    match unsafe { process::fork_raw() }.map_err(|e| format!("fork for the {role} failed: {e}"))? {
+        Fork::Child => {
+            drop(other);
+            let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(keep)));
+            let code = match verdict {
+                Ok(Ok(seen)) => mailbox.write(&seen, 0),
+                Ok(Err(wrong)) => mailbox.write(&wrong, 1),
+                Err(_) => PANICKED,
+            };
+            process::exit_immediately(code)
+        }
+        Fork::Parent(guard) => {
+            drop(keep);
+            scope.track(guard.pid());
+            let child = Child {
+                guard,
+                mailbox,
+                role,
+            };
+            Ok((child, other))
+        }
+    }
+}
+
+impl Child {
+    /// Waits until `by` at the latest (a child still running then is killed
+    /// with `SIGKILL` and reaped) and returns the child's verdict.
+    pub(crate) fn finish(mut self, by: Instant) -> Verdict {
+        let role = self.role;
+        let left = by.saturating_duration_since(Instant::now());
+        match self
+            .guard
+            .wait_deadline(left.max(Duration::from_millis(100)))
+        {
+            Ok(ExitStatus::Exited(0)) => Ok(self.mailbox.read()),
+            Ok(ExitStatus::Exited(1)) => match self.mailbox.read() {
+                said if said.is_empty() => Err(format!("{role} exited with status 1")),
+                said => Err(format!("{role}: {said}")),
+            },
+            Ok(ExitStatus::Exited(PANICKED)) => Err(format!("{role}: the port panicked")),
+            Ok(status) => Err(format!("{role} {status}")),
+            Err(Error::Timeout { .. }) => Err(format!(
+                "{role} was still running at the check's deadline (a call that blocked?): killed and reaped"
+            )),
+            Err(e) => Err(format!("waiting for the {role}: {e}")),
+        }
+    }
+
+    /// Kills the child with `SIGKILL` and reaps it.
+    pub(crate) fn kill(mut self) -> std::result::Result<(), String> {
+        let role = self.role;
+        let killed = self.guard.signal(nix::sys::signal::Signal::SIGKILL);
+        killed.map_err(|e| format!("killing the {role}: {e}"))?;
+        match self.guard.wait_deadline(OP_DEADLINE) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("reaping the killed {role}: {e}")),
+        }
+    }
+
+    /// Waits until slot `i` of `board` is non-zero, as the child sets it when
+    /// it got somewhere (e.g. holds the lock). Fails if the child exits first
+    /// or `by` passes.
+    pub(crate) fn wait_for_slot(
+        &mut self,
+        board: &Board,
+        i: usize,
+        by: Instant,
+    ) -> std::result::Result<(), String> {
+        while board.get(i) == 0 {
+            if matches!(self.guard.try_wait(), Ok(Some(_)) | Err(_)) {
+                let said = self.mailbox.read();
+                return Err(format!(
+                    "the {} ended before it was ready: {said}",
+                    self.role
+                ));
+            }
+            if Instant::now() >= by {
+                return Err(format!("the {} was never ready", self.role));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
+/// Finishes every child (by the same deadline); all their sentences, joined.
+pub(crate) fn finish_all(children: Vec<Child>, by: Instant) -> Verdict {
+    all_of(children.into_iter().map(|child| child.finish(by)))
+}
+
+/// One verdict from several: `Ok` with the non-empty sentences if all are
+/// `Ok`, otherwise `Err` with every failure.
+pub(crate) fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+    let (mut seen, mut wrong) = (Vec::new(), Vec::new());
+    for verdict in verdicts {
+        match verdict {
+            Ok(s) if s.is_empty() => {}
+            Ok(s) => seen.push(s),
+            Err(w) => wrong.push(w),
+        }
+    }
+    if wrong.is_empty() {
+        Ok(seen.join("; "))
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
+/// A page of shared memory a child writes one sentence to: a length word,
+/// stored after the bytes, then the bytes.
+struct Mailbox(AnonMapping);
+
+impl Mailbox {
+    fn new() -> std::result::Result<Mailbox, String> {
+        AnonMapping::new(MAILBOX)
+            .map(Mailbox)
+            .map_err(|e| format!("a page for a child's report: {e}"))
+    }
+
+    fn len_word(&self) -> &AtomicU64 {
+        // SAFETY: offset 0 of a page-aligned, zero-filled shared mapping of
+        // MAILBOX bytes: aligned, in bounds, and a valid AtomicU64.
+        unsafe { &*self.0.as_ptr().cast::<AtomicU64>() }
+    }
+
+    /// Copies `text` (cut at a character boundary to fit) in; returns `code`.
+    fn write(&self, text: &str, code: i32) -> i32 {
+        let mut n = text.len().min(MAILBOX - 8);
+        while !text.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: bytes 8..8+n lie inside the mapping (n <= MAILBOX - 8); only
+        // this child writes them, and the parent reads them after it exited.
+        unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), self.0.as_ptr().add(8), n) };
+        self.len_word().store(n as u64, Ordering::Release);
+        code
+    }
+
+    fn read(&self) -> String {
+        let n = (self.len_word().load(Ordering::Acquire) as usize).min(MAILBOX - 8);
+        // SAFETY: bytes 8..8+n are inside the mapping and were written before
+        // the length was stored.
+        let bytes = unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(8), n) };
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+/// A few `AtomicU64` slots in an anonymous shared mapping made before the
+/// fork, for parent and children to signal each other and count.
+pub(crate) struct Board(AnonMapping);
+
+impl Board {
+    /// `n` slots, all 0.
+    pub(crate) fn new(n: usize) -> std::result::Result<Board, String> {
+        AnonMapping::new(n * 8)
+            .map(Board)
+            .map_err(|e| format!("shared slots: {e}"))
+    }
+
+    /// Slot `i`.
+    pub(crate) fn at(&self, i: usize) -> &AtomicU64 {
+        let ptr = self.0.place::<AtomicU64>(i * 8).expect("slot in range");
+        // SAFETY: in bounds and aligned (checked by `place`); zeroed memory is
+        // a valid AtomicU64; the mapping lives as long as `self`.
+        unsafe { &*ptr }
+    }
+
+    /// The value of slot `i`.
+    pub(crate) fn get(&self, i: usize) -> u64 {
+        self.at(i).load(Ordering::SeqCst)
+    }
+
+    /// Sets slot `i`.
+    pub(crate) fn set(&self, i: usize, value: u64) {
+        self.at(i).store(value, Ordering::SeqCst);
+    }
+
+    /// In a child: waits until slot `i` is non-zero (false after `patience`).
+    pub(crate) fn wait_for(&self, i: usize, patience: Duration) -> bool {
+        let start = Instant::now();
+        while self.get(i) == 0 {
+            if start.elapsed() > patience {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Expectations children check.
+
+/// The error a check expects from an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    Full,
+    Empty,
+    Closed,
+    Timeout,
+    Eof,
+}
+
+impl Expect {
+    fn matches(self, e: &Error) -> bool {
+        matches!(
+            (self, e),
+            (Expect::Full, Error::Full(_))
+                | (Expect::Empty, Error::Empty(_))
+                | (Expect::Closed, Error::Closed(_))
+                | (Expect::Timeout, Error::Timeout { .. })
+                | (Expect::Eof, Error::Eof(_))
+        )
+    }
+}
+
+/// Runs `op` and measures how long it took (`clock_gettime(CLOCK_MONOTONIC)`).
+pub(crate) fn timed<T>(op: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = op();
+    (out, start.elapsed())
+}
+
+/// Checks that `what` failed with the error `want` within [`OP_DEADLINE`]
+/// and, if it was given a `timeout` to wait, not before half of it.
+pub(crate) fn expect_error<T: fmt::Debug>(
+    what: &str,
+    want: Expect,
+    (result, took): (crate::Result<T>, Duration),
+    timeout: Option<Duration>,
+) -> Verdict {
+    match result {
+        Ok(v) => {
+            return Err(format!(
+                "{what} returned Ok({v:?}) instead of Error::{want:?}"
+            ));
+        }
+        Err(e) if !want.matches(&e) => {
+            return Err(format!(
+                "{what} failed with `{e}` instead of Error::{want:?}"
+            ));
+        }
+        Err(_) => {}
+    }
+    if took > OP_DEADLINE {
+        return Err(format!("{what} took {took:.1?}, more than {OP_DEADLINE:?}"));
+    }
+    if let Some(t) = timeout.filter(|t| took < *t / 2) {
+        return Err(format!(
+            "{what} gave up after {took:.1?}, before waiting its timeout of {t:?}"
+        ));
+    }
+    Ok(format!("{what}: Error::{want:?} after {took:.1?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_left_running_fails_its_check() {
+        let mut scope = Scope::new();
+        let board = Board::new(1).unwrap();
+        let mut child = spawn(&mut scope, "sleeper", || {
+            board.wait_for(0, CHECK_DEADLINE);
+            Ok(String::new())
+        })
+        .unwrap();
+        let check = conclude("c", Status::Pass, Ok("fine".into()), &scope.leftovers());
+        assert_eq!(check.status, Status::Fail, "{check:?}");
+        assert!(check.detail.contains("never reaped"), "{check:?}");
+        board.set(0, 1);
+        child.guard.wait_deadline(CHECK_DEADLINE).unwrap();
+        scope.assert_clean();
+    }
+
+    #[test]
+    fn a_child_reports_its_sentence_and_its_verdict() {
+        let mut scope = Scope::new();
+        let by = Instant::now() + CHECK_DEADLINE;
+        let ok = spawn(&mut scope, "a", || Ok("seen".into())).unwrap();
+        assert_eq!(ok.finish(by), Ok("seen".to_string()));
+        let bad = spawn(&mut scope, "b", || Err("wrong".into())).unwrap();
+        assert_eq!(bad.finish(by), Err("b: wrong".to_string()));
+        scope.assert_clean();
+    }
+
+    #[test]
+    fn a_child_still_running_at_the_deadline_is_killed_and_reaped() {
+        let mut scope = Scope::new();
+        let board = Board::new(1).unwrap();
+        let stuck = spawn(&mut scope, "stuck process", || {
+            board.wait_for(0, CHECK_DEADLINE);
+            Ok(String::new())
+        })
+        .unwrap();
+        let verdict = stuck.finish(Instant::now() + Duration::from_millis(200));
+        let wrong = verdict.unwrap_err();
+        assert!(wrong.contains("killed and reaped"), "{wrong}");
+        scope.assert_clean();
+    }
+
+    #[test]
+    fn the_report_lists_every_check_and_fails_on_one_failure() {
+        let mut report = Report::new("demo");
+        report.run("good", |_| Ok("fine".into()));
+        report.note("property", |_| Ok("noted".into()));
+        assert!(report.passed());
+        report.run("bad", |_| Err("broken".into()));
+        let text = report.to_string();
+        assert!(text.starts_with("demo conformance: FAIL (1 passed, 1 failed, 1 noted)"));
+        assert!(text.contains("  FAIL  bad: broken"), "{text}");
+        assert!(report.into_result().is_err());
+    }
+}
