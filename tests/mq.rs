@@ -255,6 +255,51 @@ mod posix_queues {
         scope.assert_clean();
     }
 
+    /// `RLIMIT_MSGQUEUE` caps the bytes one user's queues may take, root's
+    /// too: a child lowers it to 1 KiB (a process-wide limit, so in a child of
+    /// its own) and asks for 8 x 64 bytes plus the kernel's bookkeeping. The
+    /// error must be `EMFILE` and say which limit it hit. The child allocates
+    /// (the error's message); glibc's `malloc` is safe in a forked child.
+    #[test]
+    fn a_queue_beyond_rlimit_msgqueue_is_refused_naming_the_limit() {
+        let mut scope = Scope::new();
+        let name = name_in(&scope, "rlimit");
+        let config = Config {
+            capacity: 8,
+            max_message: 4096,
+            mode: 0o600,
+        };
+        // SAFETY: the child calls setrlimit(2) and mq_open(3), and formats
+        // the error (malloc: see the doc above); it never prints.
+        let mut child = unsafe {
+            process::fork(|| {
+                use nix::sys::resource::{Resource, setrlimit};
+                if setrlimit(Resource::RLIMIT_MSGQUEUE, 1024, 1024).is_err() {
+                    return 3;
+                }
+                match MessageQueue::create(&name, &config) {
+                    Ok(_) => 1,
+                    Err(e)
+                        if e.errno() == Some(Errno::EMFILE)
+                            && e.to_string().contains("RLIMIT_MSGQUEUE") =>
+                    {
+                        0
+                    }
+                    Err(_) => 2,
+                }
+            })
+        }
+        .unwrap();
+        scope.track(child.pid());
+        let status = child.wait_deadline(DEADLINE).unwrap();
+        assert_unlinked(&name);
+        assert!(
+            status.success(),
+            "{status}: 1 = created, 2 = another error, 3 = setrlimit failed"
+        );
+        scope.assert_clean();
+    }
+
     #[test]
     fn a_child_sends_through_the_inherited_handle_with_a_priority() {
         let mut scope = Scope::new();
