@@ -332,8 +332,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// (items, bytes) in the ring, from the two published words.
     fn occupancy(&self) -> (usize, usize) {
         let h = self.header();
-        let (tail, puts) = unpack(h.write.load(Ordering::Acquire));
+        // No lock is held, so a put and a get may commit between the two
+        // loads. Reading the get count first keeps gets <= puts: every get
+        // we see followed its put, and the put count only grows afterwards.
+        // (The other order could see a get whose put came after the load,
+        // and `puts - gets` would wrap to about `u32::MAX`.)
         let (head, gets) = unpack(h.read.load(Ordering::Acquire));
+        let (tail, puts) = unpack(h.write.load(Ordering::Acquire));
         let items = puts.wrapping_sub(gets) as usize;
         let bytes = match items {
             0 => 0,
