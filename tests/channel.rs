@@ -204,15 +204,28 @@ fn messages_of_16_mib_arrive_intact(#[values(true, false)] duplex: bool) {
 #[test]
 fn an_oversized_length_prefix_is_refused_before_allocating() {
     let scope = Scope::new();
-    let (mut r, w) = connection::pipe(true).unwrap();
+    let (r, w) = connection::pipe(true).unwrap();
     channel::write_all(&w, &u32::MAX.to_le_bytes(), "raw").unwrap();
     let e = r.recv_bytes_timeout(DEADLINE).unwrap_err();
     assert!(matches!(e, Error::Protocol(_)), "{e}");
     assert!(e.to_string().contains("larger than the limit"), "{e}");
+    // The refused frame's payload (here none) is still in the stream: the
+    // connection is out of step, and a later receive says so instead of
+    // reading payload bytes as the next length prefix.
+    w.send_bytes(b"later").unwrap();
+    let e = r.recv_bytes_timeout(DEADLINE).unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e}");
+    assert!(e.to_string().contains("middle of a frame"), "{e}");
+    drop((r, w));
+
+    let (mut r, w) = connection::pipe(true).unwrap();
     r.set_max_message(10);
     w.send_bytes(&[0u8; 11]).unwrap();
     let e = r.recv_bytes_timeout(DEADLINE).unwrap_err();
     assert!(e.to_string().contains("larger than the limit of 10"), "{e}");
+    w.send_bytes(b"later").unwrap();
+    let e = r.recv_bytes_timeout(DEADLINE).unwrap_err();
+    assert!(e.to_string().contains("middle of a frame"), "{e}");
     scope.assert_clean();
 }
 

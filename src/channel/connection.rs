@@ -142,8 +142,9 @@ impl Connection {
     }
 
     /// [`recv_bytes`](Self::recv_bytes) with a deadline. If the deadline
-    /// passes in the middle of a frame the connection is out of step, and
-    /// every later receive fails with [`Error::Protocol`].
+    /// passes in the middle of a frame (or a frame is refused after its
+    /// length prefix was read) the connection is out of step, and every
+    /// later receive fails with [`Error::Protocol`].
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
         self.receive_frame(Some(timeout))
     }
@@ -174,11 +175,15 @@ impl Connection {
             got: 0,
         };
         let result = frame::read_frame(&mut r, self.max_message);
+        // Any failure after part of a frame was consumed (a deadline, a
+        // refused length, a truncated payload) leaves the stream's position
+        // inside that frame: the next read would take payload bytes for a
+        // length prefix, so every later receive is refused instead.
+        if result.is_err() && r.got > 0 {
+            self.out_of_step.set(true);
+        }
         match result {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::TimedOut => {
-                if r.got > 0 {
-                    self.out_of_step.set(true);
-                }
                 Err(Error::Timeout {
                     what: format!("a message on {self}"),
                     after: timeout.unwrap_or_default(),
