@@ -31,10 +31,16 @@ use crate::sys;
 use nix::errno::Errno;
 use std::time::Duration;
 
+mod sealed {
+    pub trait Sealed {}
+}
+
 /// The operations every POSIX semaphore has; implemented by [`Semaphore`] and
 /// [`NamedSemaphore`] (and thus by [`BoundedSemaphore`] and [`NamedSemOwner`]
-/// through `Deref`).
-pub trait PosixSemaphore {
+/// through `Deref`). Sealed: the default methods pass [`sem_ptr`](Self::sem_ptr)
+/// to `sem_wait` and friends, so only these types, whose pointer is always a
+/// live semaphore, may implement it.
+pub trait PosixSemaphore: sealed::Sealed {
     /// The `sem_t` the calls act on.
     fn sem_ptr(&self) -> *mut libc::sem_t;
 
@@ -152,6 +158,8 @@ impl Semaphore {
         }
     }
 }
+
+impl sealed::Sealed for Semaphore {}
 
 impl PosixSemaphore for Semaphore {
     fn sem_ptr(&self) -> *mut libc::sem_t {
@@ -271,6 +279,8 @@ impl NamedSemaphore {
         })
     }
 }
+
+impl sealed::Sealed for NamedSemaphore {}
 
 impl PosixSemaphore for NamedSemaphore {
     fn sem_ptr(&self) -> *mut libc::sem_t {
