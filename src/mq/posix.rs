@@ -465,12 +465,15 @@ mod imp {
     }
 
     pub fn send(mqd: Mqd, msg: &[u8], prio: u32, wait: Option<Duration>) -> Result<(), Errno> {
+        // One absolute CLOCK_REALTIME deadline for every try: a signal does
+        // not extend it. A zero timeout is a deadline already passed, so the
+        // call never blocks (without touching the shared `O_NONBLOCK` flag).
+        let deadline = wait.map(|t| crate::sync::deadline_on(libc::CLOCK_REALTIME, t));
         loop {
-            let ret = match wait {
+            let ret = match deadline {
                 // SAFETY: `msg` is valid for `msg.len()` bytes.
                 None => unsafe { libc::mq_send(mqd, msg.as_ptr().cast(), msg.len(), prio) },
-                Some(t) => {
-                    let deadline = deadline(t)?;
+                Some(deadline) => {
                     // SAFETY: as above, and `deadline` is a valid timespec.
                     unsafe {
                         libc::mq_timedsend(mqd, msg.as_ptr().cast(), msg.len(), prio, &deadline)
@@ -490,14 +493,17 @@ mod imp {
         wait: Option<Duration>,
     ) -> Result<(usize, u32), Errno> {
         let mut prio = 0;
+        // One absolute CLOCK_REALTIME deadline for every try: a signal does
+        // not extend it. A zero timeout is a deadline already passed, so the
+        // call never blocks (without touching the shared `O_NONBLOCK` flag).
+        let deadline = wait.map(|t| crate::sync::deadline_on(libc::CLOCK_REALTIME, t));
         loop {
-            let ret = match wait {
+            let ret = match deadline {
                 // SAFETY: `buf` is writable for `buf.len()` bytes; `prio` is a valid u32.
                 None => unsafe {
                     libc::mq_receive(mqd, buf.as_mut_ptr().cast(), buf.len(), &mut prio)
                 },
-                Some(t) => {
-                    let deadline = deadline(t)?;
+                Some(deadline) => {
                     // SAFETY: as above, and `deadline` is a valid timespec.
                     unsafe {
                         libc::mq_timedreceive(
@@ -527,21 +533,6 @@ mod imp {
             max_message: attr.mq_msgsize as usize,
             messages: attr.mq_curmsgs as usize,
             nonblocking: attr.mq_flags & libc::O_NONBLOCK as libc::c_long != 0,
-        })
-    }
-
-    /// The absolute `CLOCK_REALTIME` time `timeout` from now, as the timed
-    /// calls want it. A zero timeout is a deadline already passed: the call
-    /// then never blocks (without touching the shared `O_NONBLOCK` flag).
-    fn deadline(timeout: Duration) -> Result<libc::timespec, Errno> {
-        // SystemTime is CLOCK_REALTIME on Linux.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| Errno::EINVAL)?;
-        let at = now.saturating_add(timeout);
-        Ok(libc::timespec {
-            tv_sec: at.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-            tv_nsec: at.subsec_nanos() as libc::c_long,
         })
     }
 }

@@ -45,7 +45,7 @@ fn pthread_check(call: &'static str, what: &str, ret: libc::c_int) -> Result<()>
 
 /// The absolute time `timeout` from now on `clock` (`clock_gettime(2)`), as the
 /// timed `pthread_*` and `sem_*` calls want it.
-fn deadline_on(clock: libc::clockid_t, timeout: Duration) -> libc::timespec {
+pub(crate) fn deadline_on(clock: libc::clockid_t, timeout: Duration) -> libc::timespec {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
