@@ -94,8 +94,14 @@ mod posix_queues {
             assert!(e.to_string().contains(why), "{bad:?}: {e}");
         }
         assert!(QueueName::new(&format!("/{}", "q".repeat(255))).is_ok());
-        let unique = QueueName::unique("pi").unwrap();
-        assert_eq!(unique.as_str(), format!("/pi-{}", std::process::id()));
+        let (a, b) = (
+            QueueName::unique("pi").unwrap(),
+            QueueName::unique("pi").unwrap(),
+        );
+        let prefix = format!("/pi_{}_", std::process::id());
+        assert!(a.as_str().starts_with(&prefix), "{a}");
+        assert!(b.as_str().starts_with(&prefix), "{b}");
+        assert_ne!(a, b, "two unique names in one process must differ");
     }
 
     #[test]

@@ -480,9 +480,9 @@ fn named_shared_memory_is_shared_sized_and_unlinked_by_its_owner() {
 #[test]
 fn bad_names_are_refused_with_the_reason() {
     for (name, why) in [
-        ("pi_rw", "must start with a slash"),
+        ("pi_rw", "must start with '/', as in \"/pi_rw\""),
         ("/", "alone is not a name"),
-        ("/a/b", "no slash but the leading one"),
+        ("/a/b", "no '/' but the leading one"),
         ("/a\0b", "NUL"),
     ] {
         let err = PosixName::new(name).unwrap_err().to_string();

@@ -25,6 +25,7 @@
 //! [`Error::Unsupported`] there.
 
 use crate::error::{Error, Result};
+use crate::shm::{check_name, unique_name};
 use crate::sys;
 use nix::errno::Errno;
 use std::ffi::CString;
@@ -43,32 +44,19 @@ pub struct QueueName(CString);
 impl QueueName {
     /// Checks `name`; the error says what is wrong and what to write instead.
     pub fn new(name: &str) -> Result<QueueName> {
-        let bad = |why: String| Err(Error::invalid("queue name", format!("{name:?}: {why}")));
-        let Some(rest) = name.strip_prefix('/') else {
-            return bad("must start with '/', as in \"/pi\"".into());
-        };
-        if rest.is_empty() {
-            return bad("needs at least one character after the '/'".into());
-        }
-        if rest.contains('/') {
-            return bad("may contain no '/' after the first one".into());
-        }
-        if rest.len() > NAME_MAX {
-            return bad(format!(
-                "is {} bytes after the '/', more than NAME_MAX ({NAME_MAX})",
-                rest.len()
-            ));
-        }
-        match CString::new(name) {
-            Ok(c) => Ok(QueueName(c)),
-            Err(_) => bad("may not contain a NUL byte".into()),
-        }
+        check_name(
+            name,
+            "queue name",
+            1 + NAME_MAX,
+            "NAME_MAX (255) after the '/'",
+        )
+        .map(QueueName)
     }
 
-    /// `/<base>-<pid>`: a name unique to this process, so that parallel runs
-    /// never share a queue.
+    /// `/<base>_<pid>_<n>` (n counts up): a name unique to this process and
+    /// call, so that parallel runs never share a queue.
     pub fn unique(base: &str) -> Result<QueueName> {
-        QueueName::new(&format!("/{base}-{}", std::process::id()))
+        QueueName::new(&unique_name(base))
     }
 
     /// The name as text.

@@ -23,31 +23,57 @@ pub const MAX_NAME_LEN: usize = 31;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PosixName(CString);
 
+/// Checks a POSIX object name, for every kind of named object: a leading `/`,
+/// then 1 or more bytes, none of them `/` or NUL, at most `max_len` bytes in
+/// all. `what` names the kind in the error ("queue name"); `limit` says where
+/// `max_len` comes from ("NAME_MAX (255) after the '/'").
+pub(crate) fn check_name(
+    name: &str,
+    what: &'static str,
+    max_len: usize,
+    limit: &str,
+) -> Result<CString> {
+    let bad = |why: String| Err(Error::invalid(what, why));
+    let Some(rest) = name.strip_prefix('/') else {
+        return bad(format!("{name:?} must start with '/', as in \"/{name}\""));
+    };
+    if rest.is_empty() {
+        return bad(
+            "\"/\" alone is not a name: it needs at least one character after the '/'".into(),
+        );
+    }
+    if rest.contains('/') {
+        return bad(format!("{name:?} may contain no '/' but the leading one"));
+    }
+    if name.len() > max_len {
+        return bad(format!(
+            "{name:?} is {} bytes long; the limit here is {max_len} ({limit})",
+            name.len()
+        ));
+    }
+    CString::new(name).or_else(|_| bad(format!("{name:?} contains a NUL byte")))
+}
+
+/// `/<base>_<pid>_<n>` (n counts up in each process): a name no other
+/// process and no other call in this one gets, for every kind of named object.
+pub(crate) fn unique_name(base: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("/{base}_{}_{n}", std::process::id())
+}
+
+/// Where [`MAX_NAME_LEN`] comes from, for the error message.
+#[cfg(target_os = "linux")]
+const LIMIT_SOURCE: &str = "NAME_MAX minus the \"sem.\" prefix of semaphores";
+/// Where [`MAX_NAME_LEN`] comes from, for the error message.
+#[cfg(not(target_os = "linux"))]
+const LIMIT_SOURCE: &str = "PSHMNAMLEN";
+
 impl PosixName {
     /// Checks `name` and wraps it; the error says what is wrong and how to fix it.
     pub fn new(name: &str) -> Result<PosixName> {
-        let bad = |why: String| Err(Error::invalid("POSIX object name", why));
-        if !name.starts_with('/') {
-            return bad(format!(
-                "{name:?} must start with a slash, e.g. \"/{name}\""
-            ));
-        }
-        if name.len() < 2 {
-            return bad("\"/\" alone is not a name: add characters after the slash".into());
-        }
-        if name[1..].contains('/') {
-            return bad(format!("{name:?} may contain no slash but the leading one"));
-        }
-        if name.len() > MAX_NAME_LEN {
-            return bad(format!(
-                "{name:?} is {} bytes long; the limit here is {MAX_NAME_LEN}",
-                name.len()
-            ));
-        }
-        match CString::new(name) {
-            Ok(c) => Ok(PosixName(c)),
-            Err(_) => bad(format!("{name:?} contains a NUL byte")),
-        }
+        check_name(name, "POSIX object name", MAX_NAME_LEN, LIMIT_SOURCE).map(PosixName)
     }
 
     /// The name as a C string, for the system calls.
@@ -63,10 +89,7 @@ impl PosixName {
     /// A name unique to this process: `/<base>_<pid>_<n>` (n counts up), so
     /// that programs running in parallel never collide.
     pub fn unique(base: &str) -> Result<PosixName> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        PosixName::new(&format!("/{base}_{}_{n}", std::process::id()))
+        PosixName::new(&unique_name(base))
     }
 }
 
