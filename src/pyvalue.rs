@@ -203,7 +203,7 @@ fn write_seq(f: &mut Formatter<'_>, open: &str, items: &[Value], close: &str) ->
 
 /// Python's float repr: the shortest digits that round-trip, positional for
 /// exponents -4..16, scientific (`1e+16`, `1e-05`) outside.
-fn float_repr(x: f64) -> String {
+pub(crate) fn float_repr(x: f64) -> String {
     if x.is_nan() {
         return "nan".into();
     }
@@ -251,7 +251,7 @@ fn str_repr(s: &str) -> String {
 }
 
 /// Python's bytes repr: `b'...'` with `\xNN` for bytes that are not printable ASCII.
-fn bytes_repr(b: &[u8]) -> String {
+pub(crate) fn bytes_repr(b: &[u8]) -> String {
     let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
         b'"'
     } else {

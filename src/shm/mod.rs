@@ -28,7 +28,7 @@ pub use name::{MAX_NAME_LEN, PosixName};
 pub(crate) use name::{check_name, unique_name};
 pub use owner::{Owner, Removable};
 pub use posix::{SharedMemory, ShmOwner, shm_unlink};
-pub use typecode::{Char, TYPECODES, Typecode, describe, expect_typecode, python_float_repr};
+pub use typecode::{Char, TYPECODES, Typecode, describe, expect_typecode};
 pub use value::{Array, Options, Value};
 
 use crate::error::{Error, Result};

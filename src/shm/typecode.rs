@@ -20,6 +20,7 @@
 //! pattern of them is a valid value (which makes reading shared memory sound).
 
 use crate::error::{Error, Result};
+use crate::pyvalue::{bytes_repr, float_repr};
 use std::fmt;
 
 mod sealed {
@@ -124,11 +125,11 @@ impl sealed::Sealed for Char {}
 impl Typecode for Char {
     const TYPECODE: char = 'c';
     fn fmt_python(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_bytes_repr(&[self.0], f)
+        f.write_str(&bytes_repr(&[self.0]))
     }
     fn fmt_python_slice(items: &[Self], f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes: Vec<u8> = items.iter().map(|c| c.0).collect();
-        write_bytes_repr(&bytes, f)
+        f.write_str(&bytes_repr(&bytes))
     }
 }
 
@@ -160,7 +161,7 @@ impl sealed::Sealed for f64 {}
 impl Typecode for f64 {
     const TYPECODE: char = 'd';
     fn fmt_python(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&python_float_repr(*self))
+        f.write_str(&float_repr(*self))
     }
 }
 
@@ -169,51 +170,8 @@ impl Typecode for f32 {
     const TYPECODE: char = 'f';
     /// Python reads a C float into a double, so it prints the double's digits.
     fn fmt_python(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&python_float_repr(f64::from(*self)))
+        f.write_str(&float_repr(f64::from(*self)))
     }
-}
-
-/// A float as Python's `repr` writes it: the shortest digits that round-trip,
-/// always with a `.0` or an exponent, exponents as `e+16` / `e-05`.
-pub fn python_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let magnitude = x.abs();
-    if magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
-        let s = format!("{x:e}");
-        let (mantissa, exp) = s.split_once('e').expect("{:e} always has an exponent");
-        let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
-        return format!("{mantissa}e{sign}{digits:0>2}");
-    }
-    let s = format!("{x}");
-    if s.contains('.') { s } else { s + ".0" }
-}
-
-/// Writes bytes as Python's `repr(bytes)`: `b'Hello'`, with `\x00`-style
-/// escapes and double quotes when the bytes hold a `'` but no `"`.
-fn write_bytes_repr(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
-    write!(f, "b{quote}")?;
-    for &b in bytes {
-        match b {
-            b'\\' => f.write_str("\\\\")?,
-            b'\t' => f.write_str("\\t")?,
-            b'\n' => f.write_str("\\n")?,
-            b'\r' => f.write_str("\\r")?,
-            _ if char::from(b) == quote => write!(f, "\\{quote}")?,
-            0x20..=0x7e => write!(f, "{}", char::from(b))?,
-            _ => write!(f, "\\x{b:02x}")?,
-        }
-    }
-    write!(f, "{quote}")
 }
 
 #[cfg(test)]
@@ -239,7 +197,7 @@ mod tests {
             (0.0001, "0.0001"),
             (123456789.5, "123456789.5"),
         ] {
-            assert_eq!(python_float_repr(x), py);
+            assert_eq!(float_repr(x), py);
         }
     }
 
