@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::sys;
 use nix::errno::Errno;
 use nix::unistd::Pid;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The key a queue is made under (`msgget(2)`).
@@ -260,10 +261,12 @@ impl MessageQueue {
                 format!("{selector:?}: the type in a selector must be greater than 0"),
             ));
         }
-        // Room for the largest message this queue can hold: no more than the
-        // queue's byte limit, nor than the kernel's largest message.
-        let queue_bytes = self.stats()?.max_bytes;
-        let capacity = limits().msgmax.map_or(queue_bytes, |m| m.min(queue_bytes)) as usize;
+        // Room for the largest message the kernel allows (`msgmax`, read
+        // once); where it cannot be read, this queue's byte limit.
+        let capacity = match msgmax() {
+            Some(m) => m,
+            None => self.stats()?.max_bytes,
+        } as usize;
         match imp::receive(self.id, selector.raw(), capacity, flags) {
             Ok(message) => Ok(message),
             Err(Errno::ENOMSG) => Err(Error::Empty(format!(
@@ -315,6 +318,16 @@ impl Drop for QueueOwner {
             let _ = q.remove();
         }
     }
+}
+
+/// The kernel's largest message (`/proc/sys/kernel/msgmax`), read on first
+/// use only: it sizes every receive buffer.
+fn msgmax() -> Option<u64> {
+    static MSGMAX: OnceLock<Option<u64>> = OnceLock::new();
+    *MSGMAX.get_or_init(|| {
+        let [msgmax] = super::read_limits("/proc/sys/kernel", ["msgmax"]);
+        msgmax
+    })
 }
 
 /// Pseudo-random keys (splitmix64 over the pid, the time and a counter),
