@@ -80,13 +80,13 @@ fn pi_programs_match_the_serial_answer_and_leave_nothing(
     assert_pi_program(id, n);
 }
 
-#[test]
-fn pi_programs_refuse_a_bad_n_and_leave_nothing() {
-    for id in ["pi-shm-sem", "pi-value"] {
-        let run = audited(id, &["15"]);
-        assert_ne!(run.exit_code(), Some(0), "{}", run.output);
-        assert!(run.output.contains("multiple of 10"), "{}", run.output);
-        assert!(run.findings("leaks").is_empty() && run.findings("zombies").is_empty());
+#[rstest::rstest]
+fn pi_programs_refuse_a_bad_n_and_leave_nothing(#[values("pi-shm-sem", "pi-value")] id: &str) {
+    let run = audited(id, &["15"]);
+    assert_eq!(run.exit_code(), Some(2), "{}", run.output);
+    assert!(run.output.contains("multiple of 10"), "{}", run.output);
+    for kind in ["zombies", "orphans", "leaks"] {
+        assert!(run.findings(kind).is_empty(), "{kind}: {}", run.report);
     }
 }
 
