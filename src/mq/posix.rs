@@ -25,7 +25,7 @@
 //! [`Error::Unsupported`] there.
 
 use crate::error::{Error, Result};
-use crate::shm::{check_name, unique_name};
+use crate::shm::{Owner, Removable, check_name, unique_name};
 use crate::sys;
 use nix::errno::Errno;
 use std::ffi::CString;
@@ -323,49 +323,27 @@ pub fn unlink(name: &QueueName) -> Result<()> {
 }
 
 /// The owner of a queue: it created the queue, and unlinks the name when
-/// dropped (after closing its handle). Use it as a [`MessageQueue`].
-#[derive(Debug)]
-pub struct QueueOwner {
-    queue: Option<MessageQueue>,
-}
+/// dropped (then its handle closes). Use it as a [`MessageQueue`].
+pub type QueueOwner = Owner<MessageQueue>;
 
-impl QueueOwner {
+impl Owner<MessageQueue> {
     /// Creates `name` exclusively (a queue left over by someone else is an
     /// `EEXIST` error, not silently shared) and owns it.
     pub fn create_exclusive(name: &QueueName, config: &Config) -> Result<QueueOwner> {
-        Ok(QueueOwner {
-            queue: Some(MessageQueue::create_exclusive(name, config)?),
-        })
+        MessageQueue::create_exclusive(name, config).map(Owner::new)
     }
 
-    /// Closes the handle, then unlinks the name, reporting errors (dropping
+    /// Unlinks the name, reporting an error, and closes the handle (dropping
     /// does the same silently).
     pub fn close_and_unlink(mut self) -> Result<()> {
-        let Some(queue) = self.queue.take() else {
-            return Ok(());
-        };
-        let name = queue.name.clone();
-        let closed = queue.close();
-        unlink(&name).and(closed)
+        self.remove()
     }
 }
 
-impl std::ops::Deref for QueueOwner {
-    type Target = MessageQueue;
-    fn deref(&self) -> &MessageQueue {
-        self.queue
-            .as_ref()
-            .expect("the queue is only taken by close_and_unlink()")
-    }
-}
-
-impl Drop for QueueOwner {
-    fn drop(&mut self) {
-        if let Some(queue) = self.queue.take() {
-            let name = queue.name.clone();
-            drop(queue);
-            let _ = unlink(&name);
-        }
+impl Removable for MessageQueue {
+    /// `mq_unlink(3)`: the queue lives on while a handle is open.
+    fn remove_name(&self) -> Result<()> {
+        unlink(&self.name)
     }
 }
 
