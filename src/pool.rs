@@ -281,6 +281,9 @@ impl Pool {
 
     /// `pool.join()`: after `close` (or `terminate`), waits until every
     /// queued task is done, then ends and reaps every worker.
+    ///
+    /// It waits at most the pool's `timeout`; past it, [`Error::Timeout`],
+    /// and the tasks keep running (`terminate`, or the drop, ends them).
     pub fn join(&self) -> Result<()> {
         let mut inner = self.inner.borrow_mut();
         if inner.state == State::Running {
@@ -289,8 +292,15 @@ impl Pool {
                 "call close() or terminate() before join()",
             ));
         }
-        let deadline = Instant::now() + inner.config.timeout;
+        let timeout = inner.config.timeout;
+        let deadline = Instant::now() + timeout;
         while inner.busy() {
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "join of the pool (tasks still running)".into(),
+                    after: timeout,
+                });
+            }
             inner.pump(deadline)?;
         }
         inner.end_workers(false)

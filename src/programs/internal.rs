@@ -29,6 +29,11 @@ pub const COMMANDS: &[Program] = &[
         run: pool_kill,
     },
     Program {
+        id: "pool-join-timeout",
+        summary: "join() on a task longer than the pool's timeout; prints 'join: Timeout after MS ms' (--timeout-ms T --task-ms M)",
+        run: pool_join_timeout,
+    },
+    Program {
         id: "manager-adders",
         summary: "K processes each add 1 to a Namespace N times atomically; prints x (--procs K --adds N)",
         run: manager_adders,
@@ -80,7 +85,7 @@ pub fn mix(x: i64) -> i64 {
 fn single_thread_pool(args: &[String]) -> Result<Pool> {
     require_single_thread()?;
     let mut config = PoolConfig::new(flag(args, "--processes", 2)?);
-    config.timeout = Duration::from_secs(30);
+    config.timeout = Duration::from_millis(flag(args, "--timeout-ms", 30_000)?);
     let max: usize = flag(args, "--max-tasks", 0)?;
     config.max_tasks_per_child = (max > 0).then_some(max);
     // SAFETY: single-threaded (checked above) for the pool's whole life.
@@ -137,6 +142,24 @@ fn pool_kill(args: &[String]) -> Result<i32> {
     println!("after {after}");
     pool.close();
     pool.join()?;
+    Ok(0)
+}
+
+/// `pool-join-timeout --timeout-ms T --task-ms M`: one task of M ms in a pool
+/// whose timeout is T ms; `join` must give up after T ms with a timeout.
+/// Prints `join: Timeout after MS ms`, then terminates the pool.
+fn pool_join_timeout(args: &[String]) -> Result<i32> {
+    let pool = single_thread_pool(args)?;
+    let _task = pool.apply_async(nap, flag(args, "--task-ms", 5_000)?)?;
+    pool.close();
+    let start = std::time::Instant::now();
+    match pool.join() {
+        Err(Error::Timeout { .. }) => {
+            println!("join: Timeout after {} ms", start.elapsed().as_millis())
+        }
+        other => println!("join: {other:?} after {} ms", start.elapsed().as_millis()),
+    }
+    pool.terminate()?;
     Ok(0)
 }
 
