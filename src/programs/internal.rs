@@ -7,7 +7,6 @@ use super::{Program, require_single_thread};
 use crate::error::{Error, Result};
 use crate::manager::{Manager, ManagerConfig, Op};
 use crate::pool::{Pool, PoolConfig};
-use crate::process::Process;
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -170,24 +169,18 @@ fn manager_adders(args: &[String]) -> Result<i32> {
     let manager = Manager::start(&ManagerConfig::default())?;
     let ns = manager.namespace()?;
     ns.set("x", 0)?;
-    let mut children = Vec::new();
-    for _ in 0..procs {
-        let ns = ns.clone();
-        let mut p = Process::new(move || {
-            for _ in 0..adds {
-                if let Err(e) = ns.update("x", Op::Add(1.into())) {
-                    eprintln!("update failed: {e}");
-                    crate::process::exit_immediately(1);
+    let children = (0..procs)
+        .map(|_| {
+            let ns = ns.clone();
+            super::start(move || {
+                for _ in 0..adds {
+                    ns.update("x", Op::Add(1.into()))?;
                 }
-            }
-        });
-        // SAFETY: single-threaded (checked above).
-        unsafe { p.start() }?;
-        children.push(p);
-    }
-    for p in &mut children {
-        p.join(Some(Duration::from_secs(60)))?;
-    }
+                Ok(())
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    super::join_all(children)?;
     println!("{}", ns.get("x")?);
     Ok(0)
 }
