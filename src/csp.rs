@@ -17,7 +17,7 @@
 //!    end of file).
 
 use crate::error::{Error, Result};
-use crate::frame::{decode, encode, read_frame, write_frame, write_value};
+use crate::frame::{decode, read_frame, write_value};
 use crate::process::{ChildGuard, ExitStatus, fork};
 use serde::{Serialize, de::DeserializeOwned};
 use std::io::{Read, Write};
@@ -121,8 +121,10 @@ impl<T: Serialize> ChannelWriter<T> {
     /// Writes `value` and blocks until a reader has taken it (the rendezvous).
     /// A poisoned channel is [`Error::Closed`]; a retired reader is [`Error::Closed`] too.
     pub fn write(&mut self, value: T) -> Result<()> {
-        let bytes = encode(&Message::Value(value))?;
-        if let Err(e) = write_frame(&mut self.sock, &bytes) {
+        if let Err(e) = write_value(&mut self.sock, &Message::Value(value)) {
+            if !matches!(e, Error::Io { .. }) {
+                return Err(e); // the value cannot be encoded: nothing was sent
+            }
             // A reader that poisoned the channel left the poison byte behind.
             let mut last = [0u8; 1];
             return match self.sock.read(&mut last) {

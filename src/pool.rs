@@ -31,8 +31,9 @@
 //! the kit's pool tests run there (`ipckit __internal pool-*`).
 
 use crate::error::{Error, Result};
-use crate::frame::{decode, encode, read_frame, write_frame, write_value};
+use crate::frame::{decode, encode, read_frame, write_value};
 use crate::process::{ChildGuard, Fork, fork_raw};
+use crate::sys::SPIN;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::cell::RefCell;
@@ -281,6 +282,9 @@ impl Pool {
 
     /// `pool.join()`: after `close` (or `terminate`), waits until every
     /// queued task is done, then ends and reaps every worker.
+    ///
+    /// It waits at most the pool's `timeout`; past it, [`Error::Timeout`],
+    /// and the tasks keep running (`terminate`, or the drop, ends them).
     pub fn join(&self) -> Result<()> {
         let mut inner = self.inner.borrow_mut();
         if inner.state == State::Running {
@@ -289,8 +293,15 @@ impl Pool {
                 "call close() or terminate() before join()",
             ));
         }
-        let deadline = Instant::now() + inner.config.timeout;
+        let timeout = inner.config.timeout;
+        let deadline = Instant::now() + timeout;
         while inner.busy() {
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "join of the pool (tasks still running)".into(),
+                    after: timeout,
+                });
+            }
             inner.pump(deadline)?;
         }
         inner.end_workers(false)
@@ -400,20 +411,25 @@ impl Inner {
             let Some(job) = self.queue.pop_front() else {
                 return Ok(());
             };
-            let bytes = encode(&job)?;
             let w = &mut self.workers[i];
-            w.job = Some(job.id);
-            if write_frame(&mut w.sock, &bytes).is_err() {
-                self.queue.push_front(job); // the worker died idle; the task waits for its replacement
-                self.workers[i].job = None;
-                self.replace(i, None)?;
+            match write_value(&mut w.sock, &job) {
+                Ok(()) => w.job = Some(job.id),
+                Err(Error::Io { .. }) => {
+                    self.queue.push_front(job); // the worker died idle; the task waits for its replacement
+                    self.replace(i, None)?;
+                }
+                // The task cannot be put in a frame (too big): it fails alone.
+                Err(e) => {
+                    self.results.insert(job.id, Err(e));
+                }
             }
         }
         Ok(())
     }
 
     /// One round: dispatch, then wait (until `deadline`) for a worker to say
-    /// something, and take in every result or death.
+    /// something, and take in every result or death. A `deadline` already
+    /// passed is one non-blocking look.
     fn pump(&mut self, deadline: Instant) -> Result<()> {
         self.dispatch()?;
         let left = deadline.saturating_duration_since(Instant::now());
@@ -425,16 +441,19 @@ impl Inner {
                 .map(|w| PollFd::new(w.sock.as_fd(), PollFlags::POLLIN))
                 .collect();
             // Spin briefly first (a result usually comes within microseconds
-            // from a worker on the other core), then sleep in poll(2).
-            let spun = crate::sys::spin_until_ready(&mut fds, SPIN);
-            let timeout = if spun {
-                PollTimeout::ZERO
-            } else {
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            };
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(crate::sys::errno_error("poll", "pool workers", e as i32)),
+            // from a worker on the other core), then sleep in poll(2). The
+            // spin's successful poll already filled in `revents`.
+            let spun = !left.is_zero() && crate::sys::spin_until_ready(&mut fds, SPIN);
+            if !spun {
+                match poll(
+                    &mut fds,
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+                ) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        return Err(crate::sys::errno_error("poll", "pool workers", e as i32));
+                    }
+                }
             }
             fds.iter()
                 .enumerate()
@@ -529,11 +548,6 @@ impl Inner {
         self.end_workers(true)
     }
 }
-
-/// How long the pool waiting for a result (polling every worker, see
-/// [`crate::sys::spin_until_ready`]) and a worker waiting for its next task
-/// ([`crate::sys::SpinRead`]) spin before they block.
-const SPIN: Duration = Duration::from_micros(50);
 
 /// A worker's life: read a task, run it, write the result; end of file (the
 /// pool closed our socket) means exit.

@@ -93,6 +93,12 @@ const RECHECK: std::time::Duration = std::time::Duration::from_micros(10);
 /// core (a bare system call takes well under a microsecond).
 const RAN_ANOTHER: std::time::Duration = std::time::Duration::from_micros(2);
 
+/// The kit's spin budget: how long a wait on a request/reply path spins
+/// ([`spin_until_ready`], [`SpinRead`]) before it blocks. Used by the pool (its
+/// wait for results and its workers' wait for tasks) and the manager's links
+/// (a client waiting for a reply, a server waiting for the next request).
+pub const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// The clock of one spinning wait: [`Spin::pause`] between two polls.
 struct Spin {
     start: std::time::Instant,
@@ -168,7 +174,8 @@ pub fn spin_until_ready(fds: &mut [nix::poll::PollFd<'_>], budget: std::time::Du
 /// `recv(2)` with `MSG_DONTWAIT`, back to back and then yielding the CPU
 /// between tries (as [`spin_until_ready`]) for up to `budget`, and only then
 /// blocks in `recv(2)`
-/// (which honours the socket's `SO_RCVTIMEO` deadline).
+/// (which honours the socket's `SO_RCVTIMEO` deadline). A zero budget blocks
+/// at once.
 ///
 /// On a request/reply path this catches a reply from a peer on another core
 /// without a sleep and a cross-core wake-up, and, unlike polling first, costs
@@ -180,7 +187,9 @@ pub struct SpinRead<S> {
 }
 
 impl<S: std::os::fd::AsFd> SpinRead<S> {
-    /// Wraps `socket` (a stream socket), spinning for at most `budget` per read.
+    /// Wraps `socket` (a stream or a seqpacket socket: each read is one
+    /// `recv(2)`, so on a seqpacket socket one record), spinning for at most
+    /// `budget` per read.
     pub fn new(socket: S, budget: std::time::Duration) -> Self {
         SpinRead { socket, budget }
     }
@@ -197,7 +206,7 @@ impl<S: std::os::fd::AsFd> std::io::Read for SpinRead<S> {
         use std::os::fd::AsRawFd;
         let fd = self.socket.as_fd().as_raw_fd();
         let mut spin = Spin::new(self.budget);
-        loop {
+        while !self.budget.is_zero() {
             match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
                 Err(Errno::EAGAIN) if spin.pause() => {}
                 Err(Errno::EAGAIN) => break,

@@ -49,4 +49,16 @@ fn parallel_waits_for_every_process_and_reports_each_status() {
         elapsed < Duration::from_millis(300),
         "ran one after another: {elapsed:?}"
     );
+    // Every process was reaped: no fork of this test binary (same `comm`) is
+    // left as our child, alive or zombie.
+    #[cfg(target_os = "linux")]
+    {
+        let table = ipckit::audit::procfs::snapshot();
+        let me = &table[&(std::process::id() as i32)];
+        let left: Vec<_> = table
+            .values()
+            .filter(|p| p.ppid == me.pid && p.comm == me.comm)
+            .collect();
+        assert!(left.is_empty(), "Parallel left children behind: {left:?}");
+    }
 }

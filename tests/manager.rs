@@ -206,6 +206,20 @@ fn a_program_that_is_not_ipckit_is_refused_and_cleaned_up() {
         .err()
         .expect("cat is no manager server");
     assert!(e.to_string().contains("not an ipckit binary"), "{e}");
+    // The refused server was reaped: no `cat` child of ours, alive or zombie.
+    #[cfg(target_os = "linux")]
+    {
+        let me = std::process::id() as i32;
+        let table = ipckit::audit::procfs::snapshot();
+        let cats: Vec<_> = table
+            .values()
+            .filter(|p| p.ppid == me && p.comm == "cat")
+            .collect();
+        assert!(
+            cats.is_empty(),
+            "the refused server was never reaped: {cats:?}"
+        );
+    }
     // remove_dir fails unless the private directory inside was removed.
     std::fs::remove_dir(&parent).expect("the private directory was left behind");
 }

@@ -64,6 +64,32 @@ fn max_tasks_per_child_replaces_workers_and_keeps_results() {
     assert_eq!(pool_map(2, 1, 1, &items), want);
 }
 
+#[test]
+fn join_gives_up_at_the_pool_timeout_and_terminate_reaps_the_busy_worker() {
+    let run = audited_cmd(&[
+        ipckit(),
+        "__internal",
+        "pool-join-timeout",
+        "--processes",
+        "1",
+        "--timeout-ms",
+        "200",
+        "--task-ms",
+        "5000",
+    ]);
+    run.assert_clean();
+    let line = run.lines()[0];
+    let ms: u64 = line
+        .strip_prefix("join: Timeout after ")
+        .and_then(|l| l.strip_suffix(" ms"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("join did not time out: {line:?}"));
+    assert!((200..2000).contains(&ms), "join took {ms} ms");
+    // The 5 s task was ended by terminate, not waited for.
+    let seconds = run.report["seconds"].as_f64().unwrap();
+    assert!(seconds < 3.0, "took {seconds} s");
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
 

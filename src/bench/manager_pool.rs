@@ -3,7 +3,7 @@
 //! a Namespace set + get (two round trips to the server), a Pool `apply`
 //! round trip, and a Manager's start-up plus shutdown.
 
-use super::{Placement, median, median_of, pin_process, pin_to, pinned_child, python_peer_output};
+use super::{Placement, median_of, pin_process, pin_to, pinned_child, python_peer_output};
 use crate::error::Result;
 use crate::manager::{Manager, ManagerConfig};
 use crate::pool::{Pool, PoolConfig};
@@ -17,17 +17,6 @@ const ROUNDS: usize = 7;
 
 fn square(x: i64) -> i64 {
     x * x
-}
-
-/// The median over [`ROUNDS`] of the seconds per operation of `batch(OPS)`.
-fn per_op(mut batch: impl FnMut(usize) -> Result<()>) -> Result<f64> {
-    let mut samples = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        batch(OPS)?;
-        samples.push(t.elapsed().as_secs_f64() / OPS as f64);
-    }
-    Ok(median(&mut samples))
 }
 
 /// Where a measurement runs: the scheduler's choice, or pinned
@@ -52,12 +41,14 @@ fn ours(config: &ManagerConfig, place: Where) -> Result<(f64, f64)> {
     if let (Some(cpu), Some(pid)) = (other_cpu, manager.server_pid()) {
         pin_process(pid.as_raw(), cpu)?;
     }
-    let namespace = per_op(|k| {
-        for i in 0..k as i64 {
+    // Each measurement: the seconds per operation of OPS operations.
+    let namespace = median_of(ROUNDS, || {
+        let t = Instant::now();
+        for i in 0..OPS as i64 {
             ns.set("x", i)?;
             ns.get("x")?;
         }
-        Ok(())
+        Ok(t.elapsed().as_secs_f64() / OPS as f64)
     })?;
     drop(manager);
 
@@ -69,11 +60,12 @@ fn ours(config: &ManagerConfig, place: Where) -> Result<(f64, f64)> {
             pin_process(pid.as_raw(), cpu)?;
         }
     }
-    let apply = per_op(|k| {
-        for i in 0..k as i64 {
+    let apply = median_of(ROUNDS, || {
+        let t = Instant::now();
+        for i in 0..OPS as i64 {
             pool.apply(square, i)?;
         }
-        Ok(())
+        Ok(t.elapsed().as_secs_f64() / OPS as f64)
     })?;
     Ok((namespace, apply))
 }
@@ -167,7 +159,7 @@ fn socket_round_trip(n: usize, place: Placement, spin: bool) -> Result<f64> {
     use crate::sys::SpinRead;
     use std::io::{Read, Write};
     let budget = if spin {
-        crate::manager::SPIN
+        crate::sys::SPIN
     } else {
         Duration::ZERO
     };

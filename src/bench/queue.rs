@@ -20,6 +20,10 @@ const RUNS: usize = 5;
 /// The value that tells a ping-pong child to stop.
 const STOP: u64 = u64::MAX;
 
+/// How long the parent waits for its child, at each queue operation and at
+/// the end: a child that died makes the measurement fail instead of hang.
+const PATIENCE: Duration = Duration::from_secs(30);
+
 /// The benchmark's sizes.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -122,15 +126,12 @@ fn queue_round_trip(placement: Placement, n: u64) -> Result<f64> {
     let _pinned = pin_to(parent_cpu)?;
     let start = Instant::now();
     for i in 0..n {
-        ping.put(&i, Wait::Forever)?;
-        pong.get(Wait::Forever)?;
+        ping.put(&i, Wait::For(PATIENCE))?;
+        pong.get(Wait::For(PATIENCE))?;
     }
     let ns = start.elapsed().as_nanos() as f64 / n as f64;
-    ping.put(&STOP, Wait::Forever)?;
-    check_child(
-        "queue ping-pong child",
-        child.wait_deadline(Duration::from_secs(30))?,
-    )?;
+    ping.put(&STOP, Wait::For(PATIENCE))?;
+    check_child("queue ping-pong child", child.wait_deadline(PATIENCE)?)?;
     Ok(ns)
 }
 
@@ -167,10 +168,7 @@ fn pipe_round_trip(placement: Placement, n: u64) -> Result<f64> {
     }
     let ns = start.elapsed().as_nanos() as f64 / n as f64;
     drop(to_child_w); // end of file for the child
-    check_child(
-        "pipe ping-pong child",
-        child.wait_deadline(Duration::from_secs(30))?,
-    )?;
+    check_child("pipe ping-pong child", child.wait_deadline(PATIENCE)?)?;
     Ok(ns)
 }
 
@@ -201,12 +199,9 @@ fn queue_throughput(items: u64) -> Result<f64> {
         })
     }?;
     for _ in 0..items {
-        q.get(Wait::Forever)?;
+        q.get(Wait::For(PATIENCE))?;
     }
     let rate = items as f64 / start.elapsed().as_secs_f64();
-    check_child(
-        "queue producer",
-        producer.wait_deadline(Duration::from_secs(30))?,
-    )?;
+    check_child("queue producer", producer.wait_deadline(PATIENCE)?)?;
     Ok(rate)
 }

@@ -400,9 +400,13 @@ impl Mailbox {
     }
 
     fn len_word(&self) -> &AtomicU64 {
-        // SAFETY: offset 0 of a page-aligned, zero-filled shared mapping of
-        // MAILBOX bytes: aligned, in bounds, and a valid AtomicU64.
-        unsafe { &*self.0.as_ptr().cast::<AtomicU64>() }
+        let ptr = self
+            .0
+            .place::<AtomicU64>(0)
+            .expect("the length word fits a page");
+        // SAFETY: in bounds and aligned (checked by `place`); zeroed memory is
+        // a valid AtomicU64; the mapping lives as long as `self`.
+        unsafe { &*ptr }
     }
 
     /// Copies `text` (cut at a character boundary to fit) in; returns `code`.

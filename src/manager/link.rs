@@ -13,8 +13,7 @@
 //! records), and every read goes through a buffer of [`RECORD`] bytes (a
 //! `BufReader` reads into the caller's buffer only when that is larger).
 
-use super::SPIN;
-use crate::sys::SpinRead;
+use crate::sys::{SPIN, SpinRead};
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;

@@ -74,11 +74,6 @@ impl Default for ManagerConfig {
     }
 }
 
-/// How long a client waiting for a reply, and a server waiting for the next
-/// request, try to read without blocking before they sleep ([`crate::sys::SpinRead`],
-/// used by every [`Link`]).
-pub const SPIN: Duration = Duration::from_micros(50);
-
 /// The owner of a manager's server process, its socket and its directory.
 pub struct Manager {
     dir: PathBuf,

@@ -54,7 +54,7 @@ pub fn run_stdio(socket: &Path) -> Result<i32> {
 }
 
 /// Accepts connections for ever, one thread each.
-pub fn serve(listener: UnixListener, key: AuthKey) -> Result<i32> {
+fn serve(listener: UnixListener, key: AuthKey) -> Result<i32> {
     let state = Arc::new(Mutex::new(Objects::default()));
     loop {
         let (stream, _) = listener
@@ -75,7 +75,13 @@ fn exit_when_owner_goes() {
 }
 
 /// One proxy's connection: handshake, then request, reply, request, reply...
+/// A reply that cannot be sent within the default deadline of a manager's
+/// calls (`SO_SNDTIMEO`; the proxy stopped reading) ends the connection
+/// instead of parking its thread.
 fn serve_connection(stream: UnixStream, key: &AuthKey, state: &Mutex<Objects>) -> Result<()> {
+    stream
+        .set_write_timeout(Some(super::ManagerConfig::default().timeout))
+        .map_err(|e| Error::io("setsockopt(SO_SNDTIMEO)", e))?;
     set_timeout(&stream, Some(HANDSHAKE_TIMEOUT))?;
     let mut link = Link::new(stream);
     server_handshake(&mut link, key)?;

@@ -7,7 +7,6 @@ use super::{Program, require_single_thread};
 use crate::error::{Error, Result};
 use crate::manager::{Manager, ManagerConfig, Op};
 use crate::pool::{Pool, PoolConfig};
-use crate::process::Process;
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -27,6 +26,11 @@ pub const COMMANDS: &[Program] = &[
         id: "pool-kill",
         summary: "kills a worker mid-run; prints 'ok A failed B' and the map after (--tasks T --kill-after-ms M --victim K)",
         run: pool_kill,
+    },
+    Program {
+        id: "pool-join-timeout",
+        summary: "join() on a task longer than the pool's timeout; prints 'join: Timeout after MS ms' (--timeout-ms T --task-ms M)",
+        run: pool_join_timeout,
     },
     Program {
         id: "manager-adders",
@@ -80,7 +84,7 @@ pub fn mix(x: i64) -> i64 {
 fn single_thread_pool(args: &[String]) -> Result<Pool> {
     require_single_thread()?;
     let mut config = PoolConfig::new(flag(args, "--processes", 2)?);
-    config.timeout = Duration::from_secs(30);
+    config.timeout = Duration::from_millis(flag(args, "--timeout-ms", 30_000)?);
     let max: usize = flag(args, "--max-tasks", 0)?;
     config.max_tasks_per_child = (max > 0).then_some(max);
     // SAFETY: single-threaded (checked above) for the pool's whole life.
@@ -140,6 +144,24 @@ fn pool_kill(args: &[String]) -> Result<i32> {
     Ok(0)
 }
 
+/// `pool-join-timeout --timeout-ms T --task-ms M`: one task of M ms in a pool
+/// whose timeout is T ms; `join` must give up after T ms with a timeout.
+/// Prints `join: Timeout after MS ms`, then terminates the pool.
+fn pool_join_timeout(args: &[String]) -> Result<i32> {
+    let pool = single_thread_pool(args)?;
+    let _task = pool.apply_async(nap, flag(args, "--task-ms", 5_000)?)?;
+    pool.close();
+    let start = std::time::Instant::now();
+    match pool.join() {
+        Err(Error::Timeout { .. }) => {
+            println!("join: Timeout after {} ms", start.elapsed().as_millis())
+        }
+        other => println!("join: {other:?} after {} ms", start.elapsed().as_millis()),
+    }
+    pool.terminate()?;
+    Ok(0)
+}
+
 /// `manager-adders --procs K --adds N`: K children each do N atomic `x += 1`.
 fn manager_adders(args: &[String]) -> Result<i32> {
     require_single_thread()?;
@@ -147,24 +169,18 @@ fn manager_adders(args: &[String]) -> Result<i32> {
     let manager = Manager::start(&ManagerConfig::default())?;
     let ns = manager.namespace()?;
     ns.set("x", 0)?;
-    let mut children = Vec::new();
-    for _ in 0..procs {
-        let ns = ns.clone();
-        let mut p = Process::new(move || {
-            for _ in 0..adds {
-                if let Err(e) = ns.update("x", Op::Add(1.into())) {
-                    eprintln!("update failed: {e}");
-                    crate::process::exit_immediately(1);
+    let children = (0..procs)
+        .map(|_| {
+            let ns = ns.clone();
+            super::start(move || {
+                for _ in 0..adds {
+                    ns.update("x", Op::Add(1.into()))?;
                 }
-            }
-        });
-        // SAFETY: single-threaded (checked above).
-        unsafe { p.start() }?;
-        children.push(p);
-    }
-    for p in &mut children {
-        p.join(Some(Duration::from_secs(60)))?;
-    }
+                Ok(())
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    super::join_all(children)?;
     println!("{}", ns.get("x")?);
     Ok(0)
 }
