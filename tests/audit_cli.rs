@@ -148,6 +148,35 @@ fn the_deadline_kills_a_hanging_tree() {
         report["notes"].to_string().contains("deadline"),
         "{report:#}"
     );
+    assert_eq!(report["timed_out"], true, "{report:#}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a run killed at its deadline is not clean"
+    );
+}
+
+/// Its main thread leaves with `exit(2)` (not `exit_group`): the process
+/// shows `Z` in `/proc` while its other thread sleeps on.
+const MAIN_THREAD_EXITS: &str = "
+import ctypes, platform, threading, time
+threading.Thread(target=time.sleep, args=(60,)).start()
+ctypes.CDLL(None).syscall({'x86_64': 60, 'aarch64': 93}[platform.machine()], 0)
+";
+
+#[test]
+fn the_deadline_kills_a_process_whose_main_thread_exited_while_another_thread_runs() {
+    let start = Instant::now();
+    let out = std::process::Command::new(ipckit())
+        .args(["audit", "--format", "json", "--timeout", "0.5", "--"])
+        .args(["python3", "-c", MAIN_THREAD_EXITS])
+        .output()
+        .unwrap();
+    assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["timed_out"], true, "{report:#}");
+    assert_eq!(report["exit"]["Signaled"]["signal"], 9, "{report:#}");
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
