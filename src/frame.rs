@@ -19,20 +19,10 @@ pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
 /// Writes one frame: the payload's length (u32, little-endian), then the payload.
 pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<()> {
-    let len = u32::try_from(payload.len()).map_err(|_| {
-        Error::invalid(
-            "frame",
-            format!(
-                "{} bytes is more than a frame can carry (4 GiB)",
-                payload.len()
-            ),
-        )
-    })?;
     let mut buf = Vec::with_capacity(4 + payload.len());
-    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(payload);
-    w.write_all(&buf)
-        .map_err(|e| Error::io("writing a frame", e))
+    write_prefixed(w, buf)
 }
 
 /// Encodes `value` and writes it as one frame, building the length prefix and
@@ -40,16 +30,19 @@ pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<()> {
 pub fn write_value<T: Serialize + ?Sized>(w: &mut impl Write, value: &T) -> Result<()> {
     let buf = postcard::to_extend(value, vec![0u8; 4])
         .map_err(|e| Error::Protocol(format!("cannot encode value: {e}")))?;
-    let len = u32::try_from(buf.len() - 4).map_err(|_| {
+    write_prefixed(w, buf)
+}
+
+/// Fills in the first 4 bytes of `buf` (left for it) with the length of the
+/// rest, and writes the whole frame in one `write_all`.
+fn write_prefixed(w: &mut impl Write, mut buf: Vec<u8>) -> Result<()> {
+    let payload = buf.len() - 4;
+    let len = u32::try_from(payload).map_err(|_| {
         Error::invalid(
             "frame",
-            format!(
-                "{} bytes is more than a frame can carry (4 GiB)",
-                buf.len() - 4
-            ),
+            format!("{payload} bytes is more than a frame can carry (4 GiB)"),
         )
     })?;
-    let mut buf = buf;
     buf[..4].copy_from_slice(&len.to_le_bytes());
     w.write_all(&buf)
         .map_err(|e| Error::io("writing a frame", e))

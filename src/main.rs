@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use ipckit::programs;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -37,11 +38,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Seconds adopted orphans may keep running after the command exits.
-        #[arg(long, default_value_t = 1.5)]
-        linger: f64,
+        #[arg(long, default_value = "1.5", value_parser = seconds, allow_negative_numbers = true)]
+        linger: Duration,
         /// Wall-clock limit in seconds for the whole tree.
-        #[arg(long, default_value_t = 600.0)]
-        timeout: f64,
+        #[arg(long, default_value = "600", value_parser = seconds, allow_negative_numbers = true)]
+        timeout: Duration,
         /// Use the host's namespaces even when private ones are possible.
         #[arg(long)]
         no_isolate: bool,
@@ -74,8 +75,8 @@ enum Command {
         #[arg(long)]
         spec: Option<std::path::PathBuf>,
         /// Override the spec's time limit (seconds per run).
-        #[arg(long)]
-        timeout: Option<f64>,
+        #[arg(long, value_parser = seconds, allow_negative_numbers = true)]
+        timeout: Option<Duration>,
         /// Do not trace system calls (the mechanism check is then skipped).
         #[arg(long)]
         no_trace: bool,
@@ -148,6 +149,18 @@ enum Format {
     Json,
 }
 
+/// Parses a number of seconds given on the command line: finite, above zero
+/// and small enough for a [`Duration`].
+fn seconds(text: &str) -> Result<Duration, String> {
+    let n: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if n.is_nan() || n <= 0.0 {
+        return Err(format!("{text} seconds: must be above zero"));
+    }
+    Duration::try_from_secs_f64(n).map_err(|e| format!("{text} seconds: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -167,8 +180,8 @@ fn main() -> ExitCode {
             cmd,
         } => {
             let opts = ipckit::audit::Options {
-                linger: std::time::Duration::from_secs_f64(linger),
-                deadline: std::time::Duration::from_secs_f64(timeout),
+                linger,
+                deadline: timeout,
                 isolate: !no_isolate,
                 watch_dirs: watch,
                 stdout_to_stderr: matches!(format, Format::Json),
@@ -188,7 +201,7 @@ fn main() -> ExitCode {
         } => {
             let opts = ipckit::grade::Options {
                 trace: !no_trace,
-                time_limit: timeout,
+                time_limit: timeout.map(|d| d.as_secs_f64()),
                 ..Default::default()
             };
             let job = GradeJob {

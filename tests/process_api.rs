@@ -5,6 +5,7 @@
 
 use ipckit::audit::Scope;
 use ipckit::process::{self, ChildGuard, ExitStatus, Process, WaitOptions};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use proptest::prelude::*;
 use rstest::rstest;
@@ -202,13 +203,16 @@ fn wait_deadline_kills_a_child_that_overruns_and_says_timeout() {
 
 #[test]
 fn signalling_a_reaped_child_is_refused_not_sent_to_a_reused_pid() {
+    let mut scope = Scope::new();
     // SAFETY: the child only returns.
     let mut child = unsafe { process::fork(|| 0) }.unwrap();
+    scope.track(child.pid());
     child.wait().unwrap();
     assert!(matches!(
         child.signal(Signal::SIGTERM),
         Err(ipckit::Error::Closed(_))
     ));
+    scope.assert_clean();
 }
 
 #[test]
@@ -233,15 +237,22 @@ fn an_unreaped_child_is_a_zombie_until_waited() {
 
 #[test]
 fn states_running_stopped_continued_sleeping_zombie_are_observed() {
+    use std::os::fd::AsFd;
     let mut scope = Scope::new();
-    // SAFETY: the child spins on a local counter, then sleeps: no locks, no allocation.
+    let (go_r, go_w) = nix::unistd::pipe().unwrap();
+    let r = go_r.as_fd();
+    // SAFETY: the child calls poll(2) and read(2) only: no locks, no allocation.
     let mut child = unsafe {
         process::fork(|| {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_millis(300) {
+            // Running (R) until the first byte arrives...
+            let mut fds = [PollFd::new(r, PollFlags::POLLIN)];
+            while nix::poll::poll(&mut fds, PollTimeout::ZERO) != Ok(1) {
                 std::hint::spin_loop();
             }
-            std::thread::sleep(Duration::from_millis(300));
+            // ...then sleeping (S) in read(2) until the second.
+            let mut byte = [0u8; 1];
+            let _ = nix::unistd::read(r, &mut byte);
+            let _ = nix::unistd::read(r, &mut byte);
             0
         })
     }
@@ -268,7 +279,9 @@ fn states_running_stopped_continued_sleeping_zombie_are_observed() {
         process::wait_pid(pid, continued).unwrap(),
         Some(ExitStatus::Continued)
     );
+    nix::unistd::write(&go_w, b"1").unwrap();
     await_state(pid, 'S');
+    nix::unistd::write(&go_w, b"2").unwrap();
     await_state(pid, 'Z');
     assert_eq!(
         child.wait_deadline(DEADLINE).unwrap(),

@@ -118,14 +118,9 @@ impl Ledger {
     /// Lists every object in `sources` now.
     pub fn snapshot(sources: &Sources) -> Ledger {
         let mut objects = BTreeSet::new();
-        list_shm_dir(&sources.shm_dir, &mut objects);
+        list_dir_as(&sources.shm_dir, ObjectKind::PosixShm, &mut objects);
         if let Some(dir) = &sources.mqueue_dir {
-            list_dir_as(
-                dir,
-                ObjectKind::PosixMq,
-                |n| Some(format!("/{n}")),
-                &mut objects,
-            );
+            list_dir_as(dir, ObjectKind::PosixMq, &mut objects);
         }
         list_sysv(&sources.sysvipc_dir, &mut objects);
         for dir in &sources.temp_dirs {
@@ -213,43 +208,26 @@ pub fn is_mqueue_mount(path: &Path) -> bool {
     })
 }
 
-fn list_shm_dir(dir: &Path, out: &mut BTreeSet<IpcObject>) {
-    list_dir_as(dir, ObjectKind::PosixShm, |n| Some(format!("/{n}")), out);
-    // Named semaphores are the files called `sem.<name>`.
-    let sems: Vec<IpcObject> = out
-        .iter()
-        .filter(|o| o.kind == ObjectKind::PosixShm && o.name.starts_with("/sem."))
-        .cloned()
-        .collect();
-    for mut o in sems {
-        out.remove(&o);
-        o.kind = ObjectKind::PosixSem;
-        o.name = format!("/{}", &o.name[5..]);
-        out.insert(o);
-    }
-}
-
-fn list_dir_as(
-    dir: &Path,
-    kind: ObjectKind,
-    name: impl Fn(&str) -> Option<String>,
-    out: &mut BTreeSet<IpcObject>,
-) {
+/// Lists the files of `dir` as objects `/<file>` of `kind`; in the POSIX
+/// shared memory directory a file `sem.<name>` is the named semaphore `/<name>`.
+fn list_dir_as(dir: &Path, kind: ObjectKind, out: &mut BTreeSet<IpcObject>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        if let Some(name) = name(&file) {
-            out.insert(IpcObject {
-                kind,
-                name,
-                id: None,
-                key: None,
-                pids: Vec::new(),
-                found_in: e.path().to_string_lossy().into_owned(),
-            });
-        }
+        let (kind, name) = match file.strip_prefix("sem.") {
+            Some(sem) if kind == ObjectKind::PosixShm => (ObjectKind::PosixSem, sem),
+            _ => (kind, file.as_str()),
+        };
+        out.insert(IpcObject {
+            kind,
+            name: format!("/{name}"),
+            id: None,
+            key: None,
+            pids: Vec::new(),
+            found_in: e.path().to_string_lossy().into_owned(),
+        });
     }
 }
 

@@ -122,12 +122,17 @@ pub struct Report {
     pub leaks: Vec<Leak>,
     /// What the audit could not see, and why.
     pub notes: Vec<String>,
+    /// The run passed its deadline and the whole tree was killed: never clean.
+    pub timed_out: bool,
 }
 
 impl Report {
-    /// True when the tree left nothing behind.
+    /// True when the tree ended within its deadline and left nothing behind.
     pub fn clean(&self) -> bool {
-        self.zombies.is_empty() && self.orphans.is_empty() && self.leaks.is_empty()
+        !self.timed_out
+            && self.zombies.is_empty()
+            && self.orphans.is_empty()
+            && self.leaks.is_empty()
     }
 
     /// The report as human-readable text.
@@ -175,8 +180,13 @@ impl Report {
         } else {
             "NOT CLEAN"
         };
+        let timed_out = if self.timed_out {
+            "; killed at its deadline"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "{verdict} ({} zombie(s), {} orphan(s) still running, {} leaked object(s))\n",
+            "{verdict} ({} zombie(s), {} orphan(s) still running, {} leaked object(s){timed_out})\n",
             self.zombies.len(),
             self.orphans.len(),
             self.leaks.len()

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The fields of `/proc/<pid>/stat` the audit uses.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcStat {
     /// Process id (field 1).
     pub pid: i32,
@@ -20,10 +20,6 @@ pub struct ProcStat {
     pub state: char,
     /// Parent process id (field 4).
     pub ppid: i32,
-    /// Process group id (field 5).
-    pub pgrp: i32,
-    /// Session id (field 6).
-    pub session: i32,
     /// Start time in clock ticks since boot (field 22): with the pid it names
     /// one process even after the pid is reused.
     pub start_time: u64,
@@ -54,8 +50,6 @@ impl ProcStat {
             comm,
             state,
             ppid: num(4)? as i32,
-            pgrp: num(5)? as i32,
-            session: num(6)? as i32,
             start_time: field(22)?.parse().map_err(|_| bad("bad start time"))?,
         })
     }
@@ -112,14 +106,6 @@ pub fn descendants(table: &BTreeMap<i32, ProcStat>, root: i32) -> BTreeSet<i32> 
         }
     }
     found
-}
-
-/// The zombies among `pids` in a snapshot.
-pub fn zombies<'a>(table: &'a BTreeMap<i32, ProcStat>, pids: &BTreeSet<i32>) -> Vec<&'a ProcStat> {
-    pids.iter()
-        .filter_map(|p| table.get(p))
-        .filter(|s| s.is_zombie())
-        .collect()
 }
 
 #[cfg(test)]

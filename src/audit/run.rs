@@ -9,7 +9,10 @@
 //!    from `/proc`, noting each process that sits as a zombie under a parent
 //!    that is not us;
 //! 4. once the command has exited, give adopted orphans a short time to end by
-//!    themselves, then kill (`SIGKILL`) and reap whatever still runs;
+//!    themselves, then kill (`SIGKILL`) and reap whatever still runs; past
+//!    the deadline, kill the whole tree. Whatever has not died
+//!    [`KILL_MARGIN`] after the first kill is given up on and named in the
+//!    notes (a process stuck in the kernel cannot be made to die);
 //! 5. diff the ledger, remove every object the tree left, and report.
 //!
 //! This function owns every child of the calling process (it waits for any
@@ -24,7 +27,11 @@ use crate::process::ExitStatus;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long the audit goes on killing and reaping, after its first kill,
+/// before it stops waiting for the tree to be gone.
+const KILL_MARGIN: Duration = Duration::from_secs(5);
 
 /// What the audit knows about one process of the tree.
 #[derive(Debug, Clone, Default)]
@@ -86,7 +93,7 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
         main_exit: None,
         timed_out: false,
     };
-    watch.follow(opts);
+    watch.follow(opts, &mut notes);
     let seconds = start.elapsed().as_secs_f64();
 
     let after = Ledger::snapshot(&sources);
@@ -180,8 +187,9 @@ struct Watch {
 }
 
 impl Watch {
-    /// Steps 3 and 4: reap and sample until the tree is empty.
-    fn follow(&mut self, opts: &Options) {
+    /// Steps 3 and 4: reap and sample until the tree is empty, or until
+    /// [`hard_stop`] (what is left then is named in `notes`).
+    fn follow(&mut self, opts: &Options, notes: &mut Vec<String>) {
         loop {
             self.reap_all();
             let table = procfs::snapshot();
@@ -201,6 +209,13 @@ impl Watch {
             }
             if past_linger || self.timed_out {
                 self.kill_all(&table, &tree);
+            }
+            let stop = hard_stop(self.main_exit.map(|(t, _)| t), opts);
+            if now.as_secs_f64() > stop {
+                notes.push(format!(
+                    "gave up at {stop:.2} s: still in the tree after SIGKILL: pid(s) {tree:?}"
+                ));
+                return;
             }
             std::thread::sleep(opts.interval);
         }
@@ -249,17 +264,28 @@ impl Watch {
         }
     }
 
+    /// `SIGKILL` to every pid of the tree, zombies included: a process whose
+    /// main thread has exited shows `Z` while its other threads still run,
+    /// and a signal to a real zombie does nothing.
+    ///
+    /// A pid counts as killed (an orphan still running) unless it is a zombie
+    /// under another parent: a zombie child of the audit that survived the
+    /// `waitpid` just before this snapshot is a main thread whose other
+    /// threads still run.
     fn kill_all(
         &mut self,
         table: &BTreeMap<i32, ProcStat>,
         tree: &std::collections::BTreeSet<i32>,
     ) {
         for pid in tree {
-            if table.get(pid).is_some_and(|s| !s.is_zombie()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            if table
+                .get(pid)
+                .is_some_and(|s| !s.is_zombie() || s.ppid == self.me)
+            {
                 self.seen.entry(*pid).or_default().killed = true;
             }
         }
@@ -317,8 +343,18 @@ impl Watch {
             adopted,
             leaks,
             notes,
+            timed_out: self.timed_out,
         }
     }
+}
+
+/// When [`Watch::follow`] stops waiting, in seconds from the start:
+/// [`KILL_MARGIN`] after the first kill, which comes at the deadline, or
+/// `linger` after the command's own exit (at `main_exit`) if that is sooner.
+fn hard_stop(main_exit: Option<f64>, opts: &Options) -> f64 {
+    let deadline = opts.deadline.as_secs_f64();
+    let first_kill = main_exit.map_or(deadline, |t| (t + opts.linger.as_secs_f64()).min(deadline));
+    first_kill + KILL_MARGIN.as_secs_f64()
 }
 
 fn shown(s: &Seen) -> String {
@@ -357,4 +393,30 @@ fn attribute(
         });
     }
     leaks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(linger: f64, deadline: f64) -> Options {
+        Options {
+            linger: Duration::from_secs_f64(linger),
+            deadline: Duration::from_secs_f64(deadline),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tree_that_will_not_die_is_given_up_on_after_the_deadline_and_a_margin() {
+        let margin = KILL_MARGIN.as_secs_f64();
+        assert_eq!(hard_stop(None, &opts(1.5, 2.0)), 2.0 + margin);
+    }
+
+    #[test]
+    fn after_the_command_exits_the_hard_stop_follows_the_linger_unless_the_deadline_is_sooner() {
+        let margin = KILL_MARGIN.as_secs_f64();
+        assert_eq!(hard_stop(Some(1.0), &opts(1.5, 600.0)), 2.5 + margin);
+        assert_eq!(hard_stop(Some(1.0), &opts(1.5, 2.0)), 2.0 + margin);
+    }
 }

@@ -163,9 +163,11 @@ pub fn python_peer_output(
     // waiting cannot fill the pipe; a peer that hangs is killed by the deadline.
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let reader = child.stdout.take().expect("piped");
-    let (status, killed) = crate::process::wait_or_kill(pid, timeout).map_err(|e| e.to_string())?;
+    let status = crate::process::ChildGuard::adopt(pid)
+        .wait_deadline(timeout)
+        .map_err(|e| format!("{script}: {e}"))?;
     std::io::Read::read_to_string(&mut { reader }, &mut out).map_err(|e| e.to_string())?;
-    if killed || !status.success() {
+    if !status.success() {
         return Err(format!("{script} {status}"));
     }
     Ok(out)

@@ -22,7 +22,7 @@ pub use fork::{ChildGuard, Fork, fork, fork_raw};
 pub use object::Process;
 pub use orphan::{Orphan, double_fork};
 pub use sigchld::SigchldIgnored;
-pub use wait::{ExitStatus, WaitOptions, wait_exit, wait_exit_timeout, wait_or_kill, wait_pid};
+pub use wait::{ExitStatus, WaitOptions, wait_exit, wait_exit_timeout, wait_pid};
 
 use nix::unistd::Pid;
 

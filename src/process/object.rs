@@ -85,7 +85,10 @@ impl Process {
     ///
     /// # Safety
     /// As [`fork`](crate::process::fork): in a multi-threaded process the
-    /// target may only call async-signal-safe functions.
+    /// target may only call async-signal-safe functions. Moreover the child
+    /// itself flushes standard output after the target, which takes stdout's
+    /// lock: in a multi-threaded process no other thread may be printing to
+    /// standard output while `start` forks, or the child can block forever.
     pub unsafe fn start(&mut self) -> Result<()> {
         let target = self.target.take().ok_or_else(|| {
             Error::invalid("start", format!("{} can only be started once", self.name))
@@ -157,9 +160,10 @@ impl Process {
     }
 
     fn send(&self, sig: Signal) -> Result<()> {
-        match &self.child {
-            Some(child) if child.status().is_none() => child.signal(sig),
-            _ => Ok(()),
+        match self.child.as_ref().map(|child| child.signal(sig)) {
+            // Not started, or already reaped: nothing to signal.
+            None | Some(Err(Error::Closed(_))) => Ok(()),
+            Some(sent) => sent,
         }
     }
 }
@@ -169,14 +173,9 @@ impl Drop for Process {
         let Some(child) = self.child.as_mut() else {
             return;
         };
-        if child.status().is_some() {
-            return;
-        }
-        if self.daemon {
-            let _ = child.signal(Signal::SIGTERM);
-            if let Ok(None) = child.wait_timeout(DAEMON_GRACE) {
-                let _ = child.signal(Signal::SIGKILL);
-            }
+        // A daemon that ignores SIGTERM is killed and reaped by wait_deadline.
+        if self.daemon && child.signal(Signal::SIGTERM).is_ok() {
+            let _ = child.wait_deadline(DAEMON_GRACE);
         }
         let _ = child.wait();
     }

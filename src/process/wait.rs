@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::sys;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 /// How a child ended (or changed state), decoded from the raw `wait` status
@@ -139,6 +140,7 @@ pub fn wait_exit_timeout(pid: Pid, timeout: Duration) -> Result<Option<ExitStatu
         ..Default::default()
     };
     let mut backoff = Duration::from_micros(50);
+    let pidfd = open_pidfd(pid);
     loop {
         if let Some(status) = wait_pid(pid, no_hang)? {
             return Ok(Some(status));
@@ -148,54 +150,51 @@ pub fn wait_exit_timeout(pid: Pid, timeout: Duration) -> Result<Option<ExitStatu
             return Ok(None);
         }
         let left = deadline - now;
-        if !sleep_until_exit(pid, left)? {
-            std::thread::sleep(backoff.min(left));
-            backoff = (backoff * 2).min(Duration::from_millis(10));
+        match &pidfd {
+            Some(fd) => sleep_until_exit(fd, pid, left)?,
+            None => {
+                std::thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(10));
+            }
         }
     }
 }
 
-/// Sleeps until `pid` exits or `left` elapses, using a pidfd. Returns false when
-/// pidfds are not available (the caller then polls).
+/// `pidfd_open(2)`: a descriptor that becomes readable when `pid` exits, or
+/// `None` where pidfds are not available (the caller then polls).
 #[cfg(target_os = "linux")]
-fn sleep_until_exit(pid: Pid, left: Duration) -> Result<bool> {
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+fn open_pidfd(pid: Pid) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {
-        return Ok(false);
+        return None;
     }
     // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_pidfd(_pid: Pid) -> Option<OwnedFd> {
+    None
+}
+
+/// Sleeps until the process of `fd` (a pidfd of `pid`) exits or `left` elapses.
+fn sleep_until_exit(fd: &OwnedFd, pid: Pid, left: Duration) -> Result<()> {
+    use std::os::fd::AsFd;
     let mut fds = [nix::poll::PollFd::new(
         fd.as_fd(),
         nix::poll::PollFlags::POLLIN,
     )];
     let ms = left.as_millis().clamp(1, u16::MAX as u128) as u16;
     match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
-        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(true),
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
         Err(e) => Err(sys::errno_error(
             "poll",
             format!("pidfd of {pid}"),
             e as i32,
         )),
     }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn sleep_until_exit(_pid: Pid, _left: Duration) -> Result<bool> {
-    Ok(false)
-}
-
-/// Waits for the child to exit; kills it with `SIGKILL` if it has not exited by
-/// the deadline, then reaps it. Never leaves a zombie. Returns the status and
-/// whether the deadline forced a kill.
-pub fn wait_or_kill(pid: Pid, timeout: Duration) -> Result<(ExitStatus, bool)> {
-    if let Some(status) = wait_exit_timeout(pid, timeout)? {
-        return Ok((status, false));
-    }
-    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-    Ok((wait_exit(pid)?, true))
 }
 
 /// Convenience for error messages: a `Timeout` naming the child.

@@ -78,8 +78,16 @@ pub fn audited(id: &str, args: &[&str]) -> Audited {
 
 /// Runs any command under the audit (a 120 s deadline for the whole tree).
 pub fn audited_cmd(cmd: &[&str]) -> Audited {
+    audited_cmd_with(&[], cmd)
+}
+
+/// Runs any command under the audit with extra options for `ipckit audit`
+/// (such as `--no-isolate`).
+pub fn audited_cmd_with(audit_args: &[&str], cmd: &[&str]) -> Audited {
     let out = Command::new(ipckit())
-        .args(["audit", "--format", "json", "--timeout", "120", "--"])
+        .args(["audit", "--format", "json", "--timeout", "120"])
+        .args(audit_args)
+        .arg("--")
         .args(cmd)
         .output()
         .expect("run ipckit audit");
