@@ -466,9 +466,12 @@ fn zombies(spec: &Spec, run: &Run) -> Judgement {
         0
     };
     match spec.reaping.kernel {
-        Rule::Require if !o.traced => {
+        // Untraced, who reaped a child cannot be told; zombies seen in /proc
+        // still fail below.
+        Rule::Require if !o.traced && problems.is_empty() => {
             return skip(format!("who reaped each child cannot be told without the trace ({})", o.untraced_reason.as_deref().unwrap_or("untraced")));
         }
+        Rule::Require if !o.traced => {}
         Rule::Require => {
             for (pid, f) in &fates {
                 if *f == Fate::ReapedByParent {
@@ -746,6 +749,21 @@ mod tests {
             detail.contains("child 11 exited at 0.20 s but its parent 10 never waited"),
             "{detail}"
         );
+    }
+
+    #[test]
+    fn an_untraced_zombie_fails_even_when_kernel_reaping_is_required() {
+        let mut z = proc(11, 10, 0.2);
+        z.seen_zombie = Some((10, 0.4));
+        let mut run = run_with(vec![z], "");
+        run.outcome.traced = false;
+        let required = spec("[reaping]\nkernel = \"require\"");
+        let (status, detail) = zombies(&required, &run);
+        assert_eq!(status, Status::Fail, "{detail}");
+        assert!(detail.contains("child 11 was a zombie"), "{detail}");
+        let mut clean = run_with(vec![proc(11, 10, 0.2)], "");
+        clean.outcome.traced = false;
+        assert_eq!(zombies(&required, &clean).0, Status::Skip);
     }
 
     #[test]
