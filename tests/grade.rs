@@ -614,6 +614,16 @@ fn grade_errors_exit_2_with_a_reason() {
         "{:#}",
         g.json
     );
+    for bad in ["-1", "nan", "inf", "1e300", "0"] {
+        let flag = format!("--timeout={bad}");
+        let g = grade("fork-basic", &[&flag], &["/bin/true"]);
+        assert_eq!((g.verdict(), g.code), ("error", 2), "{flag}");
+        let e = g.json["error"].as_str().unwrap();
+        assert!(
+            e.contains("--timeout") && e.contains("(0, 3600]"),
+            "{flag}: {e}"
+        );
+    }
     let dir = std::env::temp_dir().join(format!("ipckit-grade-spec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let spec = dir.join("fork-basic.toml");
