@@ -90,8 +90,9 @@ fn combine<'a>(name: &str, results: impl Iterator<Item = (&'a Run, Judgement)>) 
             })
             .collect()
     };
-    let (status, details) = if !pick(Status::Fail).is_empty() {
-        (Status::Fail, pick(Status::Fail))
+    let fails = pick(Status::Fail);
+    let (status, details) = if !fails.is_empty() {
+        (Status::Fail, fails)
     } else if pick(Status::Pass).is_empty() {
         (
             Status::Skip,
@@ -195,27 +196,21 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
     if o.pi {
         check_pi(run, text, &mut problems, &mut notes);
     }
-    if run.outcome.stdout.truncated {
-        notes.push(format!(
+    let truncated = run.outcome.stdout.truncated.then(|| {
+        format!(
             "output truncated: {} bytes written, the first {} kept",
             run.outcome.stdout.bytes,
             run.outcome.stdout.text.len()
-        ));
-    }
+        )
+    });
     if problems.is_empty() {
         let mut d = vec![format!("{} line(s) as expected", lines.len())];
         d.extend(notes);
+        d.extend(truncated);
         pass(d.join("; "))
     } else {
-        if run.outcome.stdout.truncated {
-            problems.insert(
-                0,
-                format!(
-                    "output truncated: {} bytes written, the first {} kept",
-                    run.outcome.stdout.bytes,
-                    run.outcome.stdout.text.len()
-                ),
-            );
+        if let Some(t) = truncated {
+            problems.insert(0, t);
         }
         if lines.is_empty() && !run.outcome.stderr.text.is_empty() {
             problems.push(format!(

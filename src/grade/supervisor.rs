@@ -168,7 +168,7 @@ pub fn run_supervised(req: &Request) -> Result<Outcome> {
         drop(guard); // kills and reaps the supervisor; its tracees die with it (EXITKILL)
         return Err(Error::Timeout {
             what: "the supervisor".into(),
-            after: std::time::Duration::from_secs_f64(limit),
+            after: std::time::Duration::try_from_secs_f64(limit).unwrap_or_default(),
         });
     }
     let bytes = reader.join().unwrap_or_default();
@@ -222,7 +222,7 @@ mod linux {
     use nix::sys::signal::{SigSet, Signal};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use std::ffi::CString;
-    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::process::CommandExt;
     use std::path::PathBuf;
     use std::time::Instant;
@@ -777,10 +777,5 @@ mod linux {
                 }
             }
         }
-    }
-
-    #[allow(dead_code)]
-    fn raw(fd: &OwnedFd) -> i32 {
-        fd.as_raw_fd()
     }
 }
