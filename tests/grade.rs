@@ -5,9 +5,13 @@
 //!
 //! Every grade runs through the `ipckit` binary (the supervisor forks, traces
 //! and waits for any child: never inside this multi-threaded test binary).
+//! Linux only: the clean-up is read from `/proc` and `/sys/fs/cgroup`.
+
+#![cfg(target_os = "linux")]
 
 mod common;
 
+use ipckit::audit::procfs;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -178,40 +182,26 @@ fn grade_by(mut grader: Command, id: &str, extra: &[&str], cmd: &[&str]) -> Grad
 /// own, so "a test" is any process running this test binary. A port's escaped
 /// process would have been adopted by init or a subreaper, never by a test.
 fn assert_machine_clean(marker: &str) {
-    let cmdline = |pid: i32| {
-        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        String::from_utf8_lossy(&raw).replace('\0', " ")
-    };
-    let ppid = |pid: i32| -> i32 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0)
-    };
+    let table = procfs::snapshot();
     let this_binary = std::env::current_exe().ok();
     let is_test = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok() == this_binary;
     let supervised = |mut pid: i32| {
         while pid > 1 {
-            pid = ppid(pid);
-            if is_test(pid) || cmdline(pid).contains("__supervise") {
+            pid = table.get(&pid).map_or(0, |s| s.ppid);
+            if is_test(pid) || procfs::cmdline(pid).contains("__supervise") {
                 return true;
             }
         }
         false
     };
-    let mut stray = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let line = cmdline(pid);
-        if line.contains(marker) && !line.contains(" grade ") && !supervised(pid) {
-            stray.push(format!("{pid}: {line}"));
-        }
-    }
+    let stray: Vec<String> = table
+        .keys()
+        .filter_map(|&pid| {
+            let line = procfs::cmdline(pid);
+            (line.contains(marker) && !line.contains(" grade ") && !supervised(pid))
+                .then(|| format!("{pid}: {line}"))
+        })
+        .collect();
     assert!(
         stray.is_empty(),
         "processes of {marker} left running: {stray:?}"
@@ -305,17 +295,22 @@ fn every_good_port_in_the_folder_passes_with_dir() {
     ] {
         assert!(ids.contains(&id), "{id} not graded: {ids:?}");
     }
-    assert_eq!(
-        ids.iter().filter(|i| **i == "pi-pipe").count(),
-        2,
-        "pi-pipe.py and pi-pipe.c"
-    );
+    // Two ports of one exercise built on parallel threads must not share
+    // an output file.
+    for (id, ports) in [
+        ("pi-pipe", "pi-pipe.py and pi-pipe.c"),
+        ("fork-isolation", "fork-isolation.rs and fork-isolation.c"),
+    ] {
+        assert_eq!(ids.iter().filter(|i| **i == id).count(), 2, "{ports}");
+    }
     for g in grades {
         assert_eq!(g["verdict"], "pass", "{g:#}");
         assert!(checks_with(g, "fail").is_empty());
     }
     assert_eq!(out.status.code(), Some(0));
     assert_machine_clean(&fixture("good/"));
+    // Compiled ports run from the grader's build folder.
+    assert_machine_clean(&format!("{}/ipckit-build-", std::env::temp_dir().display()));
 }
 
 #[test]
@@ -614,6 +609,16 @@ fn grade_errors_exit_2_with_a_reason() {
         "{:#}",
         g.json
     );
+    for bad in ["-1", "nan", "inf", "1e300", "0"] {
+        let flag = format!("--timeout={bad}");
+        let g = grade("fork-basic", &[&flag], &["/bin/true"]);
+        assert_eq!((g.verdict(), g.code), ("error", 2), "{flag}");
+        let e = g.json["error"].as_str().unwrap();
+        assert!(
+            e.contains("--timeout") && e.contains("(0, 3600]"),
+            "{flag}: {e}"
+        );
+    }
     let dir = std::env::temp_dir().join(format!("ipckit-grade-spec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let spec = dir.join("fork-basic.toml");

@@ -193,12 +193,13 @@ impl Tree {
 }
 
 /// The command line of a live process, for reports (empty if unreadable).
-fn command_of(pid: i32) -> String {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    String::from_utf8_lossy(&raw)
-        .replace('\0', " ")
-        .trim()
-        .to_string()
+#[cfg(target_os = "linux")]
+use crate::audit::procfs::cmdline as command_of;
+
+/// The command line of a live process: unknown off Linux.
+#[cfg(not(target_os = "linux"))]
+fn command_of(_pid: i32) -> String {
+    String::new()
 }
 
 #[cfg(test)]

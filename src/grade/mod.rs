@@ -195,8 +195,13 @@ fn runs(spec: &Spec, argv: &[String], opts: &Options) -> Result<Vec<checks::Run>
         })
         .collect();
     let time_limit = opts.time_limit.unwrap_or(spec.time_limit);
+    spec::check_seconds(time_limit).map_err(|why| crate::Error::invalid("--timeout", why))?;
     let mut limits = opts.limits.clone();
-    limits.cpu_seconds = limits.cpu_seconds.min(time_limit.ceil() as u64 * 2 + 1);
+    // `as` saturates a float; the arithmetic saturates too.
+    let cpu = (time_limit.ceil() as u64)
+        .saturating_mul(2)
+        .saturating_add(1);
+    limits.cpu_seconds = limits.cpu_seconds.min(cpu);
     spec.runs
         .iter()
         .map(|run| {

@@ -7,15 +7,18 @@
 //!    `rustc -O`), an executable file `ID`, or a cargo crate directory `ID`
 //!    with a binary of that name (`cargo build --release`);
 //! 2. [`Port::command`] builds what needs building into a scratch directory
-//!    and returns the command to grade; a build failure is an `error` grade
-//!    with the compiler's message;
+//!    and returns the command to grade; a build failure (or a build still
+//!    running after [`BUILD_TIMEOUT`]) is an `error` grade with the
+//!    compiler's message;
 //! 3. [`grade_all`] grades the ports on as many threads as there are cores
 //!    (each grade runs its own supervisor processes).
 
 use super::{Grade, Options, spec};
 use crate::error::{Error, Result};
+use crate::process::ExitStatus;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// How a port is made runnable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +94,7 @@ impl Port {
             .canonicalize()
             .map_err(|e| Error::io(self.path.display().to_string(), e))?;
         let s = |p: &Path| p.to_string_lossy().into_owned();
-        let out = build.join(&self.id);
+        let out = self.output(build);
         match self.kind {
             Kind::Python => Ok(vec!["python3".into(), s(&src)]),
             Kind::Executable => Ok(vec![s(&src)]),
@@ -130,23 +133,58 @@ impl Port {
             }
         }
     }
+
+    /// Where a source port is built: named after its source file
+    /// (`pi-pipe.c` -> `build/pi-pipe-c`), so that a `.c` and an `.rs` port
+    /// of one exercise, built on parallel threads, never share a file.
+    fn output(&self, build: &Path) -> PathBuf {
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        build.join(name.replace('.', "-"))
+    }
 }
 
+/// How long one build may take before it is killed and reported as a
+/// build failure.
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs a build command in a process group of its own, at most
+/// [`BUILD_TIMEOUT`]; a failure or a timeout is an error naming `what`.
 fn compile(cmd: &mut Command, what: &Path) -> Result<()> {
-    let out = cmd
-        .output()
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| Error::io(format!("building {}", what.display()), e))?;
-    if out.status.success() {
-        return Ok(());
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut guard = crate::process::ChildGuard::adopt(pid);
+    let mut err = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = guard.wait_timeout(BUILD_TIMEOUT)?;
+    if status.is_none() {
+        // The compiler's own children (cc1, ld, rustc) are in its group.
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
     }
-    let msg = String::from_utf8_lossy(&out.stderr);
+    drop(guard); // reaps the build command if it was killed
+    let stderr = reader.join().unwrap_or_default();
+    let why = match status {
+        Some(ExitStatus::Exited(0)) => return Ok(()),
+        Some(_) => {
+            let msg = String::from_utf8_lossy(&stderr);
+            msg.lines().take(5).collect::<Vec<_>>().join(" | ")
+        }
+        None => format!("the build was killed after {} s", BUILD_TIMEOUT.as_secs()),
+    };
     Err(Error::invalid(
         "port",
-        format!(
-            "{} does not build: {}",
-            what.display(),
-            msg.lines().take(5).collect::<Vec<_>>().join(" | ")
-        ),
+        format!("{} does not build: {why}", what.display()),
     ))
 }
 
@@ -207,4 +245,23 @@ pub fn grade_dir(dir: &Path, opts: &Options) -> Result<Vec<Grade>> {
     });
     let _ = std::fs::remove_dir_all(&build);
     Ok(grades)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_ports_of_one_exercise_build_to_different_files() {
+        let port = |file: &str, kind| Port {
+            id: "pi-pipe".into(),
+            path: PathBuf::from("ports").join(file),
+            kind,
+        };
+        let build = Path::new("/tmp/b");
+        let c = port("pi-pipe.c", Kind::C).output(build);
+        let rs = port("pi-pipe.rs", Kind::Rust).output(build);
+        assert_ne!(c, rs);
+        assert_eq!(c, build.join("pi-pipe-c"));
+    }
 }

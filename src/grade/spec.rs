@@ -313,6 +313,17 @@ pub fn parse(file: &str, text: &str) -> Result<Spec> {
     Ok(spec)
 }
 
+/// Checks a duration in seconds (a spec's `time_limit` or `linger`, or the
+/// `--timeout` override): it must be a number in (0, 3600]. The error is a
+/// sentence to show after the key's name.
+pub fn check_seconds(v: f64) -> std::result::Result<(), String> {
+    if v.is_finite() && v > 0.0 && v <= 3600.0 {
+        Ok(())
+    } else {
+        Err(format!("{v} must be a number of seconds in (0, 3600]"))
+    }
+}
+
 fn validate(file: &str, spec: &Spec) -> Result<()> {
     let bad = |key: &str, why: String| {
         Error::invalid("exercise spec", format!("{file}: key `{key}`: {why}"))
@@ -327,12 +338,7 @@ fn validate(file: &str, spec: &Spec) -> Result<()> {
         ));
     }
     for (key, v) in [("time_limit", spec.time_limit), ("linger", spec.linger)] {
-        if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
-            return Err(bad(
-                key,
-                format!("{v} must be a number of seconds in (0, 3600]"),
-            ));
-        }
+        check_seconds(v).map_err(|why| bad(key, why))?;
     }
     let out = &spec.output;
     let regexes = out
@@ -353,6 +359,12 @@ fn validate(file: &str, spec: &Spec) -> Result<()> {
                 format!("{:?}: give count or min, not both", m.regex),
             ));
         }
+    }
+    if out.agree.iter().any(Vec::is_empty) {
+        return Err(bad(
+            "output.agree",
+            "a group is empty: name at least one capture in each group".into(),
+        ));
     }
     for name in out.agree.iter().flatten().chain(&out.pids) {
         if !names.contains(name) {
@@ -460,5 +472,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("capture named \"x\""), "{e}");
+    }
+
+    #[test]
+    fn an_empty_agree_group_is_refused() {
+        let e = parse(
+            "a.toml",
+            "id = \"a\"\nsummary = \"s\"\n[output]\nagree = [[]]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("output.agree") && e.contains("empty"), "{e}");
     }
 }
