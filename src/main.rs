@@ -74,9 +74,10 @@ enum Command {
         /// Use this spec file instead of the built-in one.
         #[arg(long)]
         spec: Option<std::path::PathBuf>,
-        /// Override the spec's time limit (seconds per run).
-        #[arg(long, value_parser = seconds, allow_negative_numbers = true)]
-        timeout: Option<Duration>,
+        /// Override the spec's time limit (seconds per run; checked like the
+        /// spec's `time_limit`, and a bad value is an error grade).
+        #[arg(long, allow_negative_numbers = true)]
+        timeout: Option<f64>,
         /// Do not trace system calls (the mechanism check is then skipped).
         #[arg(long)]
         no_trace: bool,
@@ -201,7 +202,7 @@ fn main() -> ExitCode {
         } => {
             let opts = ipckit::grade::Options {
                 trace: !no_trace,
-                time_limit: timeout.map(|d| d.as_secs_f64()),
+                time_limit: timeout,
                 ..Default::default()
             };
             let job = GradeJob {

@@ -228,21 +228,9 @@ fn a_bad_number_of_seconds_is_exit_2_with_a_message_not_a_panic() {
             "{args:?}: {stderr}"
         );
     }
-    let out = std::process::Command::new(ipckit())
-        .args([
-            "grade",
-            "--exercise",
-            "pi-fork",
-            "--timeout",
-            "-1",
-            "--",
-            "true",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("must be above zero"), "{stderr}");
+    // `grade --timeout` is checked by the grader itself, like a spec's
+    // `time_limit`, so that a bad value is an error grade in the format asked
+    // for (tests/grade.rs).
 }
 
 #[test]

@@ -23,6 +23,9 @@ fn csp_parallel_prints_both_exits_then_terminating_in_about_one_sleep() {
 }
 
 #[test]
+/// Cleanup (every process reaped) is proven by the audited `csp-parallel` run
+/// above, which uses `Parallel`: here other tests fork from this process at
+/// the same time, so its children cannot be told apart from theirs.
 fn parallel_waits_for_every_process_and_reports_each_status() {
     let t = Instant::now();
     let parallel = Parallel::new()
@@ -49,16 +52,4 @@ fn parallel_waits_for_every_process_and_reports_each_status() {
         elapsed < Duration::from_millis(300),
         "ran one after another: {elapsed:?}"
     );
-    // Every process was reaped: no fork of this test binary (same `comm`) is
-    // left as our child, alive or zombie.
-    #[cfg(target_os = "linux")]
-    {
-        let table = ipckit::audit::procfs::snapshot();
-        let me = &table[&(std::process::id() as i32)];
-        let left: Vec<_> = table
-            .values()
-            .filter(|p| p.ppid == me.pid && p.comm == me.comm)
-            .collect();
-        assert!(left.is_empty(), "Parallel left children behind: {left:?}");
-    }
 }
