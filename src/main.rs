@@ -1,6 +1,7 @@
 //! The `ipckit` command line. Its command forms are a contract (DESIGN.md):
 //! `exercises`, `run ID [ARGS]`, `audit [--format text|json] -- CMD...`,
 //! `grade --exercise ID [--format ...] [--out FILE] -- CMD...`, `grade --dir DIR`,
+//! `grade --spec FILE [--exercise ID] -- CMD...`, `spec check FILE...`,
 //! `demo`, `bench`. The hidden `__supervise` is the grader's supervisor process and
 //! `__internal` runs the Manager's server and the test drivers.
 
@@ -57,13 +58,13 @@ enum Command {
     /// output, exit, time, zombies, orphans, leaks, mechanism.
     /// Exit 0 when every check passed, 1 when one failed, 2 when the grade
     /// could not run.
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["exercise", "dir"])))]
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["exercise", "dir", "spec"])))]
     Grade {
         /// The exercise the port implements (see `ipckit exercises`).
         #[arg(long)]
         exercise: Option<String>,
         /// Grade every port in this folder (files named after exercise IDs).
-        #[arg(long, conflicts_with = "exercise")]
+        #[arg(long, conflicts_with_all = ["exercise", "spec"])]
         dir: Option<std::path::PathBuf>,
         /// Report format.
         #[arg(long, value_enum, default_value_t = GradeFormat::Text)]
@@ -71,7 +72,8 @@ enum Command {
         /// Write the report to this file instead of standard output.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
-        /// Use this spec file instead of the built-in one.
+        /// Grade with this spec file (a teacher's own, docs/specs.md); with
+        /// `--exercise` too, the spec's id must be that exercise.
         #[arg(long)]
         spec: Option<std::path::PathBuf>,
         /// Override the spec's time limit (seconds per run; checked like the
@@ -84,6 +86,12 @@ enum Command {
         /// The port's command and its arguments.
         #[arg(last = true)]
         cmd: Vec<String>,
+    },
+    /// Works with spec files (docs/specs.md).
+    Spec {
+        /// What to do.
+        #[command(subcommand)]
+        action: SpecAction,
     },
     /// Grades the kit's own reference programs and prints the table.
     Demo,
@@ -105,6 +113,41 @@ enum Command {
     /// The grader's supervisor (internal: JSON request on stdin).
     #[command(name = "__supervise", hide = true)]
     Supervise,
+}
+
+#[derive(Subcommand)]
+enum SpecAction {
+    /// Validates spec files without running anything: exit 0 and one line
+    /// each when every one is valid, 2 and every problem (with its key)
+    /// when one is not.
+    Check {
+        /// The spec files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+/// `ipckit spec check FILE...`.
+fn spec_check(files: &[std::path::PathBuf]) -> ipckit::Result<i32> {
+    use ipckit::grade::spec;
+    let mut code = 0;
+    for file in files {
+        let name = file.display().to_string();
+        let checked = spec::read_file(file)
+            .map_err(|e| vec![spec::Problem::new("", e.to_string())])
+            .and_then(|text| spec::check(&name, &text));
+        match checked {
+            Ok(s) => println!("{name}: valid spec {:?}: {} run(s)", s.id, s.runs.len()),
+            Err(problems) => {
+                code = 2;
+                eprintln!("{name}: {} problem(s):", problems.len());
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+            }
+        }
+    }
+    Ok(code)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -213,6 +256,9 @@ fn main() -> ExitCode {
             };
             grade(job, &opts, format.into(), out.as_deref())
         }
+        Command::Spec {
+            action: SpecAction::Check { files },
+        } => spec_check(&files),
         Command::Demo => demo::run(),
         Command::Bench { which } => bench(which),
         Command::Internal { name, args } => programs::internal::run(&name, &args),
@@ -260,6 +306,17 @@ struct GradeJob {
     cmd: Vec<String>,
 }
 
+/// What a grade that could not start is called: the exercise, else the
+/// spec file's name.
+fn job_name(job: &GradeJob) -> String {
+    let file = job.spec.as_deref().and_then(|p| p.file_stem());
+    match (&job.exercise, file) {
+        (Some(id), _) => id.clone(),
+        (None, Some(stem)) => stem.to_string_lossy().into_owned(),
+        (None, None) => "spec".into(),
+    }
+}
+
 fn grade(
     job: GradeJob,
     opts: &ipckit::grade::Options,
@@ -272,18 +329,13 @@ fn grade(
             Ok(g) => (g, true),
             Err(e) => (vec![Grade::error(&dir.display().to_string(), e)], true),
         },
-        (None, Some(id)) => {
-            let spec = match &job.spec {
-                Some(path) => grade::spec::load(path),
-                None => grade::spec::builtin(id),
-            };
-            let g = match spec {
+        (None, _) => {
+            let g = match grade::spec::resolve(job.exercise.as_deref(), job.spec.as_deref()) {
                 Ok(spec) => grade::grade(&spec, &job.cmd, opts),
-                Err(e) => Grade::error(id, e),
+                Err(e) => Grade::error(&job_name(&job), e),
             };
             (vec![g], false)
         }
-        (None, None) => unreachable!("clap requires --exercise or --dir"),
     };
     let colour = out.is_none() && report::colour_wanted();
     let text = report::render(&grades, format, several, colour);

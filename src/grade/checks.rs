@@ -16,8 +16,10 @@ use regex::Regex;
 use std::collections::BTreeMap;
 
 /// One finished run: its arguments and outcome.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Run {
+    /// Which `[[run]]` of the spec this is (its expected exit status and values).
+    pub index: usize,
     /// The arguments the port got.
     pub args: Vec<String>,
     /// What happened.
@@ -27,7 +29,7 @@ pub struct Run {
 impl Run {
     fn label(&self) -> String {
         if self.args.is_empty() {
-            "run".into()
+            format!("run {}", self.index + 1)
         } else {
             format!("run `{}`", self.args.join(" "))
         }
@@ -131,6 +133,7 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
         || !o.order.is_empty()
         || !o.unordered.is_empty()
         || !o.forbid.is_empty()
+        || !o.number.is_empty()
         || o.pi;
     if !rules {
         return skip("the exercise has no output rule");
@@ -196,6 +199,7 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
     if o.pi {
         check_pi(run, text, &mut problems, &mut notes);
     }
+    super::numbers::check(spec, run, text, &mut problems, &mut notes);
     let truncated = run.outcome.stdout.truncated.then(|| {
         format!(
             "output truncated: {} bytes written, the first {} kept",
@@ -332,10 +336,12 @@ fn exit(spec: &Spec, run: &Run) -> Judgement {
             o.time_limit,
             o.exit.map_or("not seen".into(), |s| s.to_string())
         )),
-        Some(ExitStatus::Exited(c)) if c == spec.exit => pass(format!("exited with status {c}")),
+        Some(ExitStatus::Exited(c)) if c == spec.expected_exit(run.index) => {
+            pass(format!("exited with status {c}"))
+        }
         Some(s) => fail(format!(
             "the main process {s}; expected exit status {}",
-            spec.exit
+            spec.expected_exit(run.index)
         )),
         None => fail("the main process's end was not seen".to_string()),
     }
@@ -718,6 +724,7 @@ mod tests {
             tree.procs.insert(c.pid, c);
         }
         Run {
+            index: 0,
             args: vec![],
             outcome: Outcome {
                 exit: Some(ExitStatus::Exited(0)),

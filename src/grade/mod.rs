@@ -22,6 +22,7 @@
 mod cgroup;
 pub mod checks;
 pub mod evidence;
+pub mod numbers;
 pub mod ports;
 pub mod report;
 pub mod spec;
@@ -204,7 +205,8 @@ fn runs(spec: &Spec, argv: &[String], opts: &Options) -> Result<Vec<checks::Run>
     limits.cpu_seconds = limits.cpu_seconds.min(cpu);
     spec.runs
         .iter()
-        .map(|run| {
+        .enumerate()
+        .map(|(index, run)| {
             let mut full = argv.clone();
             full.extend(run.args.iter().cloned());
             let req = Request {
@@ -216,9 +218,12 @@ fn runs(spec: &Spec, argv: &[String], opts: &Options) -> Result<Vec<checks::Run>
                 trace: opts.trace,
                 isolate: opts.isolate,
                 output_cap: opts.output_cap,
+                stdin: run.stdin.clone(),
+                env: run.env.clone(),
             };
             let outcome = supervisor::run_supervised(&req)?;
             Ok(checks::Run {
+                index,
                 args: run.args.clone(),
                 outcome,
             })

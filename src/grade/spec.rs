@@ -20,13 +20,40 @@
 //!    at least have done, and what the tree may do at most (`[mechanism.max]`).
 //!
 //! Specs are validated when loaded: every error names the file, the key and
-//! the problem.
+//! the problem, and every problem of a spec is listed at once ([`check`];
+//! `ipckit spec check FILE`). Unknown keys are refused with the nearest known
+//! key as a suggestion.
+//!
+//! A teacher's own spec (`ipckit grade --spec FILE`, docs/specs.md) uses the
+//! same keys, plus, per `[[run]]`: `stdin` (the text on the port's standard
+//! input), `env` (environment variables), `exit` (the expected exit status)
+//! and `expect` (the expected values of `[[output.number]]` rules, see
+//! [`super::numbers`]).
+//!
+//! Specs are input too: a spec file must be a regular file of at most
+//! [`MAX_SPEC_BYTES`] (a FIFO is refused before it is opened, and it is opened
+//! with `O_NONBLOCK`); exit statuses are in 0..=255; a `pi` rule's n is at most
+//! [`MAX_PI_N`], so that computing the expected value takes well under a
+//! second; a run's standard input is at most [`MAX_STDIN_BYTES`]; there are at
+//! most [`MAX_RUNS`] runs.
 
+use super::numbers::{self, NumberRule};
 use crate::error::{Error, Result};
 use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// The largest n a `pi` rule accepts: the grader computes `pi::serial(n)`
+/// itself for every run (about 0.1 s at this n in a release build), so a
+/// spec cannot make it spin.
+pub const MAX_PI_N: u64 = 100_000_000;
+/// The largest spec file read, bytes.
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+/// The largest `stdin` text of one run, bytes.
+pub const MAX_STDIN_BYTES: usize = 1 << 20;
+/// The most `[[run]]` tables a spec may have.
+pub const MAX_RUNS: usize = 100;
 
 /// Every evidence counter a `[mechanism]` table may name, with what it counts.
 pub const COUNTERS: &[(&str, &str)] = &[
@@ -94,13 +121,16 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
 ];
 
-/// One exercise spec (`fixtures/exercises/ID.toml`).
+/// One exercise spec (`fixtures/exercises/ID.toml`). Unknown keys are
+/// refused by [`parse`] (every one of them, with a suggestion).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Spec {
-    /// The exercise ID; must match the file name.
+    /// The exercise ID; must match the file name. (Required: a missing `id`
+    /// or `summary` is reported by [`check`] with every other problem.)
+    #[serde(default)]
     pub id: String,
     /// One line on what the port must do.
+    #[serde(default)]
     pub summary: String,
     /// Wall-clock limit of one run, in seconds.
     #[serde(default = "default_time_limit")]
@@ -108,7 +138,8 @@ pub struct Spec {
     /// How long adopted orphans may keep running after the main process exits.
     #[serde(default = "default_linger")]
     pub linger: f64,
-    /// The exit status the main process must end with.
+    /// The exit status the main process must end with (0..=255; a run's own
+    /// `exit` overrides it, see [`Spec::expected_exit`]).
     #[serde(default)]
     pub exit: i32,
     /// The runs (default: one run without arguments).
@@ -125,20 +156,46 @@ pub struct Spec {
     pub mechanism: MechanismSpec,
 }
 
+impl Spec {
+    /// The exit status run `index` (of [`Spec::runs`]) must end with: the
+    /// run's own `exit`, else the spec's.
+    pub fn expected_exit(&self, index: usize) -> i32 {
+        self.runs
+            .get(index)
+            .and_then(|r| r.exit)
+            .unwrap_or(self.exit)
+    }
+}
+
 /// One run of the port.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RunSpec {
     /// The arguments after the port's command (`pi-*`: n first).
     #[serde(default)]
     pub args: Vec<String>,
+    /// The text given on the port's standard input (default: none, the
+    /// port reads end of file from `/dev/null`).
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Environment variables set for this run, on top of the grader's own.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The exit status this run must end with (default: the spec's `exit`).
+    #[serde(default)]
+    pub exit: Option<i32>,
+    /// The expected value of each named `[[output.number]]` rule in this run.
+    #[serde(default)]
+    pub expect: BTreeMap<String, f64>,
 }
 
 /// How standard output is judged. Lines are compared without trailing
 /// whitespace; regexes use the `regex` crate's syntax.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OutputSpec {
+    /// Numbers the output must hold, each within a tolerance
+    /// (`[[output.number]]`, judged by [`super::numbers`]).
+    #[serde(default)]
+    pub number: Vec<NumberRule>,
     /// The whole output must be exactly these lines, in this order.
     pub lines: Option<Vec<String>>,
     /// Regexes that lines must match.
@@ -167,7 +224,6 @@ pub struct OutputSpec {
 
 /// A regex some lines must match.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MatchRule {
     /// The regex (named groups become captures).
     pub regex: String,
@@ -192,7 +248,6 @@ pub enum Rule {
 
 /// Reaping rules.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ReapingSpec {
     /// Children reaped by the kernel because their parent ignored `SIGCHLD`.
     #[serde(default)]
@@ -204,7 +259,6 @@ pub struct ReapingSpec {
 
 /// Mechanism evidence: counters from [`COUNTERS`].
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MechanismSpec {
     /// What the rule checks, in words, for the report.
     #[serde(default)]
@@ -291,26 +345,294 @@ pub fn builtin(id: &str) -> Result<Spec> {
     parse(&format!("fixtures/exercises/{id}.toml"), text)
 }
 
-/// Loads and validates a spec file (for `--spec FILE`).
+/// The spec `ipckit grade` grades with: the file given with `--spec`, else
+/// the built-in spec of `--exercise`. When both are given they must agree
+/// (the file's `id` is the exercise): a mismatch is an error, never a silent
+/// choice of one of them.
+pub fn resolve(exercise: Option<&str>, file: Option<&Path>) -> Result<Spec> {
+    match (exercise, file) {
+        (None, None) => Err(Error::invalid(
+            "exercise",
+            "give --exercise ID (a built-in spec) or --spec FILE (your own)",
+        )),
+        (Some(id), None) => builtin(id),
+        (exercise, Some(path)) => {
+            let spec = load(path)?;
+            match exercise {
+                Some(id) if id != spec.id => Err(Error::invalid(
+                    "--exercise",
+                    format!(
+                        "--exercise {id} does not agree with --spec {}, whose id is {:?}; \
+                         give the spec alone, or the exercise it is for",
+                        path.display(),
+                        spec.id
+                    ),
+                )),
+                _ => Ok(spec),
+            }
+        }
+    }
+}
+
+/// Loads and validates a spec file (for `--spec FILE`); see [`read_file`].
 pub fn load(path: &Path) -> Result<Spec> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading spec {}", path.display()), e))?;
+    let text = read_file(path)?;
     parse(&path.display().to_string(), &text)
 }
 
-/// Parses and validates spec text; `file` names it in errors.
-pub fn parse(file: &str, text: &str) -> Result<Spec> {
-    let mut spec: Spec = toml::from_str(text).map_err(|e| {
-        Error::invalid(
-            "exercise spec",
-            format!("{file}: {}", e.to_string().trim_end()),
-        )
-    })?;
-    if spec.runs.is_empty() {
-        spec.runs.push(RunSpec::default());
+/// Reads a spec file. It must be a regular file (a FIFO, a device or a
+/// folder is refused after stat(2), before open(2), so it can never block)
+/// of at most [`MAX_SPEC_BYTES`]. As a belt, the file is opened with
+/// `O_NONBLOCK` (open(2)) and checked again on the open descriptor
+/// (fstat(2)), in case the path was swapped in between.
+pub fn read_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.display().to_string();
+    let regular = |meta: &std::fs::Metadata| -> Result<()> {
+        if !meta.is_file() {
+            return Err(Error::invalid(
+                "spec file",
+                format!(
+                    "{name} is not a regular file ({}); give a .toml file",
+                    kind(meta)
+                ),
+            ));
+        }
+        if meta.len() > MAX_SPEC_BYTES {
+            return Err(Error::invalid(
+                "spec file",
+                format!(
+                    "{name} has {} bytes; a spec is at most {MAX_SPEC_BYTES}",
+                    meta.len()
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("spec {name}"), e))?;
+    regular(&meta)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening spec {name}"), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("spec {name}"), e))?;
+    regular(&meta)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("reading spec {name}"), e))?;
+    String::from_utf8(bytes)
+        .map_err(|_| Error::invalid("spec file", format!("{name} is not UTF-8 text")))
+}
+
+/// What kind of file a metadata describes, in words.
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a plain file"
     }
-    validate(file, &spec)?;
-    Ok(spec)
+}
+
+/// One problem of a spec: the key it concerns (`run[1].exit`; empty for the
+/// whole file) and what is wrong, with what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key path, as in docs/specs.md (`output.number[0].tolerance`).
+    pub key: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl Problem {
+    /// A problem of `key`.
+    pub fn new(key: impl Into<String>, why: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.why)
+        } else {
+            write!(f, "key `{}`: {}", self.key, self.why)
+        }
+    }
+}
+
+/// Parses and validates spec text; `file` names it in errors. The error
+/// lists every problem [`check`] found.
+pub fn parse(file: &str, text: &str) -> Result<Spec> {
+    check(file, text).map_err(|problems| {
+        let why = match problems.as_slice() {
+            [one] => format!("{file}: {one}"),
+            all => {
+                let lines: Vec<String> = all.iter().map(|p| format!("\n  {p}")).collect();
+                format!("{file}: {} problems:{}", all.len(), lines.concat())
+            }
+        };
+        Error::invalid("exercise spec", why)
+    })
+}
+
+/// Parses and validates spec text, and returns every problem found: each
+/// unknown key (with the nearest known one), a value of the wrong type, and
+/// each rule [`parse`] enforces. Nothing is run.
+pub fn check(file: &str, text: &str) -> std::result::Result<Spec, Vec<Problem>> {
+    let mut problems = Vec::new();
+    if let Some(mut spec) = deserialize(text, &mut problems) {
+        if spec.runs.is_empty() {
+            spec.runs.push(RunSpec::default());
+        }
+        validate(file, &spec, &mut problems);
+        if problems.is_empty() {
+            return Ok(spec);
+        }
+    }
+    Err(problems)
+}
+
+/// TOML to a [`Spec`]: every key serde ignored is an unknown key (a
+/// problem each); a value of the wrong type is a problem with its key path.
+fn deserialize(text: &str, problems: &mut Vec<Problem>) -> Option<Spec> {
+    let de = match toml::Deserializer::parse(text) {
+        Ok(de) => de,
+        Err(e) => {
+            problems.push(Problem::new("", toml_message(text, &e)));
+            return None;
+        }
+    };
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path| unknown.push(key_path(&path));
+    let result: std::result::Result<Spec, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut note));
+    problems.extend(unknown.iter().map(|k| Problem::new(k, unknown_key(k))));
+    match result {
+        Ok(spec) => Some(spec),
+        Err(e) => {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            problems.push(Problem::new(key, toml_message(text, e.inner())));
+            None
+        }
+    }
+}
+
+/// A TOML error's message with the line it is on.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message().trim_end())
+        }
+        None => e.message().trim_end().to_string(),
+    }
+}
+
+/// A key path as docs/specs.md writes it: `run[2].stdin`.
+fn key_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        P::Map { parent, key } => match key_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            key_path(parent)
+        }
+    }
+}
+
+/// Why an unknown key is refused: the nearest known key of its table, or
+/// the table's keys.
+fn unknown_key(path: &str) -> String {
+    let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
+    let table: Vec<&str> = parent
+        .split('.')
+        .map(|seg| seg.split('[').next().unwrap_or(seg))
+        .collect();
+    let known = known_keys(&table.join("."));
+    match nearest(name, known) {
+        Some(k) => format!("unknown key; did you mean `{k}`?"),
+        None if known.is_empty() => "unknown key (docs/specs.md lists every key)".into(),
+        None => format!("unknown key; the keys here are {}", known.join(", ")),
+    }
+}
+
+/// The keys of one table of a spec (`""` is the top level).
+fn known_keys(table: &str) -> &'static [&'static str] {
+    match table {
+        "" => fields::<Spec>(),
+        "run" => fields::<RunSpec>(),
+        "output" => fields::<OutputSpec>(),
+        "output.match" => fields::<MatchRule>(),
+        "output.number" => fields::<NumberRule>(),
+        "reaping" => fields::<ReapingSpec>(),
+        "mechanism" => fields::<MechanismSpec>(),
+        _ => &[],
+    }
+}
+
+/// The known name nearest to `name` (Levenshtein distance at most a third
+/// of its length, and at least 1), if any.
+fn nearest(name: &str, known: &[&'static str]) -> Option<&'static str> {
+    let limit = (name.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(name, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// The field names serde uses for struct `T` (after `rename`): `T` is handed
+/// a deserializer that records the list it asks for and stops there. So the
+/// suggestions can never drift from the structs.
+fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+    type Res<V> = std::result::Result<V, serde::de::value::Error>;
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Res<V::Value> {
+            Err(Self::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Res<V::Value> {
+            *self.0 = fields;
+            Err(Self::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut found: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut found));
+    found
 }
 
 /// Checks a duration in seconds (a spec's `time_limit` or `linger`, or the
@@ -324,22 +646,104 @@ pub fn check_seconds(v: f64) -> std::result::Result<(), String> {
     }
 }
 
-fn validate(file: &str, spec: &Spec) -> Result<()> {
-    let bad = |key: &str, why: String| {
-        Error::invalid("exercise spec", format!("{file}: key `{key}`: {why}"))
-    };
+/// Checks an expected exit status: 0..=255, what wait(2) can report.
+fn check_exit(key: &str, v: i32, problems: &mut Vec<Problem>) {
+    if !(0..=255).contains(&v) {
+        problems.push(Problem::new(
+            key,
+            format!("{v} is not an exit status: a process exits with 0..=255"),
+        ));
+    }
+}
+
+fn validate(file: &str, spec: &Spec, problems: &mut Vec<Problem>) {
+    let mut bad = |key: &str, why: String| problems.push(Problem::new(key, why));
     if let Some(stem) = Path::new(file).file_stem().and_then(|s| s.to_str())
         && file.ends_with(".toml")
         && stem != spec.id
     {
-        return Err(bad(
+        bad(
             "id",
             format!("{:?} does not match the file name {stem:?}", spec.id),
-        ));
+        );
+    }
+    if spec.id.trim().is_empty() {
+        bad(
+            "id",
+            "missing or empty: name the exercise (the file's name)".into(),
+        );
+    }
+    if spec.summary.trim().is_empty() {
+        bad(
+            "summary",
+            "missing or empty: say in one line what the port must do".into(),
+        );
     }
     for (key, v) in [("time_limit", spec.time_limit), ("linger", spec.linger)] {
-        check_seconds(v).map_err(|why| bad(key, why))?;
+        if let Err(why) = check_seconds(v) {
+            bad(key, why);
+        }
     }
+    if spec.runs.len() > MAX_RUNS {
+        bad(
+            "run",
+            format!("{} runs; a spec has at most {MAX_RUNS}", spec.runs.len()),
+        );
+    }
+    check_exit("exit", spec.exit, problems);
+    for (i, run) in spec.runs.iter().enumerate() {
+        validate_run(i, run, problems);
+    }
+    validate_output(spec, problems);
+    validate_mechanism(&spec.mechanism, problems);
+    numbers::validate(spec, problems);
+}
+
+/// One run's arguments, standard input, environment and exit status.
+fn validate_run(i: usize, run: &RunSpec, problems: &mut Vec<Problem>) {
+    let mut bad = |key: String, why: &str| problems.push(Problem::new(key, why));
+    for (j, a) in run.args.iter().enumerate() {
+        if a.contains('\0') {
+            bad(
+                format!("run[{i}].args[{j}]"),
+                "an argument cannot hold a NUL byte",
+            );
+        }
+    }
+    if run
+        .stdin
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_STDIN_BYTES)
+    {
+        bad(
+            format!("run[{i}].stdin"),
+            &format!("longer than {MAX_STDIN_BYTES} bytes"),
+        );
+    }
+    for (k, v) in &run.env {
+        let key = format!("run[{i}].env.{k}");
+        if k.is_empty() || k.contains(['=', '\0']) {
+            bad(
+                key,
+                "a variable's name is not empty and holds no `=` or NUL",
+            );
+        } else if k == "TMPDIR" {
+            bad(
+                key,
+                "the grader sets TMPDIR to the run's own temporary folder",
+            );
+        } else if v.contains('\0') {
+            bad(key, "a variable's value cannot hold a NUL byte");
+        }
+    }
+    if let Some(code) = run.exit {
+        check_exit(&format!("run[{i}].exit"), code, problems);
+    }
+}
+
+/// The output rules' regexes, counts, captures and pi's n.
+fn validate_output(spec: &Spec, problems: &mut Vec<Problem>) {
+    let mut bad = |key: &str, why: String| problems.push(Problem::new(key, why));
     let out = &spec.output;
     let regexes = out
         .matches
@@ -349,29 +753,31 @@ fn validate(file: &str, spec: &Spec) -> Result<()> {
         .chain(&out.forbid);
     let mut names = Vec::new();
     for r in regexes {
-        let re = Regex::new(r).map_err(|e| bad("output", format!("bad regex {r:?}: {e}")))?;
-        names.extend(re.capture_names().flatten().map(str::to_string));
+        match Regex::new(r) {
+            Ok(re) => names.extend(re.capture_names().flatten().map(str::to_string)),
+            Err(e) => bad("output", format!("bad regex {r:?}: {e}")),
+        }
     }
     for m in &out.matches {
         if m.count.is_some() && m.min.is_some() {
-            return Err(bad(
+            bad(
                 "output.match",
                 format!("{:?}: give count or min, not both", m.regex),
-            ));
+            );
         }
     }
     if out.agree.iter().any(Vec::is_empty) {
-        return Err(bad(
+        bad(
             "output.agree",
             "a group is empty: name at least one capture in each group".into(),
-        ));
+        );
     }
     for name in out.agree.iter().flatten().chain(&out.pids) {
         if !names.contains(name) {
-            return Err(bad(
+            bad(
                 "output.agree/pids",
                 format!("no [[output.match]] regex has a capture named {name:?}"),
-            ));
+            );
         }
     }
     if out.pi {
@@ -380,27 +786,38 @@ fn validate(file: &str, spec: &Spec) -> Result<()> {
                 .args
                 .first()
                 .map(|a| crate::pi::parse_n(std::slice::from_ref(a)));
-            if !matches!(n, Some(Ok(_))) {
-                return Err(bad(
-                    &format!("run[{i}].args"),
+            let key = format!("run[{i}].args");
+            match n {
+                Some(Ok(n)) if n > MAX_PI_N => bad(
+                    &key,
+                    format!(
+                        "n = {n} is above the limit of {MAX_PI_N} terms for output.pi \
+                         (the grader computes pi from n terms itself)"
+                    ),
+                ),
+                Some(Ok(_)) => {}
+                _ => bad(
+                    &key,
                     "output.pi needs n (a positive multiple of 10) as the first argument of every run".into(),
-                ));
+                ),
             }
         }
     }
-    let m = &spec.mechanism;
+}
+
+/// Every counter a `[mechanism]` table names is one of [`COUNTERS`].
+fn validate_mechanism(m: &MechanismSpec, problems: &mut Vec<Problem>) {
+    let known: Vec<&'static str> = COUNTERS.iter().map(|(c, _)| *c).collect();
     for (table, map) in [("parent", &m.parent), ("tree", &m.tree), ("max", &m.max)] {
-        for key in map.keys() {
-            if !COUNTERS.iter().any(|(c, _)| c == key) {
-                let known: Vec<&str> = COUNTERS.iter().map(|(c, _)| *c).collect();
-                return Err(bad(
-                    &format!("mechanism.{table}.{key}"),
-                    format!("unknown counter; known: {}", known.join(", ")),
-                ));
-            }
+        for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
+            let hint =
+                nearest(key, &known).map_or(String::new(), |k| format!("did you mean `{k}`? "));
+            problems.push(Problem::new(
+                format!("mechanism.{table}.{key}"),
+                format!("unknown counter; {hint}known: {}", known.join(", ")),
+            ));
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -79,6 +79,12 @@ pub struct Request {
     pub isolate: bool,
     /// Bytes of each output stream kept.
     pub output_cap: usize,
+    /// The text on the port's standard input (`None`: `/dev/null`).
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Environment variables set for the port, on top of the grader's.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// One captured output stream.
@@ -333,8 +339,9 @@ mod linux {
         let mut cmd = std::process::Command::new(program);
         cmd.args(args)
             .current_dir(&area.work)
+            .envs(&req.env)
             .env("TMPDIR", &area.tmp)
-            .stdin(std::process::Stdio::null())
+            .stdin(port_stdin(&area, req.stdin.as_deref())?)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         // SAFETY: the closure runs in the child between fork and exec of this
@@ -449,6 +456,20 @@ mod linux {
             notes,
             stops,
         })
+    }
+
+    /// The port's standard input: `/dev/null`, or the request's text from
+    /// a file in the work area (outside the folders the ledger watches), as
+    /// a shell's `< input.txt` would give it; removed with the area.
+    fn port_stdin(area: &Area, text: Option<&str>) -> Result<std::process::Stdio> {
+        let Some(text) = text else {
+            return Ok(std::process::Stdio::null());
+        };
+        let path = area.root.join("stdin");
+        std::fs::write(&path, text).map_err(|e| Error::io(path.display().to_string(), e))?;
+        let file =
+            std::fs::File::open(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        Ok(file.into())
     }
 
     /// Step 2: a pids control group when root, else `RLIMIT_NPROC`.
