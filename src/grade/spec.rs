@@ -44,9 +44,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The largest n a `pi` rule accepts: the grader computes `pi::serial(n)`
-/// itself for every run (about 0.1 s at this n in a release build), so a
-/// spec cannot make it spin.
+/// The largest n a `pi` rule accepts, in one run and in all runs together:
+/// the grader computes `pi::serial(n)` itself for every run (about 0.2 s for
+/// this many terms in a release build, 1.5 s in a debug build), so a spec
+/// cannot make it spin.
 pub const MAX_PI_N: u64 = 100_000_000;
 /// The largest spec file read, bytes.
 pub const MAX_SPEC_BYTES: u64 = 1 << 20;
@@ -781,27 +782,45 @@ fn validate_output(spec: &Spec, problems: &mut Vec<Problem>) {
         }
     }
     if out.pi {
-        for (i, run) in spec.runs.iter().enumerate() {
-            let n = run
-                .args
-                .first()
-                .map(|a| crate::pi::parse_n(std::slice::from_ref(a)));
-            let key = format!("run[{i}].args");
-            match n {
-                Some(Ok(n)) if n > MAX_PI_N => bad(
-                    &key,
-                    format!(
-                        "n = {n} is above the limit of {MAX_PI_N} terms for output.pi \
-                         (the grader computes pi from n terms itself)"
-                    ),
+        validate_pi(spec, problems);
+    }
+}
+
+/// Every run of a `pi` rule gives n, at most [`MAX_PI_N`], and all runs
+/// together at most [`MAX_PI_N`] terms.
+fn validate_pi(spec: &Spec, problems: &mut Vec<Problem>) {
+    let mut bad = |key: &str, why: String| problems.push(Problem::new(key, why));
+    let mut total: u64 = 0;
+    for (i, run) in spec.runs.iter().enumerate() {
+        let n = run
+            .args
+            .first()
+            .map(|a| crate::pi::parse_n(std::slice::from_ref(a)));
+        let key = format!("run[{i}].args");
+        match n {
+            Some(Ok(n)) if n > MAX_PI_N => bad(
+                &key,
+                format!(
+                    "n = {n} is above the limit of {MAX_PI_N} terms for output.pi \
+                     (the grader computes pi from n terms itself)"
                 ),
-                Some(Ok(_)) => {}
-                _ => bad(
-                    &key,
-                    "output.pi needs n (a positive multiple of 10) as the first argument of every run".into(),
-                ),
-            }
+            ),
+            Some(Ok(n)) => total = total.saturating_add(n),
+            _ => bad(
+                &key,
+                "output.pi needs n (a positive multiple of 10) as the first argument of every run"
+                    .into(),
+            ),
         }
+    }
+    if total > MAX_PI_N {
+        bad(
+            "run",
+            format!(
+                "the runs' n add up to {total}, above the limit of {MAX_PI_N} terms \
+                 for output.pi in all runs together"
+            ),
+        );
     }
 }
 
