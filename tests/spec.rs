@@ -362,11 +362,20 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("ipckit-spec-test-")
+            .tempdir()
+            .unwrap();
+        // The graders' TMPDIR: their work areas are made here (reachable
+        // by a port that runs under another uid).
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        for d in [dir.path(), tmp.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         Sandbox {
-            dir: tempfile::Builder::new()
-                .prefix("ipckit-spec-test-")
-                .tempdir()
-                .unwrap(),
+            dir,
             started: SystemTime::now(),
         }
     }
@@ -414,6 +423,7 @@ impl Sandbox {
         let started = Instant::now();
         let mut child = Command::new(common::ipckit())
             .args(args)
+            .env("TMPDIR", self.path("tmp"))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
@@ -439,9 +449,9 @@ impl Sandbox {
     }
 
     /// Nothing of this test is left on the machine: no process whose command
-    /// line names the sandbox, no `/dev/shm` entry naming it, no work area or
-    /// `pids` control group of a supervisor that has exited since the test
-    /// began.
+    /// line names the sandbox, no `/dev/shm` entry naming it, no work area
+    /// (the graders' TMPDIR is empty), no `pids` control group of a
+    /// supervisor that has exited since the test began.
     fn assert_clean(&self) {
         let marker = self.marker();
         let stray: Vec<String> = ipckit::audit::procfs::snapshot()
@@ -465,22 +475,30 @@ impl Sandbox {
             .filter(|n| n.contains(&name))
             .collect();
         assert!(shm.is_empty(), "/dev/shm entries left: {shm:?}");
-        for root in [std::env::temp_dir(), PathBuf::from("/sys/fs/cgroup/pids")] {
-            for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-                let file = e.file_name().to_string_lossy().into_owned();
-                let Some(pid) = file.strip_prefix("ipckit-grade-") else {
-                    continue;
-                };
-                let recent = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t >= self.started);
-                assert!(
-                    !recent || Path::new(&format!("/proc/{pid}")).exists(),
-                    "{} outlived its supervisor",
-                    e.path().display()
-                );
-            }
+        let areas: Vec<PathBuf> = std::fs::read_dir(self.path("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(areas.is_empty(), "work areas left: {areas:?}");
+        for e in std::fs::read_dir("/sys/fs/cgroup/pids")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = file.strip_prefix("ipckit-grade-") else {
+                continue;
+            };
+            let recent = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= self.started);
+            assert!(
+                !recent || Path::new(&format!("/proc/{pid}")).exists(),
+                "control group {} outlived its supervisor",
+                e.path().display()
+            );
         }
     }
 }
