@@ -338,6 +338,17 @@ impl Ran {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {self:#?}"))
     }
 
+    /// The detail of one check of a JSON report.
+    fn detail(&self, check: &str) -> String {
+        let json = self.json();
+        let found = json["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == check);
+        found.map_or(String::new(), |c| c["detail"].as_str().unwrap_or("").into())
+    }
+
     /// The names of the checks of a JSON report with this status.
     fn checks(&self, status: &str) -> Vec<String> {
         let json = self.json();
@@ -584,41 +595,42 @@ fn grade(sb: &Sandbox, extra: &[&str], port: &[&str]) -> Ran {
     sb.run(&args, DEADLINE)
 }
 
-#[test]
-fn stdin_env_and_exit_per_run_reach_the_port() {
+/// Grades `fixtures/REL` (a shell script) with `fixtures/specs/sum-stdin.toml`.
+fn grade_sum_stdin(rel: &str) -> (Sandbox, Ran) {
     let sb = Sandbox::new();
     let spec = sb.copy("specs/sum-stdin.toml");
-    let port = sb.copy("ports/good/sum-stdin.sh");
+    let port = sb.copy(rel);
     let ran = grade(&sb, &["--spec", &spec], &["sh", &port]);
+    (sb, ran)
+}
+
+#[test]
+fn stdin_env_and_exit_per_run_reach_the_port() {
+    let (sb, ran) = grade_sum_stdin("ports/good/sum-stdin.sh");
     assert_eq!(ran.json()["verdict"], "pass", "{ran:#?}");
     assert_eq!(ran.code, 0);
-    let output = &ran.json()["checks"][0]["detail"];
+    let output = ran.detail("output");
     for seen in ["sum: printed 6", "sum: printed 130", "sum: printed 0"] {
-        assert!(output.as_str().unwrap().contains(seen), "{output}");
+        assert!(output.contains(seen), "{output}");
     }
     sb.assert_clean();
 }
 
 #[test]
 fn a_port_deaf_to_env_and_arguments_fails_output_and_exit_in_that_run() {
-    let sb = Sandbox::new();
-    let spec = sb.copy("specs/sum-stdin.toml");
-    let port = sb.copy("ports/broken/sum-stdin-deaf.sh");
-    let ran = grade(&sb, &["--spec", &spec], &["sh", &port]);
+    let (sb, ran) = grade_sum_stdin("ports/broken/sum-stdin-deaf.sh");
     assert_eq!(ran.json()["verdict"], "fail", "{ran:#?}");
     assert_eq!(ran.code, 1);
     assert_eq!(ran.checks("fail"), ["exit", "output"]);
-    let json = ran.json();
-    let detail = |i: usize| json["checks"][i]["detail"].as_str().unwrap().to_string();
+    let output = ran.detail("output");
     assert!(
-        detail(0).contains("run `3`: sum: printed 30 but expected 130"),
-        "{}",
-        detail(0)
+        output.contains("run `3`: sum: printed 30 but expected 130"),
+        "{output}"
     );
+    let exit = ran.detail("exit");
     assert!(
-        detail(1).contains("expected exit status 3"),
-        "{}",
-        detail(1)
+        exit.contains("run `3`: the main process exited with status 0; expected exit status 3"),
+        "{exit}"
     );
     sb.assert_clean();
 }
@@ -717,5 +729,19 @@ fn a_pi_spec_with_a_huge_n_is_refused_at_once(#[case] n: &str) {
     assert!(ran.stderr.contains("above the limit"), "{ran:#?}");
     // Refused before anything ran: far below the time one pi run would take.
     assert!(ran.seconds < 20.0, "took {} s", ran.seconds);
+    sb.assert_clean();
+}
+
+/// `--dir` grades by file names: a spec with it would be silently ignored,
+/// so clap refuses the pair; and with neither `--exercise`, `--spec` nor
+/// `--dir` there is nothing to grade.
+#[rstest]
+#[case::dir_and_spec(&["grade", "--dir", "/nonexistent", "--spec", "x.toml"], "cannot be used with")]
+#[case::nothing_to_grade(&["grade", "--", "/bin/true"], "required")]
+fn grade_refuses_what_it_cannot_honour(#[case] args: &[&str], #[case] words: &str) {
+    let sb = Sandbox::new();
+    let ran = sb.run(args, DEADLINE);
+    assert_eq!(ran.code, 2, "{ran:#?}");
+    assert!(ran.stderr.contains(words), "{ran:#?}");
     sb.assert_clean();
 }

@@ -911,6 +911,28 @@ mod tests {
     }
 
     #[test]
+    fn known_keys_come_from_the_structs_themselves() {
+        assert!(fields::<Spec>().contains(&"run") && fields::<Spec>().contains(&"exit"));
+        assert!(fields::<RunSpec>().contains(&"stdin"));
+        assert!(fields::<OutputSpec>().contains(&"match"));
+        assert_eq!(
+            nearest("tolerence", fields::<NumberRule>()),
+            Some("tolerance")
+        );
+        assert_eq!(nearest("zzz", fields::<RunSpec>()), None);
+    }
+
+    #[test]
+    fn resolve_needs_a_spec_or_an_exercise() {
+        let e = resolve(None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("--exercise ID") && e.contains("--spec FILE"),
+            "{e}"
+        );
+        assert_eq!(resolve(Some("fork-ids"), None).unwrap().id, "fork-ids");
+    }
+
+    #[test]
     fn an_empty_agree_group_is_refused() {
         let e = parse(
             "a.toml",
