@@ -745,3 +745,22 @@ fn grade_refuses_what_it_cannot_honour(#[case] args: &[&str], #[case] words: &st
     assert!(ran.stderr.contains(words), "{ran:#?}");
     sb.assert_clean();
 }
+
+#[test]
+fn a_runs_own_lines_are_judged_in_that_run_only() {
+    let sb = Sandbox::new();
+    let spec = sb.write(
+        "sum-wrong.toml",
+        "id = \"sum-wrong\"\nsummary = \"s\"\n[[run]]\nstdin = \"2 2\"\nlines = [\"the sum is 4\"]\n\
+         [[run]]\nlines = [\"the sum is 1\"]\n",
+    );
+    let port = sb.copy("ports/good/sum-stdin.sh");
+    let ran = grade(&sb, &["--spec", &spec], &["sh", &port]);
+    assert_eq!(ran.checks("fail"), ["output"], "{ran:#?}");
+    let output = ran.detail("output");
+    assert_eq!(
+        output, "run 2: line 1 should be \"the sum is 1\" but is \"the sum is 0\"",
+        "only the second run fails"
+    );
+    sb.assert_clean();
+}

@@ -26,9 +26,9 @@
 //!
 //! A teacher's own spec (`ipckit grade --spec FILE`, docs/specs.md) uses the
 //! same keys, plus, per `[[run]]`: `stdin` (the text on the port's standard
-//! input), `env` (environment variables), `exit` (the expected exit status)
-//! and `expect` (the expected values of `[[output.number]]` rules, see
-//! [`super::numbers`]).
+//! input), `env` (environment variables), `exit` (the expected exit status),
+//! `lines` (the run's exact output) and `expect` (the expected values of
+//! `[[output.number]]` rules, see [`super::numbers`]).
 //!
 //! Specs are input too: a spec file must be a regular file of at most
 //! [`MAX_SPEC_BYTES`] (a FIFO is refused before it is opened, and it is opened
@@ -187,6 +187,10 @@ pub struct RunSpec {
     /// The expected value of each named `[[output.number]]` rule in this run.
     #[serde(default)]
     pub expect: BTreeMap<String, f64>,
+    /// The whole output of this run must be exactly these lines (instead of
+    /// `[output] lines`).
+    #[serde(default)]
+    pub lines: Option<Vec<String>>,
 }
 
 /// How standard output is judged. Lines are compared without trailing
