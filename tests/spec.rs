@@ -195,6 +195,8 @@ struct RunModel {
     #[serde(skip_serializing_if = "Option::is_none")]
     exit: Option<i32>,
     expect: BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lines: Option<Vec<String>>,
 }
 
 /// What a valid `[[output.number]]` may hold.
@@ -224,8 +226,9 @@ fn run_model(rules: Vec<String>) -> impl Strategy<Value = RunModel> {
         prop::collection::btree_map("[A-Z][A-Z0-9_]{0,7}", "[ -~]{0,12}", 0..3),
         prop::option::of(0..=255i32),
         prop::collection::vec(-1e12f64..1e12, rules.len()),
+        prop::option::of(prop::collection::vec("[ -~]{0,12}", 0..3)),
     )
-        .prop_map(move |(args, stdin, mut env, exit, values)| {
+        .prop_map(move |(args, stdin, mut env, exit, values, lines)| {
             env.remove("TMPDIR");
             RunModel {
                 args,
@@ -233,6 +236,7 @@ fn run_model(rules: Vec<String>) -> impl Strategy<Value = RunModel> {
                 env,
                 exit,
                 expect: rules.iter().cloned().zip(values).collect(),
+                lines,
             }
         })
 }
@@ -282,7 +286,7 @@ fn spec_model() -> impl Strategy<Value = SpecModel> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     /// Any spec made of valid keys passes `spec::check` and reads back what
-    /// the model wrote: the runs' stdin, env, exit and expected values.
+    /// the model wrote: the runs' stdin, env, exit, lines and expected values.
     #[test]
     fn a_spec_built_from_valid_keys_round_trips(model in spec_model()) {
         let text = toml::to_string(&model).unwrap();
@@ -299,6 +303,7 @@ proptest! {
             prop_assert_eq!(&got.stdin, &want.stdin);
             prop_assert_eq!(&got.env, &want.env);
             prop_assert_eq!(&got.expect, &want.expect);
+            prop_assert_eq!(&got.lines, &want.lines);
             prop_assert_eq!(s.expected_exit(i), want.exit.unwrap_or(model.exit));
         }
         prop_assert_eq!(s.output.number.len(), model.output["number"].len());
