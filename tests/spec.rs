@@ -542,6 +542,7 @@ fn spec_check_accepts_every_example_and_exercise_spec() {
         ran.stdout.lines().all(|l| l.contains(": valid spec ")),
         "{ran:#?}"
     );
+    sb.assert_clean();
 }
 
 #[test]
@@ -562,6 +563,7 @@ fn every_example_in_the_reference_page_passes_spec_check() {
         let ran = sb.run(&["spec", "check", &file], DEADLINE);
         assert_eq!(ran.code, 0, "docs/specs.md example {id}: {ran:#?}");
     }
+    sb.assert_clean();
 }
 
 #[test]

@@ -128,7 +128,9 @@ fn skip(d: impl Into<String>) -> Judgement {
 
 fn output(spec: &Spec, run: &Run) -> Judgement {
     let o = &spec.output;
+    let run_lines = spec.runs.get(run.index).and_then(|r| r.lines.as_ref());
     let rules = o.lines.is_some()
+        || run_lines.is_some()
         || !o.matches.is_empty()
         || !o.order.is_empty()
         || !o.unordered.is_empty()
@@ -142,7 +144,7 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
     let mut problems = Vec::new();
     let mut notes = Vec::new();
-    if let Some(want) = &o.lines {
+    if let Some(want) = run_lines.or(o.lines.as_ref()) {
         compare_lines(want, &lines, &mut problems);
     }
     let mut captures: BTreeMap<String, String> = BTreeMap::new();
