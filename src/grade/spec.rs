@@ -663,19 +663,18 @@ fn check_exit(key: &str, v: i32, problems: &mut Vec<Problem>) {
 
 fn validate(file: &str, spec: &Spec, problems: &mut Vec<Problem>) {
     let mut bad = |key: &str, why: String| problems.push(Problem::new(key, why));
-    if let Some(stem) = Path::new(file).file_stem().and_then(|s| s.to_str())
+    if spec.id.trim().is_empty() {
+        bad(
+            "id",
+            "missing or empty: name the exercise (the file's name)".into(),
+        );
+    } else if let Some(stem) = Path::new(file).file_stem().and_then(|s| s.to_str())
         && file.ends_with(".toml")
         && stem != spec.id
     {
         bad(
             "id",
             format!("{:?} does not match the file name {stem:?}", spec.id),
-        );
-    }
-    if spec.id.trim().is_empty() {
-        bad(
-            "id",
-            "missing or empty: name the exercise (the file's name)".into(),
         );
     }
     if spec.summary.trim().is_empty() {
