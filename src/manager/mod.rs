@@ -71,10 +71,11 @@ pub const SERVE_ENV: &str = "IPCKIT_MANAGER_SOCKET";
 /// `multiprocessing.freeze_support()`):
 ///
 /// ```no_run
-/// fn main() {
-///     ipckit::manager::serve_if_asked();
-///     // ... Manager::start(&ManagerConfig::default()) works from here on.
-/// }
+/// // First thing in main:
+/// ipckit::manager::serve_if_asked();
+/// // From here on, the default configuration works:
+/// let manager = ipckit::manager::Manager::start(&Default::default())?;
+/// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// When [`SERVE_ENV`] is set, it reads the key from standard input, binds the
