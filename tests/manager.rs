@@ -210,12 +210,12 @@ fn a_handshake_dribbled_a_byte_at_a_time_is_cut_off_at_its_deadline() {
     let slow = Link::connect(m.address()).unwrap();
     let start = Instant::now();
     // The length of a 200-byte answer to the challenge; its bytes follow slowly.
-    std::io::Write::write(&mut &*slow.socket(), &200u32.to_le_bytes()).unwrap();
+    std::io::Write::write(&mut slow.socket(), &200u32.to_le_bytes()).unwrap();
     let cut_off = loop {
         // Legitimate clients keep working throughout.
         ns.set("alive", 1).unwrap();
         assert_eq!(ns.get("alive").unwrap(), Value::Int(1));
-        if std::io::Write::write(&mut &*slow.socket(), &[0]).is_err() {
+        if std::io::Write::write(&mut slow.socket(), &[0]).is_err() {
             break start.elapsed();
         }
         assert!(
