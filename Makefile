@@ -2,7 +2,7 @@
 CARGO ?= cargo
 MACOS_TARGET ?= aarch64-apple-darwin
 
-.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean
+.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean mutants
 
 all: check
 
@@ -47,3 +47,10 @@ bench:
 
 clean:
 	$(CARGO) clean
+
+## Mutation testing of the mechanism modules (not part of `check`; slow).
+## MUTANTS_FILES narrows it, e.g. `make mutants MUTANTS_FILES="-f src/queue.rs"`.
+MUTANTS_FILES ?= -f src/queue.rs -f src/sync/condvar.rs -f src/sync/futex.rs
+mutants:
+	@$(CARGO) mutants --version >/dev/null 2>&1 || $(CARGO) install cargo-mutants --locked
+	$(CARGO) mutants $(MUTANTS_FILES) --timeout 120 -j 1 --test-tool cargo

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt::{self, Display, Formatter, Write};
 
 /// A dynamically typed value, as a Python manager's objects hold them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Decoding refuses values nested deeper than [`MAX_DEPTH`] (see there).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Value {
     /// Python's `None`.
     None,
@@ -34,6 +36,52 @@ pub enum Value {
     Tuple(Vec<Value>),
     /// A `dict`, in insertion order (as Python's).
     Dict(Vec<(Value, Value)>),
+}
+
+/// How deeply lists, tuples and dicts may nest in a decoded [`Value`].
+///
+/// Decoding, cloning, printing and dropping a value all recurse once per
+/// level: a 200 KB message nesting lists 100,000 deep would overflow the
+/// stack of the process decoding it (a manager's server, aborting for every
+/// client). So decoding counts the levels and fails past this one, before
+/// the stack is at risk (`serde_json` has the same limit).
+pub const MAX_DEPTH: usize = 128;
+
+thread_local! {
+    /// The nesting level of the value being decoded on this thread.
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The derived decoder of [`Value`] (serde's "remote" derive), which
+/// [`Value`]'s own `Deserialize` wraps with the depth count.
+#[derive(Deserialize)]
+#[serde(remote = "Value")]
+enum ValueDef {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+}
+
+impl<'de> Deserialize<'de> for Value {
+    /// Decodes one level, failing past [`MAX_DEPTH`] levels.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Value, D::Error> {
+        let depth = DEPTH.with(|c| c.replace(c.get() + 1));
+        let value = if depth >= MAX_DEPTH {
+            Err(serde::de::Error::custom(format!(
+                "a value nested more than {MAX_DEPTH} levels deep"
+            )))
+        } else {
+            ValueDef::deserialize(d)
+        };
+        DEPTH.with(|c| c.set(depth));
+        value
+    }
 }
 
 /// An update the server applies in one step ([`NamespaceProxy::update`](crate::manager::NamespaceProxy::update)),

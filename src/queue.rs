@@ -11,10 +11,11 @@
 //! # How it works
 //! Everything lives in one anonymous shared mapping (`mmap(2)` with
 //! `MAP_SHARED | MAP_ANONYMOUS`) made before the fork: a header with a robust
-//! process-shared mutex and three condition variables, then a ring of bytes
-//! holding the items as frames (a 4-byte length, then the postcard encoding).
-//! `put` copies the frame into the free part of the ring and `get` copies it
-//! out, both under the mutex; there is no feeder thread and no pipe.
+//! process-shared mutex and three futex-based condition variables
+//! ([`SharedCondvar`], `futex(2)`), then a ring of bytes holding the items as
+//! frames (a 4-byte length, then the postcard encoding). `put` copies the
+//! frame into the free part of the ring and `get` copies it out, both under
+//! the mutex; there is no feeder thread and no pipe.
 //!
 //! # Without Python's traps
 //! - **No hidden buffer.** When `put` returns, the item is in shared memory:
@@ -31,10 +32,16 @@
 //!   finished its operation. An item is never lost once `put` has returned,
 //!   nor delivered twice; an item whose `get` committed but whose consumer died
 //!   before using it is gone with that consumer, as with any queue.
-//! - **Every wait has a horizon.** A waiter killed inside
-//!   `pthread_cond_wait` can swallow a wake-up meant for a live one, so waits
-//!   are cut into slices of at most [`WAKE_SLICE`] and the condition is checked
-//!   again after each: a lost wake-up costs latency, never a hang.
+//!   The number of unfinished tasks (`JoinableQueue`) is the put count minus
+//!   a done count, so it is exact under kills too.
+//! - **No kill can wedge a wait.** Waiters sleep on futex sequence words, not
+//!   on glibc's `pthread_cond_t` (which a waiter killed inside
+//!   `pthread_cond_wait` can wedge for good). Every state change wakes *all*
+//!   waiters of its word, so a woken waiter that is killed swallows no one
+//!   else's wake-up; and it wakes them *before* its one publishing store,
+//!   still holding the mutex, so a process killed between the two has
+//!   published nothing (the woken waiters find the old state and sleep
+//!   again). Wake-ups never rely on a timer.
 //!
 //! Unlike Python's per-process `close()`, [`Queue::close`] closes the queue for
 //! everyone: later puts fail with [`Error::Closed`], gets drain what is there
@@ -47,14 +54,11 @@ use crate::sync::{MutexGuard, MutexKind, RobustMutex, SharedCondvar};
 use serde::{Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The default size of the ring of bytes (8 MiB).
 pub const DEFAULT_CAPACITY_BYTES: usize = 8 << 20;
-
-/// The longest a waiter sleeps before checking its condition again.
-pub const WAKE_SLICE: Duration = Duration::from_millis(50);
 
 /// The longest a bounded operation waits for the queue's lock itself.
 pub const LOCK_PATIENCE: Duration = Duration::from_secs(1);
@@ -73,8 +77,9 @@ pub enum Wait {
     For(Duration),
 }
 
-/// The header at the start of the mapping. Only `write` and `read` change
-/// after creation, and each changes with one atomic store.
+/// The header at the start of the mapping. After creation, each operation
+/// changes it with one atomic store (`write`, `read`, `done` or `closed`);
+/// only `recoveries` is a plain counter.
 #[repr(C)]
 struct Header {
     mutex: RobustMutex,
@@ -87,8 +92,9 @@ struct Header {
     /// Ring offset of the oldest frame (low 32 bits) and the number of gets
     /// ever committed (high 32 bits, wrapping).
     read: AtomicU64,
-    /// Items put and not yet marked done (JoinableQueue).
-    unfinished: AtomicU64,
+    /// Items marked done (JoinableQueue), wrapping: the unfinished ones are
+    /// the put count minus this.
+    done: AtomicU32,
     /// How often a lock was recovered from a holder that died.
     recoveries: AtomicU64,
     closed: AtomicBool,
@@ -198,12 +204,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 Error::Full(format!("the queue ({items} items, {bytes} bytes)"))
             })?;
         }
-        self.write_frame(&payload);
-        h.unfinished.fetch_add(1, Ordering::AcqRel);
-        // Unlock before waking a getter: woken while we still held the lock,
-        // it would only block on it again (two more context switches).
+        let committed = self.copy_frame_in(&payload);
+        // Wake before publishing, under the lock (see the module doc).
+        h.not_empty.notify_all()?;
+        h.write.store(committed, Ordering::Release);
         drop(guard);
-        h.not_empty.notify_one()
+        Ok(())
     }
 
     /// `get(block, timeout)`: removes and returns the oldest item. Waits while
@@ -222,9 +228,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 Error::Empty("the queue".into())
             })?;
         }
-        let payload = self.read_frame();
+        let (payload, committed) = self.copy_frame_out();
+        h.not_full.notify_all()?;
+        h.read.store(committed, Ordering::Release);
         drop(guard);
-        h.not_full.notify_one()?;
         frame::decode(&payload)
     }
 
@@ -259,9 +266,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn close(&self) -> Result<()> {
         let h = self.header();
         let _guard = self.lock(Wait::Forever)?;
-        h.closed.store(true, Ordering::Release);
         h.not_empty.notify_all()?;
-        h.not_full.notify_all()
+        h.not_full.notify_all()?;
+        h.closed.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// True once [`close`](Self::close) was called.
@@ -276,7 +284,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         QueueStats {
             items,
             bytes,
-            unfinished: h.unfinished.load(Ordering::Acquire),
+            unfinished: u64::from(self.unfinished()),
             recoveries: h.recoveries.load(Ordering::Acquire),
         }
     }
@@ -311,7 +319,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Ok(guard)
     }
 
-    /// Waits on `cv` for one slice (or until the deadline); `Err(on_timeout())`
+    /// Waits on `cv` until notified (or until the deadline); `Err(on_timeout())`
     /// once the deadline has passed or waiting is not allowed.
     fn sleep_on(
         &self,
@@ -320,9 +328,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         deadline: &Deadline,
         on_timeout: impl Fn() -> Error,
     ) -> Result<()> {
-        let slice = deadline.next_slice().ok_or_else(on_timeout)?;
+        let left = deadline.left().ok_or_else(on_timeout)?;
         let known = guard.previous_owner_died();
-        cv.wait_timeout(guard, slice)?;
+        match left {
+            None => cv.wait(guard)?,
+            Some(left) => _ = cv.wait_timeout(guard, left)?,
+        }
         if guard.previous_owner_died() && !known {
             self.header().recoveries.fetch_add(1, Ordering::AcqRel);
         }
@@ -350,28 +361,34 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         (items, bytes)
     }
 
-    /// Copies one frame in at the tail, then publishes it with one store.
-    fn write_frame(&self, payload: &[u8]) {
+    /// Items put and not yet marked done (wrapping counts: exact below 2^32).
+    fn unfinished(&self) -> u32 {
+        let h = self.header();
+        let (_, puts) = unpack(h.write.load(Ordering::Acquire));
+        puts.wrapping_sub(h.done.load(Ordering::Acquire))
+    }
+
+    /// Copies one frame in at the tail; returns the `write` word that
+    /// publishes it (the caller stores it).
+    fn copy_frame_in(&self, payload: &[u8]) -> u64 {
         let h = self.header();
         let (tail, puts) = unpack(h.write.load(Ordering::Acquire));
         let len = (payload.len() as u32).to_le_bytes();
         let after_len = self.copy_in(tail, &len);
         let after = self.copy_in(after_len, payload);
-        h.write
-            .store(pack(after, puts.wrapping_add(1)), Ordering::Release);
+        pack(after, puts.wrapping_add(1))
     }
 
-    /// Copies the oldest frame out, then publishes its removal with one store.
-    fn read_frame(&self) -> Vec<u8> {
+    /// Copies the oldest frame out; returns it with the `read` word that
+    /// publishes its removal (the caller stores it).
+    fn copy_frame_out(&self) -> (Vec<u8>, u64) {
         let h = self.header();
         let (head, gets) = unpack(h.read.load(Ordering::Acquire));
         let mut len = [0u8; 4];
         let after_len = self.copy_out(head, &mut len);
         let mut payload = vec![0u8; u32::from_le_bytes(len) as usize];
         let after = self.copy_out(after_len, &mut payload);
-        h.read
-            .store(pack(after, gets.wrapping_add(1)), Ordering::Release);
-        payload
+        (payload, pack(after, gets.wrapping_add(1)))
     }
 
     /// Copies `src` into the ring at `at`, wrapping; returns the offset after it.
@@ -412,7 +429,7 @@ fn unpack(word: u64) -> (usize, u32) {
     ((word & 0xffff_ffff) as usize, (word >> 32) as u32)
 }
 
-/// When a wait must end, cut into slices of at most [`WAKE_SLICE`].
+/// When a wait must end.
 struct Deadline {
     wait: Wait,
     until: Option<Instant>,
@@ -427,14 +444,15 @@ impl Deadline {
         Deadline { wait, until }
     }
 
-    /// How long to sleep next; `None` when waiting is over.
-    fn next_slice(&self) -> Option<Duration> {
+    /// How long one may still sleep: `None` when waiting is over,
+    /// `Some(None)` without a limit.
+    fn left(&self) -> Option<Option<Duration>> {
         match (self.wait, self.until) {
             (Wait::No, _) => None,
-            (_, None) => Some(WAKE_SLICE),
+            (_, None) => Some(None),
             (_, Some(until)) => {
                 let left = until.saturating_duration_since(Instant::now());
-                (!left.is_zero()).then(|| left.min(WAKE_SLICE))
+                (!left.is_zero()).then_some(Some(left))
             }
         }
     }
@@ -473,17 +491,19 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     pub fn task_done(&self) -> Result<()> {
         let h = self.queue.header();
         let _guard = self.queue.lock(Wait::Forever)?;
-        let left = h.unfinished.load(Ordering::Acquire);
+        let left = self.queue.unfinished();
         if left == 0 {
             return Err(Error::invalid(
                 "task_done",
                 "called more times than there were items put",
             ));
         }
-        h.unfinished.store(left - 1, Ordering::Release);
         if left == 1 {
+            // Wake before publishing, under the lock (see the module doc).
             h.all_done.notify_all()?;
         }
+        let done = h.done.load(Ordering::Acquire);
+        h.done.store(done.wrapping_add(1), Ordering::Release);
         Ok(())
     }
 
@@ -494,7 +514,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         let wait = timeout.map_or(Wait::Forever, Wait::For);
         let mut guard = self.queue.lock(wait)?;
         let deadline = Deadline::new(wait);
-        while h.unfinished.load(Ordering::Acquire) > 0 {
+        while self.queue.unfinished() > 0 {
             let what = || Error::Timeout {
                 what: "every queued item to be marked done".into(),
                 after: timeout.unwrap_or_default(),

@@ -10,7 +10,8 @@ use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::frame::{decode, read_frame, write_frame};
 use ipckit::manager::protocol::{MAX_MESSAGE, Reply};
-use ipckit::manager::{AuthKey, Client, Manager, ManagerConfig, Op, Value};
+use ipckit::manager::server::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS};
+use ipckit::manager::{AuthKey, Client, Link, Manager, ManagerConfig, Op, Value};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -157,6 +158,115 @@ fn malformed_requests_get_an_error_reply_and_do_not_crash_the_server() {
     scope.assert_clean();
 }
 
+/// A raw connection to `m` that has passed the handshake.
+fn raw_client(m: &Manager) -> ipckit::Result<Link> {
+    let mut raw = Link::connect(m.address()).unwrap();
+    raw.socket()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    ipckit::manager::auth::client_handshake(&mut raw, m.authkey())?;
+    Ok(raw)
+}
+
+/// `Request::Append { id: 1, value }` encoded by hand (postcard: variant 4,
+/// the id, the value), with `value` a list nested `depth` deep.
+fn deep_append(depth: usize) -> Vec<u8> {
+    let mut bytes = vec![4u8, 1];
+    bytes.extend([6u8, 1].repeat(depth - 1)); // Value::List of one item...
+    bytes.extend([6u8, 0]); // ...down to an empty list
+    bytes
+}
+
+#[test]
+fn a_request_nested_100_000_deep_gets_an_error_reply_and_the_server_lives() {
+    let mut scope = Scope::new();
+    let mut m = start(&mut scope);
+    let list = m.list(vec![]).unwrap();
+    let mut raw = raw_client(&m).unwrap();
+    let deep = deep_append(100_000);
+    assert!(deep.len() > 200_000);
+    write_frame(&mut raw, &deep).unwrap();
+    let reply: Reply = decode(&read_frame(&mut raw, MAX_MESSAGE).unwrap()).unwrap();
+    let err = reply.unwrap_err();
+    assert!(err.contains("malformed request"), "{err}");
+    // The connection is still in step, and a value within the limit is fine.
+    write_frame(&mut raw, &deep_append(ipckit::pyvalue::MAX_DEPTH - 1)).unwrap();
+    let reply: Reply = decode(&read_frame(&mut raw, MAX_MESSAGE).unwrap()).unwrap();
+    assert_eq!(reply, Ok(Value::None));
+    // Legitimate clients never noticed.
+    list.append(Value::Int(7)).unwrap();
+    assert_eq!(list.len().unwrap(), 2);
+    m.shutdown().unwrap();
+    scope.assert_clean();
+}
+
+/// A client that sends its handshake a byte at a time, each well within the
+/// old per-read timeout, is cut off once the one handshake deadline passes.
+#[test]
+fn a_handshake_dribbled_a_byte_at_a_time_is_cut_off_at_its_deadline() {
+    let mut scope = Scope::new();
+    let mut m = start(&mut scope);
+    let ns = m.namespace().unwrap();
+    let slow = Link::connect(m.address()).unwrap();
+    let start = Instant::now();
+    // The length of a 200-byte answer to the challenge; its bytes follow slowly.
+    std::io::Write::write(&mut slow.socket(), &200u32.to_le_bytes()).unwrap();
+    let cut_off = loop {
+        // Legitimate clients keep working throughout.
+        ns.set("alive", 1).unwrap();
+        assert_eq!(ns.get("alive").unwrap(), Value::Int(1));
+        if std::io::Write::write(&mut slow.socket(), &[0]).is_err() {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < HANDSHAKE_TIMEOUT * 4,
+            "a dribbling client held the handshake for {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(cut_off >= HANDSHAKE_TIMEOUT, "cut off early: {cut_off:?}");
+    m.shutdown().unwrap();
+    scope.assert_clean();
+}
+
+/// Past [`MAX_CONNECTIONS`] a connection is refused with a clear error; the
+/// connections already open keep working, and a freed slot is reused.
+#[test]
+fn connections_past_the_limit_are_refused_clearly_and_the_rest_keep_working() {
+    let mut scope = Scope::new();
+    let mut m = start(&mut scope);
+    let list = m.list(vec![]).unwrap(); // the manager's own connection
+    let mut open = Vec::new();
+    let refusal = loop {
+        match raw_client(&m) {
+            Ok(link) => open.push(link),
+            Err(e) => break e,
+        }
+        assert!(open.len() < MAX_CONNECTIONS, "no limit");
+    };
+    assert_eq!(open.len(), MAX_CONNECTIONS - 1);
+    let why = refusal.to_string();
+    assert!(
+        why.contains("refused the connection") && why.contains("limit"),
+        "{why}"
+    );
+    list.append(Value::Int(1)).unwrap();
+    assert_eq!(list.len().unwrap(), 1);
+    open.pop();
+    let start = Instant::now();
+    while raw_client(&m).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the freed slot never came back"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(open);
+    m.shutdown().unwrap();
+    scope.assert_clean();
+}
+
 #[test]
 fn shutdown_reaps_the_server_removes_the_socket_and_later_calls_fail() {
     let mut scope = Scope::new();
@@ -205,7 +315,7 @@ fn a_program_that_is_not_ipckit_is_refused_and_cleaned_up() {
     let e = Manager::start(&cfg)
         .err()
         .expect("cat is no manager server");
-    assert!(e.to_string().contains("not an ipckit binary"), "{e}");
+    assert!(e.to_string().contains("cannot serve a manager"), "{e}");
     // The refused server was reaped: no `cat` child of ours, alive or zombie.
     #[cfg(target_os = "linux")]
     {

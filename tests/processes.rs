@@ -145,11 +145,12 @@ fn process_join_parent_global_stays_1_and_exitcode_is_0() {
         "{lines:?}"
     );
     assert!(lines[0].ends_with("alive: true"), "{lines:?}");
-    assert!(
-        lines[1].starts_with("child: pid"),
-        "child sleeps 2, parent 3: {lines:?}"
-    );
-    assert_eq!(lines[2], "parent: done sleeping");
+    // The child prints after 2 tutorial seconds, the parent after 3: scaled,
+    // only 100 ms apart, which a loaded machine can swap. Both must be there.
+    let mut middle = lines[1..3].to_vec();
+    middle.sort();
+    assert!(middle[0].starts_with("child: pid"), "{lines:?}");
+    assert_eq!(middle[1], "parent: done sleeping");
     assert_eq!(
         lines[3],
         "parent: joined Process-1, exitcode Some(0), alive: false"

@@ -9,6 +9,9 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::state::await_futex_sleep;
 use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::process::{self, ChildGuard};
@@ -20,6 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
+/// How soon a notified process must be running again: far inside the
+/// [`DEADLINE`] it would otherwise sleep until (the queue has no timer slice).
+const WOKEN: Duration = Duration::from_secs(2);
 const SHORT: Duration = Duration::from_millis(30);
 
 /// Forks a child running `work`; the child's exit code is what `work` returns.
@@ -159,10 +165,64 @@ fn close_wakes_a_getter_blocked_in_another_process() {
         Err(Error::Closed(_)) => 0,
         _ => 1,
     });
-    std::thread::sleep(SHORT);
+    await_futex_sleep(getter.pid());
     q.close().unwrap();
     assert_eq!(
-        getter.wait_deadline(DEADLINE).unwrap(),
+        getter.wait_deadline(WOKEN).unwrap(),
+        process::ExitStatus::Exited(0)
+    );
+    scope.assert_clean();
+}
+
+/// A `put` wakes a getter blocked on the empty queue, a `get` a putter
+/// blocked on the full one: the sleeper is caught in its futex wait first,
+/// then must finish well before its own timeout.
+#[rstest]
+#[case::put_wakes_a_blocked_getter(false)]
+#[case::get_wakes_a_blocked_putter(true)]
+fn each_operation_wakes_a_process_blocked_on_the_other(#[case] full: bool) {
+    let mut scope = Scope::new();
+    let q: Queue<u32> = Queue::new(1).unwrap();
+    if full {
+        q.put(&1, Wait::No).unwrap();
+    }
+    let q2 = q.clone();
+    let mut sleeper = child(&mut scope, move || {
+        let done = match full {
+            true => q2.put(&2, Wait::For(DEADLINE)).is_ok(),
+            false => q2.get(Wait::For(DEADLINE)).is_ok_and(|v| v == 3),
+        };
+        i32::from(!done)
+    });
+    await_futex_sleep(sleeper.pid());
+    match full {
+        true => assert_eq!(q.get(Wait::No).unwrap(), 1),
+        false => q.put(&3, Wait::No).unwrap(),
+    }
+    assert_eq!(
+        sleeper.wait_deadline(WOKEN).unwrap(),
+        process::ExitStatus::Exited(0),
+        "the blocked process was not woken"
+    );
+    assert_eq!(q.qsize(), usize::from(full));
+    scope.assert_clean();
+}
+
+/// `task_done` of the last item wakes a process blocked in `join`.
+#[test]
+fn the_last_task_done_wakes_a_joiner_blocked_in_another_process() {
+    let mut scope = Scope::new();
+    let q: JoinableQueue<u32> = JoinableQueue::new(0).unwrap();
+    q.queue().put(&1, Wait::No).unwrap();
+    let q2 = q.clone();
+    let mut joiner = child(&mut scope, move || {
+        i32::from(q2.join(Some(DEADLINE)).is_err())
+    });
+    await_futex_sleep(joiner.pid());
+    q.queue().get(Wait::No).unwrap();
+    q.task_done().unwrap();
+    assert_eq!(
+        joiner.wait_deadline(WOKEN).unwrap(),
         process::ExitStatus::Exited(0)
     );
     scope.assert_clean();

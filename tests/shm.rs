@@ -9,6 +9,7 @@ mod shm_common;
 
 use common::audited;
 use common::pi::assert_pi_program;
+use common::state::await_futex_sleep;
 use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
@@ -183,26 +184,35 @@ fn mutex_and_condvar(map: &AnonMapping) -> (&RobustMutex, &SharedCondvar) {
     }
 }
 
+/// How soon a notified process must be running again: far inside the
+/// [`DEADLINE`] its timed wait would otherwise last.
+const WOKEN: Duration = Duration::from_secs(2);
+
+/// The waiter is caught asleep in its futex wait first; then one notify must
+/// wake it well before its own timeout (a notify that does nothing fails).
 #[test]
 fn condvar_wakes_a_waiter_in_another_process() {
     let mut scope = Scope::new();
     let map = AnonMapping::new(4096).unwrap();
     let (mutex, cond) = mutex_and_condvar(&map);
-    let child = spawn(&mut scope, || {
-        std::thread::sleep(Duration::from_millis(50));
-        let _guard = mutex.lock()?;
-        map.write(1024, 1u32)?;
-        cond.notify_all()
+    let mut waiter = spawn(&mut scope, || {
+        let mut guard = mutex.lock()?;
+        while map.read::<u32>(1024)? == 0 {
+            if !cond.wait_timeout(&mut guard, DEADLINE)? {
+                return Err(Error::Closed("never notified".into()));
+            }
+        }
+        Ok(())
     });
+    await_futex_sleep(waiter.pid());
+    let guard = mutex.lock().unwrap();
+    map.write(1024, 1u32).unwrap();
+    cond.notify_all().unwrap();
+    drop(guard);
+    assert!(waiter.wait_deadline(WOKEN).unwrap().success(), "not woken");
+    // Nobody notifies now: within a few tries (wake-ups may be spurious) a
+    // timed wait runs out.
     let mut guard = mutex.lock().unwrap();
-    let start = Instant::now();
-    while map.read::<u32>(1024).unwrap() == 0 {
-        assert!(start.elapsed() < DEADLINE, "never notified");
-        cond.wait_timeout(&mut guard, Duration::from_millis(500))
-            .unwrap();
-    }
-    // Nobody notifies a second time: within a few tries (wake-ups may be
-    // spurious) a timed wait runs out.
     let timed_out = (0..5).any(|_| {
         !cond
             .wait_timeout(&mut guard, Duration::from_millis(20))
@@ -210,7 +220,6 @@ fn condvar_wakes_a_waiter_in_another_process() {
     });
     assert!(timed_out, "a timed wait never timed out");
     drop(guard);
-    join(vec![child]);
     scope.assert_clean();
 }
 
@@ -238,9 +247,8 @@ fn condvar_waiter_recovers_the_mutex_of_a_notifier_killed_holding_it() {
         });
         let start = Instant::now();
         while map.read::<u32>(1024).unwrap() == 0 {
-            assert!(start.elapsed() < DEADLINE, "never woken");
-            cond.wait_timeout(&mut guard, Duration::from_millis(500))
-                .unwrap();
+            assert!(start.elapsed() < WOKEN, "never woken");
+            cond.wait_timeout(&mut guard, DEADLINE).unwrap();
         }
     });
     assert!(
@@ -296,16 +304,20 @@ fn the_lock_makes_the_same_interleaving_safe() {
     let mut scope = Scope::new();
     let v = Value::new(0i32).unwrap();
     let a_read = Semaphore::new(0).unwrap();
+    let b_pid = Slots::new(1);
     let a = spawn(&mut scope, || {
         let _guard = v.get_lock()?.lock()?;
         let seen = v.get();
         a_read.release()?;
-        std::thread::sleep(Duration::from_millis(30)); // B is now trying to lock
+        b_pid.wait_for(0, 1);
+        let b = nix::unistd::Pid::from_raw(b_pid.at(0).load(Ordering::SeqCst) as i32);
+        await_futex_sleep(b); // B is now waiting for the lock
         v.set(seen + 1);
         Ok(())
     });
     let b = spawn(&mut scope, || {
         a_read.acquire_timeout(DEADLINE)?;
+        b_pid.at(0).store(std::process::id(), Ordering::SeqCst);
         let _guard = v.get_lock()?.lock_timeout(DEADLINE)?;
         v.set(v.get() + 1);
         Ok(())

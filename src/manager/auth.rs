@@ -18,6 +18,9 @@ const CHALLENGE: &[u8] = b"#CHALLENGE#{sha256}";
 /// The verdict frames, as Python's.
 const WELCOME: &[u8] = b"#WELCOME#";
 const FAILURE: &[u8] = b"#FAILURE#";
+/// The prefix of the frame a server too busy to serve sends instead of a
+/// challenge, followed by the reason.
+pub const REFUSED: &[u8] = b"#REFUSED#";
 /// Bytes of random message per challenge.
 const MESSAGE_LENGTH: usize = 32;
 /// The largest handshake frame either side accepts.
@@ -110,6 +113,12 @@ fn deliver_challenge(stream: &mut (impl Read + Write), key: &AuthKey) -> Result<
 /// Reads a challenge, answers with the HMAC of its message, reads the verdict.
 fn answer_challenge(stream: &mut (impl Read + Write), key: &AuthKey) -> Result<()> {
     let frame = read_frame(stream, MAX_HANDSHAKE_FRAME)?;
+    if let Some(why) = frame.strip_prefix(REFUSED) {
+        return Err(Error::Protocol(format!(
+            "the manager refused the connection: {}",
+            String::from_utf8_lossy(why)
+        )));
+    }
     let message = frame
         .strip_prefix(CHALLENGE)
         .ok_or_else(|| Error::Protocol("expected an authentication challenge".into()))?;

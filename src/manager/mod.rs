@@ -25,6 +25,14 @@
 //! [`ManagerConfig::program`] (by default the current executable, which is
 //! right inside `ipckit`; tests pass `env!("CARGO_BIN_EXE_ipckit")`).
 //!
+//! # From any program
+//! The server need not be the `ipckit` binary: any program whose `main`
+//! starts with [`serve_if_asked`] can start a manager with the default
+//! [`ManagerConfig`] (Python's `freeze_support()` plays the same part for
+//! frozen executables). `Manager::start` then execs the program itself with
+//! [`SERVE_ENV`] set, and `serve_if_asked` turns that copy into the server.
+//! See `examples/manager_anywhere.rs`.
+//!
 //! The socket lives in a private directory (mode 0700, unique per run) under
 //! the temp dir; the key reaches the server on its standard input, never on
 //! the command line or the socket. Shutdown (explicit or on drop) stops and
@@ -52,6 +60,37 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// The environment variable that tells a program started by
+/// [`Manager::start`] to serve: it holds the socket path.
+pub const SERVE_ENV: &str = "IPCKIT_MANAGER_SOCKET";
+
+/// Serves a manager if this process was started to be one, and returns at
+/// once otherwise. Call it first thing in `main` of a program that starts a
+/// [`Manager`] without the `ipckit` binary (like Python's
+/// `multiprocessing.freeze_support()`):
+///
+/// ```no_run
+/// // First thing in main:
+/// ipckit::manager::serve_if_asked();
+/// // From here on, the default configuration works:
+/// let manager = ipckit::manager::Manager::start(&Default::default())?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// When [`SERVE_ENV`] is set, it reads the key from standard input, binds the
+/// socket (`socket(2)`, `bind(2)`, `listen(2)`) and serves until shut down,
+/// then exits the process ([`server::run_stdio`]); it never returns.
+pub fn serve_if_asked() {
+    let Some(socket) = std::env::var_os(SERVE_ENV) else {
+        return;
+    };
+    let code = server::run_stdio(Path::new(&socket)).unwrap_or_else(|e| {
+        eprintln!("ipckit manager server: {e}");
+        1
+    });
+    std::process::exit(code);
+}
 
 /// How a [`Manager`] starts its server.
 #[derive(Debug, Clone)]
@@ -113,6 +152,12 @@ impl Manager {
     }
 
     fn spawn_server(&mut self, config: &ManagerConfig) -> Result<()> {
+        if std::env::var_os(SERVE_ENV).is_some() {
+            return Err(Error::Protocol(format!(
+                "this process was started to serve a manager, but it did not call \
+                 ipckit::manager::serve_if_asked() first thing in main ({SERVE_ENV} is set)"
+            )));
+        }
         let program = match &config.program {
             Some(p) => p.clone(),
             None => std::env::current_exe().map_err(|e| Error::io("current executable", e))?,
@@ -120,6 +165,7 @@ impl Manager {
         let mut child = Command::new(&program)
             .args(["__internal", "manager-server", "--socket"])
             .arg(&self.address)
+            .env(SERVE_ENV, &self.address)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -129,8 +175,9 @@ impl Manager {
         let stdout = child.stdout.take().expect("stdout was piped");
         let not_a_server = |why: String| {
             Error::Protocol(format!(
-                "{} is not an ipckit binary that can serve a manager ({why}); \
-                 set ManagerConfig::program to the ipckit binary",
+                "{} cannot serve a manager ({why}); call \
+                 ipckit::manager::serve_if_asked() first thing in its main, \
+                 or set ManagerConfig::program to the ipckit binary",
                 program.display()
             ))
         };

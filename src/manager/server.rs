@@ -11,27 +11,37 @@
 //! 3. for each connection (`accept(2)`): a thread runs the challenge-response
 //!    handshake, then answers requests one at a time until the proxy hangs up.
 //!
+//! No client can kill or starve it: the whole handshake has one deadline
+//! ([`HANDSHAKE_TIMEOUT`], not restarted by each byte), at most
+//! [`MAX_CONNECTIONS`] connections are served at once (the next is told so
+//! and closed), frames are at most [`MAX_MESSAGE`] bytes, and values nested
+//! deeper than [`MAX_DEPTH`](crate::pyvalue::MAX_DEPTH) get an error reply.
+//!
 //! Every request runs under one lock, so each is atomic, which is what makes
 //! [`Request::Update`] safe where Python's `ns.x += 5` is a race.
 
-use super::auth::{AuthKey, server_handshake};
+use super::auth::{AuthKey, REFUSED, server_handshake};
 use super::link::Link;
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
 use crate::error::{Error, Result};
-use crate::frame::{decode, read_frame, write_value};
+use crate::frame::{decode, read_frame, write_frame, write_value};
 use crate::pyvalue::{Op, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The line the server prints on standard output once it listens.
 pub const READY: &[u8] = b"ipckit-manager ready\n";
 
-/// How long a new connection has to finish the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection has, in all, to finish the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many connections (each a thread) the server serves at once.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Runs the server (the `manager-server` internal command): key from stdin,
 /// socket at `socket`. Returns only on error; a shutdown request or the end
@@ -53,17 +63,35 @@ pub fn run_stdio(socket: &Path) -> Result<i32> {
     serve(listener, key)
 }
 
-/// Accepts connections for ever, one thread each.
+/// Accepts connections for ever, one thread each, at most
+/// [`MAX_CONNECTIONS`] at once: past that, a connection gets a refusal frame
+/// and is closed.
 fn serve(listener: UnixListener, key: AuthKey) -> Result<i32> {
     let state = Arc::new(Mutex::new(Objects::default()));
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let (stream, _) = listener
             .accept()
             .map_err(|e| Error::io("accept on the manager socket", e))?;
-        let (state, key) = (Arc::clone(&state), key.clone());
+        if open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+            open.fetch_sub(1, Ordering::AcqRel);
+            refuse(stream);
+            continue;
+        }
+        let (state, key, open) = (Arc::clone(&state), key.clone(), Arc::clone(&open));
         std::thread::spawn(move || {
             let _ = serve_connection(stream, &key, &state);
+            open.fetch_sub(1, Ordering::AcqRel);
         });
+    }
+}
+
+/// Tells a connection past the limit why it is closed (without blocking:
+/// a full socket buffer just loses the explanation).
+fn refuse(stream: UnixStream) {
+    let why = format!("{MAX_CONNECTIONS} connections are open, the limit");
+    if stream.set_nonblocking(true).is_ok() {
+        let _ = write_frame(&mut Link::new(stream), &[REFUSED, why.as_bytes()].concat());
     }
 }
 
@@ -82,9 +110,8 @@ fn serve_connection(stream: UnixStream, key: &AuthKey, state: &Mutex<Objects>) -
     stream
         .set_write_timeout(Some(super::ManagerConfig::default().timeout))
         .map_err(|e| Error::io("setsockopt(SO_SNDTIMEO)", e))?;
-    set_timeout(&stream, Some(HANDSHAKE_TIMEOUT))?;
     let mut link = Link::new(stream);
-    server_handshake(&mut link, key)?;
+    server_handshake(&mut Within::new(&mut link, HANDSHAKE_TIMEOUT), key)?;
     set_timeout(link.socket(), None)?;
     loop {
         let frame = read_frame(&mut link, MAX_MESSAGE);
@@ -104,6 +131,43 @@ fn serve_connection(stream: UnixStream, key: &AuthKey, state: &Mutex<Objects>) -
         if frame.is_err() {
             return Ok(()); // the byte stream is out of step: hang up after saying why
         }
+    }
+}
+
+/// A link whose reads all end at one deadline: before each read the socket's
+/// `SO_RCVTIMEO` is set to the time left, so a peer sending a byte at a time
+/// cannot stretch the wait (a per-read timeout restarts with every byte).
+struct Within<'a> {
+    link: &'a mut Link,
+    deadline: Instant,
+}
+
+impl<'a> Within<'a> {
+    fn new(link: &'a mut Link, timeout: Duration) -> Within<'a> {
+        Within {
+            link,
+            deadline: Instant::now() + timeout,
+        }
+    }
+}
+
+impl Read for Within<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.link.socket().set_read_timeout(Some(left))?;
+        self.link.read(buf)
+    }
+}
+
+impl Write for Within<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.link.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.link.flush()
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::process::fork;
 use crate::sys;
 use nix::unistd::Pid;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 /// The grandchild of a [`double_fork`]: its pid, and a pipe on which it reports
@@ -42,28 +42,31 @@ impl Orphan {
 /// call async-signal-safe functions.
 pub unsafe fn double_fork(work: impl FnOnce() -> i32) -> Result<Orphan> {
     let (read_end, write_end) = sys::nix("pipe", "", nix::unistd::pipe())?;
-    let (reader, writer) = (read_end.as_raw_fd(), write_end.as_raw_fd());
+    // Each process closes the ends it does not use by dropping its *own* copy
+    // of the `OwnedFd` (`close(2)`): after `fork` a child's memory is a copy,
+    // so taking an end out of its `Option` there leaves the parent's in place.
+    let (mut read_end, mut write_end) = (Some(read_end), Some(write_end));
     // SAFETY: forwarded to the caller; the middle child only forks, writes and exits.
     let mut middle = unsafe {
         fork(|| {
-            // SAFETY: the child closes its copy of the unused read end.
-            libc::close(reader);
+            drop(read_end.take());
             let middle_pid = nix::unistd::getpid();
-            // SAFETY: the grandchild uses only getppid, nanosleep, write, and `work`.
+            // SAFETY: the grandchild uses only getppid, nanosleep, write, close, and `work`.
             let grandchild = fork(|| {
                 while nix::unistd::getppid() == middle_pid {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                write_pid(writer, nix::unistd::getppid());
-                libc::close(writer);
+                if let Some(writer) = write_end.take() {
+                    write_pid(&writer, nix::unistd::getppid());
+                }
                 work()
             });
-            match grandchild {
-                Ok(guard) => {
+            match (grandchild, &write_end) {
+                (Ok(guard), Some(writer)) => {
                     write_pid(writer, guard.into_pid()); // reaped by its adopter, not by us
                     0
                 }
-                Err(_) => 1,
+                _ => 1,
             }
         })
     }?;
@@ -74,6 +77,7 @@ pub unsafe fn double_fork(work: impl FnOnce() -> i32) -> Result<Orphan> {
             "the middle child of a double fork {status}"
         )));
     }
+    let read_end = read_end.expect("the parent's copy of the read end is untouched");
     let pid = read_pid(&read_end, Duration::from_secs(5), "grandchild's pid")?;
     Ok(Orphan {
         pid,
@@ -82,10 +86,8 @@ pub unsafe fn double_fork(work: impl FnOnce() -> i32) -> Result<Orphan> {
 }
 
 /// Writes a pid as 4 native-endian bytes with `write(2)` (async-signal-safe).
-fn write_pid(fd: i32, pid: Pid) {
-    let bytes = pid.as_raw().to_ne_bytes();
-    // SAFETY: writes 4 bytes from a live stack buffer; the fd is ours.
-    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+fn write_pid(fd: &OwnedFd, pid: Pid) {
+    let _ = nix::unistd::write(fd, &pid.as_raw().to_ne_bytes());
 }
 
 fn read_pid(fd: &OwnedFd, timeout: Duration, what: &str) -> Result<Pid> {

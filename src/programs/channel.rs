@@ -43,8 +43,7 @@ pub const PROGRAMS: &[Program] = &[
 fn pipe_hello(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
     let (parent_conn, child_conn) = channel::connection::pipe(true)?;
-    // SAFETY: single-threaded (checked above), so the child may allocate.
-    match unsafe { process::fork_raw() }? {
+    match super::fork_raw()? {
         Fork::Child => {
             drop(parent_conn);
             let sent = child_conn.send(&Value::hello());
@@ -86,8 +85,7 @@ fn pipe_duplex(_args: &[String]) -> Result<i32> {
 /// Forks a child that owns `conn` and runs `work` with it; the parent's copy
 /// of `conn` is closed as soon as the child exists.
 fn spawn_with(conn: Connection, work: fn(&Connection) -> Result<()>) -> Result<ChildGuard> {
-    // SAFETY: only called by programs that checked they are single-threaded.
-    match unsafe { process::fork_raw() }? {
+    match super::fork_raw()? {
         Fork::Child => {
             let done = work(&conn);
             conn.close();
@@ -140,8 +138,7 @@ fn pi_over_channels(args: &[String], make: fn() -> Result<(OwnedFd, OwnedFd)>) -
     let mut open: Vec<(ChildGuard, OwnedFd)> = Vec::new();
     for i in 0..pi::PARTS {
         let (parent_end, child_end) = make()?;
-        // SAFETY: single-threaded (checked above).
-        match unsafe { process::fork_raw() }? {
+        match super::fork_raw()? {
             Fork::Child => {
                 drop(parent_end);
                 for (sibling, inherited_end) in open.drain(..) {
@@ -179,10 +176,7 @@ pub(super) fn fork_per_slice(
 ) -> Result<Vec<ChildGuard>> {
     require_single_thread()?;
     (0..pi::PARTS)
-        .map(|i| {
-            // SAFETY: single-threaded (checked above), so the child may allocate.
-            unsafe { process::fork(move || exit_code(send(pi::partial_sum(pi::slice(i, n))))) }
-        })
+        .map(|i| super::fork(move || exit_code(send(pi::partial_sum(pi::slice(i, n))))))
         .collect()
 }
 

@@ -7,7 +7,7 @@
 //! they force is kept.
 
 use crate::error::{Error, Result};
-use crate::process::Process;
+use crate::process::{ChildGuard, Fork, Process};
 use std::time::Duration;
 
 pub mod channel;
@@ -82,6 +82,60 @@ pub fn require_single_thread() -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// A safe fork for single-threaded programs.
+//
+// `fork(2)` is unsafe in general because a child of a multi-threaded process
+// may only call async-signal-safe functions (see `crate::process::fork`). A
+// reference program runs alone in the single-threaded `ipckit` process, so
+// its children may print and allocate. The functions below check that at the
+// moment of each fork (`/proc/self/task`): with one thread, no other thread
+// can start between the check and the fork, so the check cannot go stale.
+// From a multi-threaded process they return an error instead.
+// (Where there is no `/proc`, macOS, the check passes: there the kit relies on
+// `ipckit run` being single-threaded, which it is.)
+
+/// `fork(2)`, safe in a single-threaded process: `Fork::Child` in the child,
+/// `Fork::Parent(guard)` in the parent. An error if this process has threads.
+pub fn fork_raw() -> Result<Fork> {
+    require_single_thread()?;
+    // SAFETY: this process has one thread (checked just above, and only this
+    // thread could have started another since), so the child inherits no
+    // lock held by a thread that does not exist in it.
+    let forked = unsafe { nix::unistd::fork() };
+    match crate::sys::nix("fork", "", forked)? {
+        nix::unistd::ForkResult::Child => Ok(Fork::Child),
+        nix::unistd::ForkResult::Parent { child } => Ok(Fork::Parent(ChildGuard::adopt(child))),
+    }
+}
+
+/// `fork(2)` with the child's work as a closure, safe in a single-threaded
+/// process: the child runs `child` and exits with its result (`_exit(2)`, 1 on
+/// a panic), so it never runs the parent's code.
+pub fn fork(child: impl FnOnce() -> i32) -> Result<ChildGuard> {
+    match fork_raw()? {
+        Fork::Child => {
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(1);
+            crate::process::exit_immediately(code)
+        }
+        Fork::Parent(guard) => Ok(guard),
+    }
+}
+
+/// `p.start()` (`fork(2)`), safe in a single-threaded process.
+pub fn start_process(p: &mut Process) -> Result<()> {
+    require_single_thread()?;
+    // SAFETY: single-threaded, as in `fork_raw`.
+    unsafe { p.start() }
+}
+
+/// [`crate::process::double_fork`], safe in a single-threaded process.
+pub fn double_fork(work: impl FnOnce() -> i32) -> Result<crate::process::Orphan> {
+    require_single_thread()?;
+    // SAFETY: single-threaded, as in `fork_raw`.
+    unsafe { crate::process::double_fork(work) }
+}
+
 /// `Process(target=...).start()`: a child whose error is printed to standard
 /// error and turned into exit status 1.
 pub(crate) fn start(target: impl FnOnce() -> Result<()> + 'static) -> Result<Process> {
@@ -91,9 +145,7 @@ pub(crate) fn start(target: impl FnOnce() -> Result<()> + 'static) -> Result<Pro
             crate::process::exit_normally(1);
         }
     });
-    // SAFETY: every program calls `require_single_thread` first, so the
-    // child may print and allocate.
-    unsafe { p.start() }?;
+    start_process(&mut p)?;
     Ok(p)
 }
 

@@ -64,8 +64,7 @@ pub const PROGRAMS: &[Program] = &[
 /// `fork-basic`: `pid = os.fork()`; the child prints, the parent sleeps 1 s, prints, waits.
 fn fork_basic(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
-    // SAFETY: single-threaded (checked above), so the child may print.
-    match unsafe { process::fork_raw() }? {
+    match super::fork_raw()? {
         Fork::Child => {
             println!("new process created: fork returned 0 in the child");
             println!("program finished");
@@ -88,8 +87,7 @@ fn fork_basic(_args: &[String]) -> Result<i32> {
 fn fork_isolation(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
     let mut a = 1;
-    // SAFETY: single-threaded (checked above).
-    match unsafe { process::fork_raw() }? {
+    match super::fork_raw()? {
         Fork::Child => {
             println!("a = {a}");
             a = 10000;
@@ -108,8 +106,7 @@ fn fork_isolation(_args: &[String]) -> Result<i32> {
 /// `fork-ids`: each side prints the two pids as it sees them.
 fn fork_ids(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
-    // SAFETY: single-threaded (checked above).
-    match unsafe { process::fork_raw() }? {
+    match super::fork_raw()? {
         Fork::Child => {
             println!(
                 "child: my pid is {}, my parent's pid is {}",
@@ -134,17 +131,14 @@ fn fork_ids(_args: &[String]) -> Result<i32> {
 /// A second child is killed by `SIGKILL` to show that a signal death is not a status.
 fn exit_status(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
-    // SAFETY: single-threaded (checked above).
-    let child = unsafe {
-        process::fork(|| {
-            println!(
-                "child: my pid is {}, exiting with status 1",
-                process::getpid()
-            );
-            let _ = std::io::stdout().flush();
-            1
-        })
-    }?;
+    let child = super::fork(|| {
+        println!(
+            "child: my pid is {}, exiting with status 1",
+            process::getpid()
+        );
+        let _ = std::io::stdout().flush();
+        1
+    })?;
     let pid = child.into_pid(); // reaped below by wait(), as in the tutorial
     let mut status = 0;
     // SAFETY: `status` is a valid int. wait() collects any child: this exercise
@@ -156,13 +150,10 @@ fn exit_status(_args: &[String]) -> Result<i32> {
     if let process::ExitStatus::Exited(code) = decoded {
         println!("parent: WEXITSTATUS = {code}");
     }
-    // SAFETY: single-threaded; the child only sleeps (async-signal-safe anyway).
-    let mut victim = unsafe {
-        process::fork(|| {
-            std::thread::sleep(std::time::Duration::from_secs(60));
-            0
-        })
-    }?;
+    let mut victim = super::fork(|| {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        0
+    })?;
     victim.signal(nix::sys::signal::Signal::SIGKILL)?;
     println!("parent: the second child {}", victim.wait()?);
     Ok(0)
@@ -174,8 +165,7 @@ fn exit_status(_args: &[String]) -> Result<i32> {
 fn exit_flush(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
     print!("1. not flushed before fork, so printed by both processes:");
-    // SAFETY: single-threaded (checked above).
-    match unsafe { process::fork_raw() }? {
+    match super::fork_raw()? {
         Fork::Child => {
             println!(" child");
             process::exit_normally(0)
@@ -204,8 +194,7 @@ fn exit_flush(_args: &[String]) -> Result<i32> {
 fn child_output_after_exit(exit: fn(i32) -> !) -> Result<String> {
     use std::io::Read;
     let (read_end, write_end) = crate::sys::nix("pipe", "", nix::unistd::pipe())?;
-    // SAFETY: single-threaded (checked by the caller).
-    match unsafe { process::fork_raw() }? {
+    match super::fork_raw()? {
         Fork::Child => {
             let _ = nix::unistd::dup2_stdout(&write_end);
             drop((read_end, write_end));
@@ -228,8 +217,7 @@ fn child_output_after_exit(exit: fn(i32) -> !) -> Result<String> {
 /// zombie (state Z) until the parent waits.
 fn zombie(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
-    // SAFETY: single-threaded (checked above).
-    let mut child = unsafe { process::fork(|| 0) }?;
+    let mut child = super::fork(|| 0)?;
     sleep(1.0);
     println!(
         "child {} has exited; before wait its state is {}",
@@ -255,19 +243,16 @@ fn state_word(pid: nix::unistd::Pid) -> String {
 /// (adopted by init or a subreaper, which reaps it) does the second.
 fn double_fork(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
-    // SAFETY: single-threaded (checked above).
-    let orphan = unsafe {
-        process::double_fork(|| {
-            sleep(4.0);
-            println!(
-                "second thing (grandchild {}, adopted by pid {})",
-                process::getpid(),
-                process::getppid()
-            );
-            let _ = std::io::stdout().flush();
-            0
-        })
-    }?;
+    let orphan = super::double_fork(|| {
+        sleep(4.0);
+        println!(
+            "second thing (grandchild {}, adopted by pid {})",
+            process::getpid(),
+            process::getppid()
+        );
+        let _ = std::io::stdout().flush();
+        0
+    })?;
     let adopter = orphan.adopter(std::time::Duration::from_secs(5))?;
     println!(
         "parent: my child exited; grandchild {} was adopted by pid {adopter}",
@@ -285,8 +270,7 @@ fn sigchld_ignore(_args: &[String]) -> Result<i32> {
     let _ignored = SigchldIgnored::new()?;
     let mut pids = Vec::new();
     for _ in 0..3 {
-        // SAFETY: single-threaded (checked above); the children exit at once.
-        let child = unsafe { process::fork(|| 0) }?;
+        let child = super::fork(|| 0)?;
         pids.push(child.into_pid()); // the kernel reaps them, not us
     }
     sleep(1.0);
@@ -316,8 +300,7 @@ fn process_join(_args: &[String]) -> Result<i32> {
         println!("child: pid {}, setting global to 10000", process::getpid());
         GLOBAL.store(10000, Ordering::Relaxed);
     });
-    // SAFETY: single-threaded (checked above).
-    unsafe { p.start() }?;
+    super::start_process(&mut p)?;
     let alive = p.is_alive();
     println!(
         "parent: started {} with pid {}, alive: {alive}",
@@ -350,8 +333,7 @@ fn daemon_child(_args: &[String]) -> Result<i32> {
         }
     });
     p.set_daemon(true)?;
-    // SAFETY: single-threaded (checked above).
-    unsafe { p.start() }?;
+    super::start_process(&mut p)?;
     let pid = p.pid().expect("started");
     println!(
         "parent: daemon child {pid} started (daemon = {})",

@@ -4,7 +4,7 @@
 //! |-----------------------------------------|---------------------------------|--------------|
 //! | `multiprocessing.Lock` / `RLock`        | [`Lock`], [`RLock`]             | `pthread_mutex_*` (process-shared, robust) |
 //! | (building block) a mutex placed anywhere | [`RobustMutex`], [`MutexGuard`] | `pthread_mutex_init(3)` |
-//! | `multiprocessing.Condition` (building block) | [`SharedCondvar`]          | `pthread_cond_*` (process-shared) |
+//! | `multiprocessing.Condition` (building block) | [`SharedCondvar`]          | `futex(2)` on a sequence word |
 //! | `multiprocessing.Semaphore`             | [`Semaphore`], [`BoundedSemaphore`] | `sem_init(3)` with `pshared = 1` |
 //! | `posix_ipc.Semaphore`                   | [`NamedSemaphore`], [`NamedSemOwner`] | `sem_open(3)`, `sem_unlink(3)` |
 //! | `sysv_ipc.Semaphore`                    | [`SysvSemSet`], [`SysvSemOwner`] | `semget(2)`, `semop(2)`, `semtimedop(2)`, `semctl(2)` |
@@ -18,6 +18,7 @@
 //! semaphores offer none (see [`NamedSemaphore`]).
 
 mod condvar;
+mod futex;
 mod lock;
 mod mutex;
 mod semaphore;

@@ -182,7 +182,7 @@ impl RobustMutex {
         pthread_check("pthread_mutex_unlock", "robust mutex", ret)
     }
 
-    pub(super) fn raw(&self) -> *mut libc::pthread_mutex_t {
+    fn raw(&self) -> *mut libc::pthread_mutex_t {
         self.inner.get()
     }
 
@@ -199,7 +199,7 @@ impl RobustMutex {
 
     /// `Ok(false)` for 0, `Ok(true)` after recovering from `EOWNERDEAD`, the
     /// error otherwise (`ENOTRECOVERABLE`, `EDEADLK`, ...).
-    pub(super) fn owner_died(&self, call: &'static str, ret: libc::c_int) -> Result<bool> {
+    fn owner_died(&self, call: &'static str, ret: libc::c_int) -> Result<bool> {
         #[cfg(target_os = "linux")]
         if ret == libc::EOWNERDEAD {
             // SAFETY: EOWNERDEAD means we now hold the robust mutex, which is
@@ -238,8 +238,15 @@ impl<'a> MutexGuard<'a> {
         mutex.unlock()
     }
 
-    pub(super) fn set_previous_owner_died(&mut self) {
-        self.previous_owner_died = true;
+    /// Locks the mutex again after a condition variable released it
+    /// (`pthread_mutex_lock(3)`), noting a holder that died meanwhile.
+    pub(super) fn relock(&mut self) -> Result<()> {
+        // SAFETY: the mutex was initialised (construction invariant).
+        let ret = unsafe { libc::pthread_mutex_lock(self.mutex.raw()) };
+        if self.mutex.owner_died("pthread_mutex_lock", ret)? {
+            self.previous_owner_died = true;
+        }
+        Ok(())
     }
 }
 

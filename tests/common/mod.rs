@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod pi;
+pub mod state;
 
 use std::process::Command;
 
