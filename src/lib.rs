@@ -55,3 +55,5 @@ pub mod sync;
 pub mod sys;
 
 pub use error::{Error, Result};
+/// The `errno` type of [`Error::Sys`] (nix's), for ports that build one.
+pub use nix::errno::Errno;
