@@ -35,18 +35,22 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod channel;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod csp;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "cli")]
 pub mod grade;
 pub mod manager;
 pub mod mq;
 pub mod pi;
 pub mod pool;
 pub mod process;
+#[cfg(feature = "cli")]
 pub mod programs;
 pub mod pyvalue;
 pub mod queue;
