@@ -67,8 +67,11 @@
 
 pub mod lock;
 pub mod pipe;
+pub mod priority;
 pub mod queue;
 mod runner;
+pub mod semaphore;
+pub mod typed;
 
 use crate::audit::Scope;
 use crate::error::Error;
@@ -275,7 +278,7 @@ pub fn run_one(suite: &'static str, entries: Vec<Entry>, name: &str) {
 /// ipckit::conformance_tests!(queue, MyQueue); // tests queue::fifo_order, ...
 /// ```
 ///
-/// The suites: `queue`, `lock`, `pipe`. The port's type is named from
+/// The suites: `queue`, `lock`, `pipe`, `semaphore`, `priority`, `typed`. The port's type is named from
 /// inside the new module, which glob-imports its parent (`use super::*`): name
 /// it as the parent module sees it. The module also holds a test
 /// `every_check_has_a_test` that fails if the suite has a check this macro
@@ -307,6 +310,44 @@ macro_rules! conformance_tests {
                 timeout_while_held,
                 timeout_crossing_a_second,
                 holder_killed
+            ]
+        );
+    };
+    (semaphore, $port:ty) => {
+        $crate::__conformance_suite!(
+            semaphore,
+            $port,
+            [
+                acquire_counts_down_and_blocks_at_zero,
+                release_wakes_a_waiter_in_another_process,
+                at_most_n_holders,
+                acquire_timeout_crossing_a_second,
+                bounded_release_above_initial_fails
+            ]
+        );
+    };
+    (priority, $port:ty) => {
+        $crate::__conformance_suite!(
+            priority,
+            $port,
+            [
+                priority_order,
+                fifo_within_a_priority,
+                create_exclusive_refuses_an_existing_name,
+                close_is_not_unlink,
+                receive_timeout_crossing_a_second
+            ]
+        );
+    };
+    (typed, $port:ty) => {
+        $crate::__conformance_suite!(
+            typed,
+            $port,
+            [
+                type_zero_takes_the_oldest,
+                positive_type_takes_the_first_of_that_type,
+                negative_type_takes_the_lowest_type_up_to,
+                messages_cross_processes
             ]
         );
     };
@@ -581,6 +622,28 @@ fn die_with_parent() {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and nothing else.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+}
+
+/// Waits until `child` is asleep (state `S` in `/proc/<pid>/stat`): blocked
+/// in the call the check is about. Fails if it ends first or `by` passes.
+/// Where process states cannot be read (macOS), waits 200 ms instead.
+pub(crate) fn wait_until_asleep(child: &Child, by: Instant) -> std::result::Result<(), String> {
+    let role = child.role;
+    loop {
+        match process::state_of(child.guard.pid()) {
+            Ok(Some('S')) => return Ok(()),
+            Ok(Some('Z') | None) => return Err(format!("the {role} ended before it blocked")),
+            Ok(Some(_)) => {}
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(200));
+                return Ok(());
+            }
+        }
+        if Instant::now() >= by {
+            return Err(format!("the {role} never blocked"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -1,0 +1,292 @@
+//! The semaphore, priority-queue and typed-queue suites, run against the
+//! kit's own mechanisms through `conformance_tests!` (every check passes) and
+//! against deliberately broken ports (exactly the checks that should catch
+//! each one fail). Every check runs in a check runner that proves its
+//! children were reaped and its named objects removed.
+
+use ipckit::conformance::priority::PriorityQueuePort;
+use ipckit::conformance::semaphore::SemaphorePort;
+use ipckit::conformance::typed::TypedQueuePort;
+use ipckit::conformance::{Report, Status, priority, semaphore, typed};
+use ipckit::sync::{BoundedSemaphore, PosixSemaphore, Semaphore};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// Adapters for the reference implementations.
+
+/// `ipckit::sync::Semaphore` as a [`SemaphorePort`].
+struct KitSemaphore(Semaphore);
+
+impl SemaphorePort for KitSemaphore {
+    fn new(value: u32) -> ipckit::Result<Self> {
+        Semaphore::new(value).map(KitSemaphore)
+    }
+    fn acquire(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
+        match timeout {
+            None => self.0.acquire(),
+            Some(t) => self.0.acquire_timeout(t),
+        }
+    }
+    fn release(&self) -> ipckit::Result<()> {
+        self.0.release()
+    }
+    fn get_value(&self) -> ipckit::Result<u32> {
+        self.0.get_value()
+    }
+}
+
+/// `ipckit::sync::BoundedSemaphore` as a bounded [`SemaphorePort`].
+struct KitBounded(BoundedSemaphore);
+
+impl SemaphorePort for KitBounded {
+    const BOUNDED: bool = true;
+    fn new(value: u32) -> ipckit::Result<Self> {
+        BoundedSemaphore::new(value).map(KitBounded)
+    }
+    fn acquire(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
+        match timeout {
+            None => self.0.acquire(),
+            Some(t) => self.0.acquire_timeout(t),
+        }
+    }
+    fn release(&self) -> ipckit::Result<()> {
+        self.0.release()
+    }
+    fn get_value(&self) -> ipckit::Result<u32> {
+        self.0.get_value()
+    }
+}
+
+/// `ipckit::mq::posix::MessageQueue` as a [`PriorityQueuePort`].
+#[cfg(target_os = "linux")]
+struct KitMq(ipckit::mq::posix::MessageQueue);
+
+#[cfg(target_os = "linux")]
+impl PriorityQueuePort for KitMq {
+    fn create_exclusive(name: &str) -> ipckit::Result<Self> {
+        use ipckit::mq::posix::{Config, MessageQueue, QueueName};
+        MessageQueue::create_exclusive(&QueueName::new(name)?, &Config::default()).map(KitMq)
+    }
+    fn open(name: &str) -> ipckit::Result<Self> {
+        use ipckit::mq::posix::{MessageQueue, QueueName};
+        MessageQueue::open_existing(&QueueName::new(name)?).map(KitMq)
+    }
+    fn send(&self, message: &[u8], priority: u32) -> ipckit::Result<()> {
+        self.0.send(message, priority)
+    }
+    fn receive(&self, timeout: Option<Duration>) -> ipckit::Result<(Vec<u8>, u32)> {
+        match timeout {
+            None => self.0.receive(),
+            Some(t) => self.0.receive_timeout(t),
+        }
+    }
+    fn close(self) -> ipckit::Result<()> {
+        self.0.close()
+    }
+    fn unlink(name: &str) -> ipckit::Result<()> {
+        ipckit::mq::posix::unlink(&ipckit::mq::posix::QueueName::new(name)?)
+    }
+}
+
+/// `ipckit::mq::sysv::QueueOwner` (removed on drop) as a [`TypedQueuePort`].
+#[cfg(target_os = "linux")]
+struct KitSysv(ipckit::mq::sysv::QueueOwner);
+
+#[cfg(target_os = "linux")]
+impl TypedQueuePort for KitSysv {
+    fn new() -> ipckit::Result<Self> {
+        use ipckit::mq::sysv::{Key, QueueOwner};
+        QueueOwner::create(Key::Private, 0o600).map(KitSysv)
+    }
+    fn send(&self, mtype: i64, data: &[u8]) -> ipckit::Result<()> {
+        self.0.send(mtype, data)
+    }
+    fn try_receive(&self, msgtyp: i64) -> ipckit::Result<(i64, Vec<u8>)> {
+        self.0
+            .try_receive(ipckit::mq::sysv::Selector::from_raw(msgtyp))
+    }
+}
+
+/// Every check of these suites against the kit's mechanisms, one test each.
+mod kit {
+    use super::*;
+    ipckit::conformance_tests!(semaphore, KitSemaphore);
+    #[cfg(target_os = "linux")]
+    ipckit::conformance_tests!(priority, KitMq);
+    #[cfg(target_os = "linux")]
+    ipckit::conformance_tests!(typed, KitSysv);
+}
+
+/// The semaphore suite against the kit's bounded semaphore.
+mod bounded {
+    use super::*;
+    ipckit::conformance_tests!(semaphore, KitBounded);
+}
+
+// ---------------------------------------------------------------------------
+// Deliberately broken ports.
+
+/// A semaphore whose count lives in each process's own memory: a release in
+/// one process is never seen by another.
+struct LocalCount(AtomicU32);
+
+impl SemaphorePort for LocalCount {
+    fn new(value: u32) -> ipckit::Result<Self> {
+        Ok(LocalCount(AtomicU32::new(value)))
+    }
+    fn acquire(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
+        let t = timeout.unwrap_or(Duration::from_secs(3600));
+        let start = Instant::now();
+        loop {
+            let took = self
+                .0
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            if took.is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() >= t {
+                return Err(ipckit::Error::timeout(t));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    fn release(&self) -> ipckit::Result<()> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn get_value(&self) -> ipckit::Result<u32> {
+        Ok(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// A counting semaphore that claims to be bounded.
+struct SaysBounded(KitSemaphore);
+
+impl SemaphorePort for SaysBounded {
+    const BOUNDED: bool = true;
+    fn new(value: u32) -> ipckit::Result<Self> {
+        KitSemaphore::new(value).map(SaysBounded)
+    }
+    fn acquire(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
+        self.0.acquire(timeout)
+    }
+    fn release(&self) -> ipckit::Result<()> {
+        self.0.release()
+    }
+    fn get_value(&self) -> ipckit::Result<u32> {
+        self.0.get_value()
+    }
+}
+
+/// A priority queue port that sends everything with priority 0 (`NOPRIO`),
+/// or (`CLOSE_UNLINKS`) whose close also unlinks the name.
+#[cfg(target_os = "linux")]
+struct BrokenMq<const NOPRIO: bool, const CLOSE_UNLINKS: bool>(KitMq, String);
+
+#[cfg(target_os = "linux")]
+impl<const NOPRIO: bool, const CLOSE_UNLINKS: bool> PriorityQueuePort
+    for BrokenMq<NOPRIO, CLOSE_UNLINKS>
+{
+    fn create_exclusive(name: &str) -> ipckit::Result<Self> {
+        KitMq::create_exclusive(name).map(|q| BrokenMq(q, name.into()))
+    }
+    fn open(name: &str) -> ipckit::Result<Self> {
+        KitMq::open(name).map(|q| BrokenMq(q, name.into()))
+    }
+    fn send(&self, message: &[u8], priority: u32) -> ipckit::Result<()> {
+        self.0.send(message, if NOPRIO { 0 } else { priority })
+    }
+    fn receive(&self, timeout: Option<Duration>) -> ipckit::Result<(Vec<u8>, u32)> {
+        self.0.receive(timeout)
+    }
+    fn close(self) -> ipckit::Result<()> {
+        if CLOSE_UNLINKS {
+            KitMq::unlink(&self.1)?;
+        }
+        self.0.close()
+    }
+    fn unlink(name: &str) -> ipckit::Result<()> {
+        KitMq::unlink(name)
+    }
+}
+
+/// A typed queue port whose receive ignores the type asked for.
+#[cfg(target_os = "linux")]
+struct IgnoresType(KitSysv);
+
+#[cfg(target_os = "linux")]
+impl TypedQueuePort for IgnoresType {
+    fn new() -> ipckit::Result<Self> {
+        KitSysv::new().map(IgnoresType)
+    }
+    fn send(&self, mtype: i64, data: &[u8]) -> ipckit::Result<()> {
+        self.0.send(mtype, data)
+    }
+    fn try_receive(&self, _msgtyp: i64) -> ipckit::Result<(i64, Vec<u8>)> {
+        self.0.try_receive(0)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+
+/// The names of the checks that failed, in order.
+fn failed(report: &Report) -> Vec<&str> {
+    let fails = report.checks.iter().filter(|c| c.status == Status::Fail);
+    fails.map(|c| c.name.as_str()).collect()
+}
+
+#[test]
+fn a_counting_semaphore_notes_what_release_above_the_initial_value_did() {
+    let mut entries = semaphore::checks::<KitSemaphore>();
+    entries.retain(|e| e.name == "bounded_release_above_initial_fails");
+    let report = ipckit::conformance::check_all("semaphore", entries).unwrap();
+    let note = &report.checks[0];
+    assert_eq!(note.status, Status::Noted, "{report}");
+    assert!(note.detail.contains("get_value then 2"), "{report}");
+}
+
+#[test]
+fn a_semaphore_counted_in_each_process_fails_the_cross_process_checks() {
+    let report = semaphore::check::<LocalCount>().unwrap_err();
+    let want = [
+        "release_wakes_a_waiter_in_another_process",
+        "at_most_n_holders",
+    ];
+    assert_eq!(failed(&report), want, "{report}");
+}
+
+#[test]
+fn a_counting_semaphore_that_says_bounded_fails_only_the_bounded_check() {
+    let report = semaphore::check::<SaysBounded>().unwrap_err();
+    let want = ["bounded_release_above_initial_fails"];
+    assert_eq!(failed(&report), want, "{report}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_queue_without_priorities_fails_the_two_order_checks() {
+    let report = priority::check::<BrokenMq<true, false>>().unwrap_err();
+    let want = ["priority_order", "fifo_within_a_priority"];
+    assert_eq!(failed(&report), want, "{report}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_queue_whose_close_unlinks_fails_close_is_not_unlink() {
+    let report = priority::check::<BrokenMq<false, true>>().unwrap_err();
+    assert_eq!(failed(&report), ["close_is_not_unlink"], "{report}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_typed_queue_that_ignores_the_type_fails_every_selection_by_type() {
+    let report = typed::check::<IgnoresType>().unwrap_err();
+    let want = [
+        "positive_type_takes_the_first_of_that_type",
+        "negative_type_takes_the_lowest_type_up_to",
+        "messages_cross_processes",
+    ];
+    assert_eq!(failed(&report), want, "{report}");
+}
