@@ -1,15 +1,20 @@
-//! The semaphore, priority-queue and typed-queue suites, run against the
+//! The rlock, joinable-queue, process, semaphore, priority-queue and
+//! typed-queue suites, run against the
 //! kit's own mechanisms through `conformance_tests!` (every check passes) and
 //! against deliberately broken ports (exactly the checks that should catch
 //! each one fail). Every check runs in a check runner that proves its
 //! children were reaped and its named objects removed.
 
+use ipckit::conformance::joinable::JoinableQueuePort;
+use ipckit::conformance::lock::LockPort;
 use ipckit::conformance::priority::PriorityQueuePort;
+use ipckit::conformance::process::ProcessPort;
 use ipckit::conformance::semaphore::SemaphorePort;
 use ipckit::conformance::typed::TypedQueuePort;
-use ipckit::conformance::{Report, Status, priority, semaphore, typed};
-use ipckit::sync::{BoundedSemaphore, PosixSemaphore, Semaphore};
-use std::sync::atomic::{AtomicU32, Ordering};
+use ipckit::conformance::{Report, Status, joinable, priority, process, rlock, semaphore, typed};
+use ipckit::queue::{JoinableQueue, Wait};
+use ipckit::sync::{BoundedSemaphore, Lock, MutexGuard, PosixSemaphore, RLock, Semaphore};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
@@ -108,9 +113,101 @@ impl TypedQueuePort for KitSysv {
     }
 }
 
+/// `ipckit::sync::RLock` (or, with `RE` false, the plain `Lock`) as a
+/// [`LockPort`].
+struct KitRLock<const RE: bool>(Option<RLock>, Option<Lock>);
+
+impl<const RE: bool> LockPort for KitRLock<RE> {
+    type Guard<'a> = MutexGuard<'a>;
+    fn new() -> ipckit::Result<Self> {
+        match RE {
+            true => Ok(KitRLock(Some(RLock::new()?), None)),
+            false => Ok(KitRLock(None, Some(Lock::new()?))),
+        }
+    }
+    fn acquire(&self, timeout: Option<Duration>) -> ipckit::Result<MutexGuard<'_>> {
+        let lock = self
+            .0
+            .as_deref()
+            .or(self.1.as_ref())
+            .expect("one of the two");
+        match timeout {
+            None => lock.acquire(),
+            Some(t) => lock.acquire_timeout(t),
+        }
+    }
+}
+
+fn wait(timeout: Option<Duration>) -> Wait {
+    timeout.map_or(Wait::Forever, Wait::For)
+}
+
+/// `ipckit::queue::JoinableQueue<u64>` as a [`JoinableQueuePort`].
+struct KitJoinable(JoinableQueue<u64>);
+
+impl JoinableQueuePort for KitJoinable {
+    fn new(maxsize: usize) -> ipckit::Result<Self> {
+        JoinableQueue::new(maxsize).map(KitJoinable)
+    }
+    fn put(&self, item: u64, timeout: Option<Duration>) -> ipckit::Result<()> {
+        self.0.queue().put(&item, wait(timeout))
+    }
+    fn get(&self, timeout: Option<Duration>) -> ipckit::Result<u64> {
+        self.0.queue().get(wait(timeout))
+    }
+    fn task_done(&self) -> ipckit::Result<()> {
+        self.0.task_done()
+    }
+    fn join(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
+        self.0.join(timeout)
+    }
+}
+
+/// `ipckit::process::Process` as a [`ProcessPort`]; with `DAEMON` false
+/// it ignores the daemon flag, with `SHELL` it reports a signal death as a
+/// shell does (128 + signal) instead of Python's minus the signal.
+struct KitProcess<const DAEMON: bool, const SHELL: bool>(ipckit::process::Process);
+
+type GoodProcess = KitProcess<true, false>;
+
+impl<const DAEMON: bool, const SHELL: bool> ProcessPort for KitProcess<DAEMON, SHELL> {
+    fn new(target: fn()) -> Self {
+        KitProcess(ipckit::process::Process::new(target))
+    }
+    fn set_daemon(&mut self, daemon: bool) -> ipckit::Result<()> {
+        match DAEMON {
+            true => self.0.set_daemon(daemon),
+            false => Ok(()),
+        }
+    }
+    fn start(&mut self) -> ipckit::Result<()> {
+        // SAFETY: the suite's targets only sleep, raise a signal or `_exit`.
+        unsafe { self.0.start() }
+    }
+    fn join(&mut self, timeout: Option<Duration>) -> ipckit::Result<()> {
+        self.0.join(timeout)
+    }
+    fn is_alive(&mut self) -> bool {
+        self.0.is_alive()
+    }
+    fn exitcode(&self) -> Option<i32> {
+        let code = self.0.exitcode()?;
+        Some(if SHELL && code < 0 { 128 - code } else { code })
+    }
+    fn pid(&self) -> Option<i32> {
+        self.0.pid().map(|p| p.as_raw())
+    }
+    fn kill(&self) -> ipckit::Result<()> {
+        self.0.kill()
+    }
+}
+
 /// Every check of these suites against the kit's mechanisms, one test each.
 mod kit {
     use super::*;
+    ipckit::conformance_tests!(rlock, KitRLock<true>);
+    ipckit::conformance_tests!(joinable, KitJoinable);
+    ipckit::conformance_tests!(process, GoodProcess);
     ipckit::conformance_tests!(semaphore, KitSemaphore);
     #[cfg(target_os = "linux")]
     ipckit::conformance_tests!(priority, KitMq);
@@ -228,8 +325,80 @@ impl TypedQueuePort for IgnoresType {
     }
 }
 
+/// A JoinableQueue whose count of unfinished tasks lives in each process's
+/// own memory: a consumer's `task_done` never reaches the producer.
+struct LocalTasks(KitJoinable, AtomicI64);
+
+impl JoinableQueuePort for LocalTasks {
+    fn new(maxsize: usize) -> ipckit::Result<Self> {
+        Ok(LocalTasks(KitJoinable::new(maxsize)?, AtomicI64::new(0)))
+    }
+    fn put(&self, item: u64, timeout: Option<Duration>) -> ipckit::Result<()> {
+        self.0.put(item, timeout)?;
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn get(&self, timeout: Option<Duration>) -> ipckit::Result<u64> {
+        self.0.get(timeout)
+    }
+    fn task_done(&self) -> ipckit::Result<()> {
+        if self.1.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            return Err(ipckit::Error::other("task_done() called too many times"));
+        }
+        Ok(())
+    }
+    fn join(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
+        let t = timeout.unwrap_or(Duration::from_secs(3600));
+        let start = Instant::now();
+        while self.1.load(Ordering::SeqCst) > 0 {
+            if start.elapsed() >= t {
+                return Err(ipckit::Error::timeout(t));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The tests.
+
+#[test]
+fn a_plain_lock_fails_exactly_the_rlock_checks() {
+    let report = rlock::check::<KitRLock<false>>().unwrap_err();
+    let want = [
+        "reentrant_in_one_process",
+        "excludes_others_until_fully_released",
+    ];
+    assert_eq!(failed(&report), want, "{report}");
+}
+
+#[test]
+fn a_joinable_queue_counting_tasks_per_process_fails_the_join_check() {
+    let report = joinable::check::<LocalTasks>().unwrap_err();
+    assert_eq!(
+        failed(&report),
+        ["join_waits_for_every_task_done"],
+        "{report}"
+    );
+}
+
+#[test]
+fn a_process_that_ignores_daemon_fails_only_the_daemon_check() {
+    let report = process::check::<KitProcess<false, false>>().unwrap_err();
+    assert_eq!(failed(&report), ["daemon_ends_with_its_parent"], "{report}");
+}
+
+#[test]
+fn a_process_reporting_signals_as_a_shell_does_fails_the_two_signal_checks() {
+    let report = process::check::<KitProcess<true, true>>().unwrap_err();
+    let want = [
+        "join_timeout_returns_while_alive",
+        "exitcode_is_minus_the_signal",
+    ];
+    assert_eq!(failed(&report), want, "{report}");
+}
 
 /// The names of the checks that failed, in order.
 fn failed(report: &Report) -> Vec<&str> {

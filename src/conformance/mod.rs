@@ -65,17 +65,20 @@
 //! operation is expected to give up, [`LONG_TIMEOUT`] where it is expected to
 //! succeed.
 
+pub mod joinable;
 pub mod lock;
 pub mod pipe;
 pub mod priority;
+pub mod process;
 pub mod queue;
+pub mod rlock;
 mod runner;
 pub mod semaphore;
 pub mod typed;
 
 use crate::audit::Scope;
 use crate::error::Error;
-use crate::process::{self, ChildGuard, ExitStatus, Fork};
+use crate::process::{self as os_process, ChildGuard, ExitStatus, Fork};
 use crate::shm::{AnonMapping, SharedRegion};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -278,7 +281,8 @@ pub fn run_one(suite: &'static str, entries: Vec<Entry>, name: &str) {
 /// ipckit::conformance_tests!(queue, MyQueue); // tests queue::fifo_order, ...
 /// ```
 ///
-/// The suites: `queue`, `lock`, `pipe`, `semaphore`, `priority`, `typed`. The port's type is named from
+/// The suites: `queue`, `joinable`, `lock`, `rlock`, `semaphore`, `pipe`,
+/// `priority`, `typed`, `process`. The port's type is named from
 /// inside the new module, which glob-imports its parent (`use super::*`): name
 /// it as the parent module sees it. The module also holds a test
 /// `every_check_has_a_test` that fails if the suite has a check this macro
@@ -310,6 +314,43 @@ macro_rules! conformance_tests {
                 timeout_while_held,
                 timeout_crossing_a_second,
                 holder_killed
+            ]
+        );
+    };
+    (rlock, $port:ty) => {
+        $crate::__conformance_suite!(
+            rlock,
+            $port,
+            [
+                mutual_exclusion,
+                timeout_while_held,
+                timeout_crossing_a_second,
+                holder_killed,
+                reentrant_in_one_process,
+                excludes_others_until_fully_released
+            ]
+        );
+    };
+    (joinable, $port:ty) => {
+        $crate::__conformance_suite!(
+            joinable,
+            $port,
+            [
+                join_waits_for_every_task_done,
+                task_done_more_than_put_is_an_error,
+                join_on_an_empty_queue_returns_at_once
+            ]
+        );
+    };
+    (process, $port:ty) => {
+        $crate::__conformance_suite!(
+            process,
+            $port,
+            [
+                join_waits_for_the_exit,
+                join_timeout_returns_while_alive,
+                exitcode_is_minus_the_signal,
+                daemon_ends_with_its_parent
             ]
         );
     };
@@ -528,7 +569,9 @@ fn fork_child<K, D>(
     // SAFETY: the child only runs the port's operations and the suite's own
     // checks (atomics and memcpy in shared memory, clock reads, sleeps,
     // allocation: see the module documentation), then `_exit`s.
-    match unsafe { process::fork_raw() }.map_err(|e| format!("fork for the {role} failed: {e}"))? {
+    match unsafe { os_process::fork_raw() }
+        .map_err(|e| format!("fork for the {role} failed: {e}"))?
+    {
         Fork::Child => {
             die_with_parent();
             drop(other);
@@ -538,7 +581,7 @@ fn fork_child<K, D>(
                 Ok(Err(wrong)) => mailbox.write(&wrong, 1),
                 Err(_) => PANICKED,
             };
-            process::exit_immediately(code)
+            os_process::exit_immediately(code)
         }
         Fork::Parent(guard) => {
             drop(keep);
@@ -631,7 +674,7 @@ fn die_with_parent() {
 pub(crate) fn wait_until_asleep(child: &Child, by: Instant) -> std::result::Result<(), String> {
     let role = child.role;
     loop {
-        match process::state_of(child.guard.pid()) {
+        match os_process::state_of(child.guard.pid()) {
             Ok(Some('S')) => return Ok(()),
             Ok(Some('Z') | None) => return Err(format!("the {role} ended before it blocked")),
             Ok(Some(_)) => {}
