@@ -7,14 +7,18 @@
 
 use ipckit::conformance::joinable::JoinableQueuePort;
 use ipckit::conformance::lock::LockPort;
+use ipckit::conformance::pool::PoolPort;
 use ipckit::conformance::priority::PriorityQueuePort;
 use ipckit::conformance::process::ProcessPort;
 use ipckit::conformance::semaphore::SemaphorePort;
+use ipckit::conformance::shared::SharedPort;
 use ipckit::conformance::typed::TypedQueuePort;
-use ipckit::conformance::{Report, Status, joinable, priority, process, rlock, semaphore, typed};
+use ipckit::conformance::{
+    Report, Status, joinable, pool, priority, process, rlock, semaphore, shared, typed,
+};
 use ipckit::queue::{JoinableQueue, Wait};
 use ipckit::sync::{BoundedSemaphore, Lock, MutexGuard, PosixSemaphore, RLock, Semaphore};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
@@ -202,9 +206,125 @@ impl<const DAEMON: bool, const SHELL: bool> ProcessPort for KitProcess<DAEMON, S
     }
 }
 
+/// `ipckit::shm::Value<f64>` and `Array<i32>` as a [`SharedPort`]; with
+/// `F32` the value is stored as a C float (typecode `'f'`), a wrong port of
+/// `'d'`.
+struct KitShared<const F32: bool>(ipckit::shm::Value<f64>, Option<ipckit::shm::Array<i32>>);
+
+impl<const F32: bool> SharedPort for KitShared<F32> {
+    fn new(value: f64, items: &[i32]) -> ipckit::Result<Self> {
+        let array = match items {
+            [] => None,
+            items => Some(ipckit::shm::Array::from_slice(items)?),
+        };
+        Ok(KitShared(ipckit::shm::Value::new(value)?, array))
+    }
+    fn value(&self) -> ipckit::Result<f64> {
+        Ok(self.0.get())
+    }
+    fn set_value(&self, x: f64) -> ipckit::Result<()> {
+        self.0.set(if F32 { x as f32 as f64 } else { x });
+        Ok(())
+    }
+    fn add_under_lock(&self, delta: f64) -> ipckit::Result<()> {
+        let _held = self.0.get_lock()?.lock()?;
+        self.0.set(self.0.get() + delta);
+        Ok(())
+    }
+    fn len(&self) -> usize {
+        self.1.as_ref().map_or(0, |a| a.len())
+    }
+    fn get(&self, i: usize) -> ipckit::Result<i32> {
+        let array = self
+            .1
+            .as_ref()
+            .ok_or_else(|| ipckit::Error::other("empty array"))?;
+        array.get(i)
+    }
+    fn set(&self, i: usize, x: i32) -> ipckit::Result<()> {
+        let array = self
+            .1
+            .as_ref()
+            .ok_or_else(|| ipckit::Error::other("empty array"))?;
+        array.set(i, x)
+    }
+}
+
+/// A "shared" value and array kept in each process's own memory.
+struct PrivateCopy(AtomicU64, Vec<AtomicI32>);
+
+impl SharedPort for PrivateCopy {
+    fn new(value: f64, items: &[i32]) -> ipckit::Result<Self> {
+        let items = items.iter().map(|&x| AtomicI32::new(x)).collect();
+        Ok(PrivateCopy(AtomicU64::new(value.to_bits()), items))
+    }
+    fn value(&self) -> ipckit::Result<f64> {
+        Ok(f64::from_bits(self.0.load(Ordering::SeqCst)))
+    }
+    fn set_value(&self, x: f64) -> ipckit::Result<()> {
+        self.0.store(x.to_bits(), Ordering::SeqCst);
+        Ok(())
+    }
+    fn add_under_lock(&self, delta: f64) -> ipckit::Result<()> {
+        self.set_value(self.value()? + delta)
+    }
+    fn len(&self) -> usize {
+        self.1.len()
+    }
+    fn get(&self, i: usize) -> ipckit::Result<i32> {
+        let item = self
+            .1
+            .get(i)
+            .ok_or_else(|| ipckit::Error::other("index out of range"))?;
+        Ok(item.load(Ordering::SeqCst))
+    }
+    fn set(&self, i: usize, x: i32) -> ipckit::Result<()> {
+        let item = self
+            .1
+            .get(i)
+            .ok_or_else(|| ipckit::Error::other("index out of range"))?;
+        item.store(x, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// `ipckit::pool::Pool` as a [`PoolPort`]; with `LONG_GET` its `get`
+/// ignores the timeout it is given and waits 10 s.
+struct KitPool<const LONG_GET: bool>(ipckit::pool::Pool);
+
+impl<const LONG_GET: bool> PoolPort for KitPool<LONG_GET> {
+    type Pending = ipckit::pool::AsyncResult<u64>;
+    fn new(processes: usize) -> ipckit::Result<Self> {
+        // SAFETY: the workers only run the suite's plain task functions.
+        unsafe { ipckit::pool::Pool::new(ipckit::pool::PoolConfig::new(processes)) }.map(KitPool)
+    }
+    fn apply_async(&self, f: fn(u64) -> u64, x: u64) -> ipckit::Result<Self::Pending> {
+        self.0.apply_async(f, x)
+    }
+    fn get(&self, pending: &Self::Pending, timeout: Duration) -> ipckit::Result<u64> {
+        pending.get(if LONG_GET {
+            Duration::from_secs(10)
+        } else {
+            timeout
+        })
+    }
+    fn map(&self, f: fn(u64) -> u64, items: Vec<u64>) -> ipckit::Result<Vec<u64>> {
+        self.0.map(f, items, 1)
+    }
+    fn worker_pids(&self) -> Vec<i32> {
+        self.0.worker_pids().iter().map(|p| p.as_raw()).collect()
+    }
+    fn close_and_join(&self) -> ipckit::Result<()> {
+        self.0.close();
+        self.0.join()
+    }
+}
+
 /// Every check of these suites against the kit's mechanisms, one test each.
 mod kit {
     use super::*;
+    ipckit::conformance_tests!(shared, KitShared<false>);
+    ipckit::conformance_tests!(pool, KitPool<false>);
     ipckit::conformance_tests!(rlock, KitRLock<true>);
     ipckit::conformance_tests!(joinable, KitJoinable);
     ipckit::conformance_tests!(process, GoodProcess);
@@ -458,4 +578,43 @@ fn a_typed_queue_that_ignores_the_type_fails_every_selection_by_type() {
         "messages_cross_processes",
     ];
     assert_eq!(failed(&report), want, "{report}");
+}
+
+#[test]
+fn the_kit_value_loses_updates_without_its_lock_as_the_tutorial_shows() {
+    let mut entries = shared::checks::<KitShared<false>>();
+    entries.retain(|e| e.name == "lost_update_without_the_lock");
+    let report = ipckit::conformance::check_all("shared", entries).unwrap();
+    assert_eq!(report.checks[0].status, Status::Noted, "{report}");
+    assert!(
+        report.checks[0].detail.contains("unlocked increments"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_value_and_array_in_private_memory_fail_every_cross_process_check() {
+    let report = shared::check::<PrivateCopy>().unwrap_err();
+    let want = [
+        "child_writes_are_visible_to_the_parent",
+        "typecodes_hold_their_c_types",
+        "updates_under_the_lock_all_count",
+    ];
+    assert_eq!(failed(&report), want, "{report}");
+}
+
+#[test]
+fn a_double_stored_as_a_float_fails_the_value_checks() {
+    let report = shared::check::<KitShared<true>>().unwrap_err();
+    let want = [
+        "child_writes_are_visible_to_the_parent",
+        "typecodes_hold_their_c_types",
+    ];
+    assert_eq!(failed(&report), want, "{report}");
+}
+
+#[test]
+fn a_pool_whose_get_ignores_its_timeout_fails_the_timeout_check() {
+    let report = pool::check::<KitPool<true>>().unwrap_err();
+    assert_eq!(failed(&report), ["get_timeout_on_a_slow_task"], "{report}");
 }

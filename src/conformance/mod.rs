@@ -68,12 +68,14 @@
 pub mod joinable;
 pub mod lock;
 pub mod pipe;
+pub mod pool;
 pub mod priority;
 pub mod process;
 pub mod queue;
 pub mod rlock;
 mod runner;
 pub mod semaphore;
+pub mod shared;
 pub mod typed;
 
 use crate::audit::Scope;
@@ -282,7 +284,7 @@ pub fn run_one(suite: &'static str, entries: Vec<Entry>, name: &str) {
 /// ```
 ///
 /// The suites: `queue`, `joinable`, `lock`, `rlock`, `semaphore`, `pipe`,
-/// `priority`, `typed`, `process`. The port's type is named from
+/// `priority`, `typed`, `shared`, `process`, `pool`. The port's type is named from
 /// inside the new module, which glob-imports its parent (`use super::*`): name
 /// it as the parent module sees it. The module also holds a test
 /// `every_check_has_a_test` that fails if the suite has a check this macro
@@ -351,6 +353,32 @@ macro_rules! conformance_tests {
                 join_timeout_returns_while_alive,
                 exitcode_is_minus_the_signal,
                 daemon_ends_with_its_parent
+            ]
+        );
+    };
+    (shared, $port:ty) => {
+        $crate::__conformance_suite!(
+            shared,
+            $port,
+            [
+                made_as_given,
+                child_writes_are_visible_to_the_parent,
+                typecodes_hold_their_c_types,
+                updates_under_the_lock_all_count,
+                lost_update_without_the_lock
+            ]
+        );
+    };
+    (pool, $port:ty) => {
+        $crate::__conformance_suite!(
+            pool,
+            $port,
+            [
+                apply_async_get_returns_the_value,
+                get_timeout_on_a_slow_task,
+                map_equals_a_sequential_map,
+                a_killed_worker_does_not_hang_the_pool,
+                close_and_join_reap_every_worker
             ]
         );
     };
