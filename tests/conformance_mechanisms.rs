@@ -7,6 +7,7 @@
 
 use ipckit::conformance::joinable::JoinableQueuePort;
 use ipckit::conformance::lock::LockPort;
+use ipckit::conformance::manager::ManagerPort;
 use ipckit::conformance::pool::PoolPort;
 use ipckit::conformance::priority::PriorityQueuePort;
 use ipckit::conformance::process::ProcessPort;
@@ -14,7 +15,7 @@ use ipckit::conformance::semaphore::SemaphorePort;
 use ipckit::conformance::shared::SharedPort;
 use ipckit::conformance::typed::TypedQueuePort;
 use ipckit::conformance::{
-    Report, Status, joinable, pool, priority, process, rlock, semaphore, shared, typed,
+    Report, Status, joinable, manager, pool, priority, process, rlock, semaphore, shared, typed,
 };
 use ipckit::queue::{JoinableQueue, Wait};
 use ipckit::sync::{BoundedSemaphore, Lock, MutexGuard, PosixSemaphore, RLock, Semaphore};
@@ -320,9 +321,92 @@ impl<const LONG_GET: bool> PoolPort for KitPool<LONG_GET> {
     }
 }
 
+/// `ipckit::manager::Manager` and its proxies as a [`ManagerPort`]. With
+/// `LOCAL_LIST` the list is a copy in each process's memory; with
+/// `DICT_REPR` the namespace prints like a dict.
+struct KitManager<const LOCAL_LIST: bool, const DICT_REPR: bool> {
+    list: ipckit::manager::ListProxy,
+    local: std::cell::RefCell<Vec<i64>>,
+    dict: ipckit::manager::DictProxy,
+    ns: ipckit::manager::NamespaceProxy,
+    _manager: ipckit::manager::Manager,
+}
+
+type GoodManager = KitManager<false, false>;
+
+fn int(v: ipckit::manager::Value) -> ipckit::Result<i64> {
+    match v {
+        ipckit::manager::Value::Int(n) => Ok(n),
+        other => Err(ipckit::Error::other(format!("{other:?} is not an int"))),
+    }
+}
+
+impl<const LOCAL_LIST: bool, const DICT_REPR: bool> ManagerPort
+    for KitManager<LOCAL_LIST, DICT_REPR>
+{
+    fn start() -> ipckit::Result<Self> {
+        let config = ipckit::manager::ManagerConfig {
+            program: Some(env!("CARGO_BIN_EXE_ipckit").into()),
+            ..Default::default()
+        };
+        let m = ipckit::manager::Manager::start(&config)?;
+        let ns = m.namespace()?;
+        ns.set("x", 1)?;
+        ns.set("y", 1)?;
+        Ok(KitManager {
+            list: m.list(vec![1.into(), 2.into(), 3.into()])?,
+            local: std::cell::RefCell::new(vec![1, 2, 3]),
+            dict: m.dict(Vec::new())?,
+            ns,
+            _manager: m,
+        })
+    }
+    fn list_append(&self, x: i64) -> ipckit::Result<()> {
+        match LOCAL_LIST {
+            true => Ok(self.local.borrow_mut().push(x)),
+            false => self.list.append(x),
+        }
+    }
+    fn list_items(&self) -> ipckit::Result<Vec<i64>> {
+        match LOCAL_LIST {
+            true => Ok(self.local.borrow().clone()),
+            false => self.list.to_vec()?.into_iter().map(int).collect(),
+        }
+    }
+    fn dict_set(&self, key: &str, x: i64) -> ipckit::Result<()> {
+        self.dict.set(key, x)
+    }
+    fn dict_get(&self, key: &str) -> ipckit::Result<Option<i64>> {
+        let want = ipckit::manager::Value::from(key);
+        let found = self.dict.items()?.into_iter().find(|(k, _)| *k == want);
+        found.map(|(_, v)| int(v)).transpose()
+    }
+    fn ns_get(&self, name: &str) -> ipckit::Result<i64> {
+        int(self.ns.get(name)?)
+    }
+    fn ns_set(&self, name: &str, x: i64) -> ipckit::Result<()> {
+        self.ns.set(name, x)
+    }
+    fn ns_add(&self, name: &str, delta: i64) -> ipckit::Result<()> {
+        let op = ipckit::manager::Op::Add(delta.into());
+        self.ns.update(name, op).map(|_| ())
+    }
+    fn ns_repr(&self) -> ipckit::Result<String> {
+        match DICT_REPR {
+            true => Ok(format!(
+                "{{'x': {}, 'y': {}}}",
+                self.ns_get("x")?,
+                self.ns_get("y")?
+            )),
+            false => self.ns.repr(),
+        }
+    }
+}
+
 /// Every check of these suites against the kit's mechanisms, one test each.
 mod kit {
     use super::*;
+    ipckit::conformance_tests!(manager, GoodManager);
     ipckit::conformance_tests!(shared, KitShared<false>);
     ipckit::conformance_tests!(pool, KitPool<false>);
     ipckit::conformance_tests!(rlock, KitRLock<true>);
@@ -617,4 +701,33 @@ fn a_double_stored_as_a_float_fails_the_value_checks() {
 fn a_pool_whose_get_ignores_its_timeout_fails_the_timeout_check() {
     let report = pool::check::<KitPool<true>>().unwrap_err();
     assert_eq!(failed(&report), ["get_timeout_on_a_slow_task"], "{report}");
+}
+
+#[test]
+fn the_kit_manager_loses_updates_with_get_then_set_only_as_a_note() {
+    let mut entries = manager::checks::<GoodManager>();
+    entries.retain(|e| e.name == "racy_get_then_set");
+    let report = ipckit::conformance::check_all("manager", entries).unwrap();
+    assert_eq!(report.checks[0].status, Status::Noted, "{report}");
+    assert!(report.checks[0].detail.contains("get-then-set"), "{report}");
+}
+
+#[test]
+fn a_list_kept_in_each_process_fails_only_the_list_check() {
+    let report = manager::check::<KitManager<true, false>>().unwrap_err();
+    assert_eq!(
+        failed(&report),
+        ["list_update_seen_by_every_process"],
+        "{report}"
+    );
+}
+
+#[test]
+fn a_namespace_printed_as_a_dict_fails_only_the_namespace_check() {
+    let report = manager::check::<KitManager<false, true>>().unwrap_err();
+    assert_eq!(
+        failed(&report),
+        ["namespace_update_seen_and_printed"],
+        "{report}"
+    );
 }

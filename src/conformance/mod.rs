@@ -67,6 +67,7 @@
 
 pub mod joinable;
 pub mod lock;
+pub mod manager;
 pub mod pipe;
 pub mod pool;
 pub mod priority;
@@ -284,7 +285,7 @@ pub fn run_one(suite: &'static str, entries: Vec<Entry>, name: &str) {
 /// ```
 ///
 /// The suites: `queue`, `joinable`, `lock`, `rlock`, `semaphore`, `pipe`,
-/// `priority`, `typed`, `shared`, `process`, `pool`. The port's type is named from
+/// `priority`, `typed`, `shared`, `manager`, `process`, `pool`. The port's type is named from
 /// inside the new module, which glob-imports its parent (`use super::*`): name
 /// it as the parent module sees it. The module also holds a test
 /// `every_check_has_a_test` that fails if the suite has a check this macro
@@ -366,6 +367,19 @@ macro_rules! conformance_tests {
                 typecodes_hold_their_c_types,
                 updates_under_the_lock_all_count,
                 lost_update_without_the_lock
+            ]
+        );
+    };
+    (manager, $port:ty) => {
+        $crate::__conformance_suite!(
+            manager,
+            $port,
+            [
+                list_update_seen_by_every_process,
+                dict_update_seen_by_every_process,
+                namespace_update_seen_and_printed,
+                atomic_update_from_several_processes,
+                racy_get_then_set
             ]
         );
     };
