@@ -10,7 +10,8 @@
 //! - [`grade`]: the grader: runs a student's port contained, traces what it
 //!   did, and checks output, exit, time, zombies, orphans, leaks, mechanism.
 //! - [`conformance`]: trait-generic suites a student's crate runs against its own
-//!   port of a Queue, a Lock or a Pipe (the kit's tests run them on its own).
+//!   port of every mechanism, one `#[test]` per check with
+//!   [`conformance_tests!`] (the kit's tests run them on its own).
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
 //! - [`channel`]: pipes, socket pairs, file exchange and `Connection` (section 3).

@@ -14,7 +14,7 @@
 //!   `acquire` with each timeout of
 //!   [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS), started just before a
 //!   second boundary of each clock (see
-//!   [`expect_timeouts`](super::expect_timeouts)), fails with
+//!   [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS)), fails with
 //!   [`Error::Timeout`] after waiting its timeout: this catches a deadline
 //!   that forgets to carry nanoseconds into seconds.
 //! - `holder_killed` (a noted property, not a requirement): a process holding

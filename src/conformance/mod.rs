@@ -1,8 +1,10 @@
 //! Conformance suites: trait-generic checks a student's Rust crate runs against
 //! its own port of a mechanism (DESIGN.md item 4).
 //!
-//! A student implements one small trait for their port and calls the suite
-//! from a test of their own crate:
+//! A student implements one small trait for their port and asks for one test
+//! per check with [`conformance_tests!`](crate::conformance_tests)
+//! (`ipckit::conformance_tests!(queue, MyQueue);`), or calls the whole suite
+//! from one test of their own crate:
 //!
 //! ```no_run
 //! use ipckit::conformance::queue::{self, QueuePort};
@@ -34,22 +36,32 @@
 //! }
 //! ```
 //!
-//! The suites: [`queue`] (`multiprocessing.Queue`), [`lock`]
-//! (`multiprocessing.Lock`) and [`pipe`] (`multiprocessing.Pipe`). Each returns
-//! a [`Report`]: one line per named check, `PASS`, `FAIL` or `NOTE` (a property
-//! worth knowing that is not a requirement, such as whether a lock survives its
-//! holder's death), with a sentence saying what was seen.
+//! The suites, one per mechanism of the catalogue: [`queue`]
+//! (`multiprocessing.Queue`), [`joinable`] (`JoinableQueue`), [`lock`]
+//! (`Lock`), [`rlock`] (`RLock`), [`semaphore`] (`Semaphore`,
+//! `BoundedSemaphore`), [`pipe`] (`Pipe` and `Connection`), [`priority`]
+//! (POSIX message queues), [`typed`] (System V message queues), [`shared`]
+//! (`Value` and `Array`), [`manager`] (`Manager` proxies), [`process`]
+//! (`Process`) and [`pool`] (`Pool`). Each trait's documentation states its
+//! contract in full (fork and `Drop` rules, item types, timeouts). Each
+//! suite returns a [`Report`]: one line per named check, `PASS`, `FAIL` or
+//! `NOTE` (a property worth knowing that is not a requirement, such as
+//! whether a lock survives its holder's death), with a sentence saying what
+//! was seen. The teachers' page is `docs/conformance.md`.
 //!
 //! # How a check runs
-//! The parent only makes the port's objects (`new`, `pipe`) before forking
+//! Every check runs in a check runner, a process of its own forked from the
+//! test, in private IPC and mount namespaces where Linux allows (see
+//! [`runner`]): a child left unreaped, or a named object left behind
+//! (whatever its name), fails the check. In the runner, the parent only
+//! makes the port's objects (`new`, `pipe`) before forking
 //! (`fork(2)`) and drops them afterwards. Every operation that could block runs
 //! in a forked child, which reports by its exit code and a sentence written to
 //! an anonymous shared mapping (`mmap(2)`, `MAP_SHARED | MAP_ANONYMOUS`). The
 //! parent waits for each child with a deadline (`waitpid(2)`, polling a pidfd);
 //! a child still running at the deadline is killed (`kill(2)`, `SIGKILL`) and
 //! reaped, and the check fails saying so. So a port that hangs fails its check
-//! instead of hanging the student's test. Every check runs under an
-//! [`audit::Scope`](crate::audit::Scope): a child left unreaped fails the check.
+//! instead of hanging the student's test.
 //!
 //! # What a port must allow
 //! Its methods are called in children forked from a test binary, which is
@@ -63,7 +75,16 @@
 //!
 //! Timeouts given to a port are always `Some`: [`SHORT_TIMEOUT`] where the
 //! operation is expected to give up, [`LONG_TIMEOUT`] where it is expected to
-//! succeed.
+//! succeed, and [`CROSSING_TIMEOUTS`] started just before a second boundary
+//! where a deadline must be computed right.
+//!
+//! # Errors
+//! A port returns [`crate::Error`]. The suites look at the kind only
+//! (`Timeout`, `Empty`, `Full`, `Closed`, `Eof`); any other error fails the
+//! check and shows its message. `?` converts `std::io::Error` and
+//! `nix::Error` ([`crate::Errno`]); [`Error::other`](crate::Error::other)
+//! carries a port's own message; [`Error::timeout`](crate::Error::timeout)
+//! makes a timeout without fields the suites ignore.
 
 pub mod joinable;
 pub mod lock;
@@ -74,7 +95,7 @@ pub mod priority;
 pub mod process;
 pub mod queue;
 pub mod rlock;
-mod runner;
+pub mod runner;
 pub mod semaphore;
 pub mod shared;
 pub mod typed;
@@ -867,8 +888,16 @@ impl Expect {
     }
 }
 
-/// The timeouts [`expect_timeouts`] gives an operation that must give up:
-/// one under a second and one over.
+/// The timeouts given to an operation that must give up, to check its
+/// deadline: one under a second and one over. Each is started twice, once
+/// when the fraction of a second of `CLOCK_REALTIME` is 0.9 and once when
+/// that of `CLOCK_MONOTONIC` is (`clock_gettime(2)`), so `now + timeout`
+/// crosses a second boundary every time, whichever clock the port uses: a
+/// deadline that adds seconds and nanoseconds without carrying gets
+/// `tv_nsec` of a second or more, which `sem_timedwait(3)`,
+/// `pthread_mutex_timedlock(3)` or `mq_timedreceive(3)` refuse (`EINVAL`).
+/// Each wait must take at least 9/10 of its timeout and at most
+/// [`TIMEOUT_SLACK`] more.
 pub const CROSSING_TIMEOUTS: [Duration; 2] =
     [Duration::from_millis(250), Duration::from_millis(1250)];
 

@@ -20,7 +20,7 @@
 //! - `recv_timeout_on_a_silent_peer`: while the process holding the write end
 //!   of `pipe(false)` is alive and sends nothing, `recv_bytes` with each
 //!   timeout of [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS), started just
-//!   before a second boundary (see [`expect_timeouts`](super::expect_timeouts)),
+//!   before a second boundary (see [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS)),
 //!   fails with [`Error::Timeout`](crate::Error::Timeout) after waiting its
 //!   timeout: neither at once nor never.
 //!
@@ -43,9 +43,9 @@ use std::time::Duration;
 /// - Both ends are made in one process (`pipe`) and inherited by `fork(2)`.
 ///   Each end then goes to exactly one child: every process *drops* the ends
 ///   it does not use, so `Drop` must close the end (`close(2)`), or end of
-///   file never comes. Unlike the queue and lock suites, the child drops its
-///   own end before `_exit(2)` where a check needs it closed (the writer in
-///   the `eof_` checks).
+///   file never comes. Unlike the other suites, each child *owns* its end:
+///   the end is dropped (closed) when the child's work returns, before
+///   `_exit(2)`.
 /// - Every timeout the suite passes is `Some`; `None` means wait forever.
 /// - Every method is called in forked children of a multi-threaded process
 ///   (see [`super`] for what that allows).

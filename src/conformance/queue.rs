@@ -20,7 +20,7 @@
 //! - `get_timeout_crossing_a_second`: a `get` on an empty queue with each
 //!   timeout of [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS), started
 //!   just before a second boundary (see
-//!   [`expect_timeouts`](super::expect_timeouts)), fails with
+//!   [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS)), fails with
 //!   [`Error::Empty`] after waiting its timeout.
 //! - `producers_consumer`: 3 forked producers put 200 items each into a queue
 //!   of `maxsize` 4 while a forked consumer gets them: every item arrives

@@ -1,5 +1,5 @@
 //! The suite for a port of `multiprocessing.RLock` (CATALOGUE.md section 5):
-//! every check of the [`lock`](super::lock) suite, plus re-entrancy.
+//! every check of the [`lock`] suite, plus re-entrancy.
 //!
 //! An RLock port implements the same [`LockPort`] trait as a lock (its
 //! contract holds as written there); call [`check`] or
