@@ -363,7 +363,10 @@ impl<const LOCAL_LIST: bool, const DICT_REPR: bool> ManagerPort
     }
     fn list_append(&self, x: i64) -> ipckit::Result<()> {
         match LOCAL_LIST {
-            true => Ok(self.local.borrow_mut().push(x)),
+            true => {
+                self.local.borrow_mut().push(x);
+                Ok(())
+            }
             false => self.list.append(x),
         }
     }

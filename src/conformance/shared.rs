@@ -44,6 +44,10 @@ pub trait SharedPort: Sized {
     fn add_under_lock(&self, delta: f64) -> Result<()>;
     /// `len(array)`.
     fn len(&self) -> usize;
+    /// `len(array) == 0`.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// `array[i]`.
     fn get(&self, i: usize) -> Result<i32>;
     /// `array[i] = x`.
@@ -92,6 +96,10 @@ pub fn test<P: SharedPort + 'static>(name: &str) {
     super::run_one("shared", checks::<P>(), name)
 }
 
+/// The value the tutorial's child writes (not `PI`: the tutorial's own digits).
+#[allow(clippy::approx_constant)]
+const TUTORIAL_PI: f64 = 3.1415927;
+
 const TEN: [i32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 /// In a child: the value and every item, or what failed.
@@ -121,7 +129,7 @@ fn visible<P: SharedPort>(scope: &mut Scope) -> Verdict {
     let p = setup("new(0.0, range(10))", P::new(0.0, &TEN))?;
     let by = deadline();
     spawn(scope, "writing child", || {
-        p.set_value(3.1415927)
+        p.set_value(TUTORIAL_PI)
             .map_err(|e| format!("setting the value failed: {e}"))?;
         for i in 0..p.len() {
             let x = p.get(i).map_err(|e| format!("array[{i}] failed: {e}"))?;
@@ -133,7 +141,7 @@ fn visible<P: SharedPort>(scope: &mut Scope) -> Verdict {
     .finish(by)?;
     let want: Vec<i32> = TEN.iter().map(|x| -x).collect();
     spawn(scope, "reading process", || match read_all(&p)? {
-        (v, items) if v == 3.1415927 && items == want => Ok(format!("read {v} and {items:?}")),
+        (v, items) if v == TUTORIAL_PI && items == want => Ok(format!("read {v} and {items:?}")),
         (v, items) => Err(format!(
             "read {v} and {items:?}; expected 3.1415927 and {want:?}"
         )),
