@@ -132,8 +132,13 @@ fn join_expecting<P: ProcessPort>(p: &mut P, want: i32) -> std::result::Result<S
 
 fn join_waits<P: ProcessPort>(scope: &mut Scope) -> Verdict {
     spawn(scope, "parent of the process object", || {
-        let mut p = started::<P>(exit_7_later)?;
-        let (joined, took) = timed(|| p.join(None));
+        // Timed from before `start`: the target's 300 ms begin after it.
+        let (mut p, joined, took) = {
+            let t0 = std::time::Instant::now();
+            let mut p = started::<P>(exit_7_later)?;
+            let joined = p.join(None);
+            (p, joined, t0.elapsed())
+        };
         joined.map_err(|e| format!("join failed: {e}"))?;
         if took < Duration::from_millis(250) {
             return Err(format!(
