@@ -2,7 +2,7 @@
 CARGO ?= cargo
 MACOS_TARGET ?= aarch64-apple-darwin
 
-.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean mutants
+.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean mutants student-crate
 
 all: check
 
@@ -39,6 +39,12 @@ nextest:
 ## Type-checks every target for macOS (cross-checking only: nothing runs).
 check-macos:
 	$(CARGO) check --all-targets --target $(MACOS_TARGET)
+
+## The sample student crate (fixtures/student-crate): builds ipckit with
+## `default-features = false, features = ["conformance"]` in a target directory
+## of its own and runs the tests `conformance_tests!` made (.ci/run runs it).
+student-crate:
+	cd fixtures/student-crate && CARGO_TARGET_DIR=$(CURDIR)/target/student-crate $(CARGO) test
 
 ## The side-by-side benchmarks (release build; takes about a minute).
 bench:

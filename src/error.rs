@@ -58,6 +58,11 @@ pub enum Error {
     /// The mechanism does not exist on this operating system.
     #[error("UNSUPPORTED on this system: {0}")]
     Unsupported(String),
+    /// Anything else, in the words of the code that failed: the catch-all a
+    /// port of a mechanism (a conformance suite's student) maps its own
+    /// errors to ([`Error::other`]).
+    #[error("{0}")]
+    Other(String),
     /// An I/O error from the standard library (files, spawned commands).
     #[error("{what}: {source}")]
     Io {
@@ -89,12 +94,55 @@ impl Error {
         }
     }
 
+    /// Builds an [`Error::Other`] carrying `message` as it is.
+    pub fn other(message: impl ToString) -> Self {
+        Error::Other(message.to_string())
+    }
+
+    /// Builds an [`Error::Timeout`] after waiting `after` for "the operation":
+    /// for code (a port under a conformance suite) that has nothing more to say.
+    pub fn timeout(after: Duration) -> Self {
+        Error::Timeout {
+            what: "the operation".into(),
+            after,
+        }
+    }
+
     /// The `errno` behind a failed system call, if this is one.
     pub fn errno(&self) -> Option<nix::errno::Errno> {
         match self {
             Error::Sys { errno, .. } => Some(*errno),
             Error::Io { source, .. } => source.raw_os_error().map(nix::errno::Errno::from_raw),
             _ => None,
+        }
+    }
+}
+
+/// A `std::io::Error` from code that named nothing more: a timed-out
+/// operation (`ErrorKind::TimedOut`) becomes [`Error::Timeout`], an
+/// unexpected end of file [`Error::Eof`], anything else [`Error::Io`].
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        match source.kind() {
+            std::io::ErrorKind::TimedOut => Error::timeout(Duration::ZERO),
+            std::io::ErrorKind::UnexpectedEof => Error::Eof(source.to_string()),
+            _ => Error::io("I/O", source),
+        }
+    }
+}
+
+/// An `errno` from nix (`nix::Error` is [`nix::errno::Errno`], re-exported
+/// as [`crate::Errno`]): an [`Error::Sys`] of an unnamed call; `ETIMEDOUT`
+/// becomes [`Error::Timeout`].
+impl From<nix::errno::Errno> for Error {
+    fn from(errno: nix::errno::Errno) -> Self {
+        match errno {
+            nix::errno::Errno::ETIMEDOUT => Error::timeout(Duration::ZERO),
+            errno => Error::Sys {
+                call: "a system call",
+                what: String::new(),
+                errno,
+            },
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - [`grade`]: the grader: runs a student's port contained, traces what it
 //!   did, and checks output, exit, time, zombies, orphans, leaks, mechanism.
 //! - [`conformance`]: trait-generic suites a student's crate runs against its own
-//!   port of a Queue, a Lock or a Pipe (the kit's tests run them on its own).
+//!   port of every mechanism, one `#[test]` per check with
+//!   [`conformance_tests!`] (the kit's tests run them on its own).
 //! - [`pi`]: the pi workload shared by every `pi-*` exercise.
 //! - [`frame`]: whole messages over byte streams (length prefix + postcard).
 //! - [`channel`]: pipes, socket pairs, file exchange and `Connection` (section 3).
@@ -35,18 +36,22 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod channel;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod csp;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "cli")]
 pub mod grade;
 pub mod manager;
 pub mod mq;
 pub mod pi;
 pub mod pool;
 pub mod process;
+#[cfg(feature = "cli")]
 pub mod programs;
 pub mod pyvalue;
 pub mod queue;
@@ -55,3 +60,5 @@ pub mod sync;
 pub mod sys;
 
 pub use error::{Error, Result};
+/// The `errno` type of [`Error::Sys`] (nix's), for ports that build one.
+pub use nix::errno::Errno;

@@ -10,6 +10,13 @@
 //!   with a 200 ms timeout in another fails with [`Error::Timeout`] after
 //!   waiting about that long (within [`OP_DEADLINE`](super::OP_DEADLINE));
 //!   once the holder drops its guard, the lock can be acquired again.
+//! - `timeout_crossing_a_second`: while another process holds the lock, an
+//!   `acquire` with each timeout of
+//!   [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS), started just before a
+//!   second boundary of each clock (see
+//!   [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS)), fails with
+//!   [`Error::Timeout`] after waiting its timeout: this catches a deadline
+//!   that forgets to carry nanoseconds into seconds.
 //! - `holder_killed` (a noted property, not a requirement): a process holding
 //!   the lock is killed (`SIGKILL`); the note says whether the next `acquire`
 //!   still succeeds. Python's `Lock` (a POSIX semaphore) does not recover, the
@@ -18,8 +25,8 @@
 //! [`Error::Timeout`]: crate::Error::Timeout
 
 use super::{
-    Board, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, all_of, deadline, expect_error,
-    finish_all, setup, spawn, timed,
+    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, all_of, deadline,
+    expect_error, expect_timeouts, finish_all, setup, spawn, timed,
 };
 use crate::audit::Scope;
 use crate::error::Result;
@@ -29,8 +36,18 @@ use std::time::{Duration, Instant};
 /// A port of `multiprocessing.Lock` shared by related processes: made before
 /// `fork(2)`, acquired and released by parent and children.
 ///
-/// Every method is called in forked children of a multi-threaded process (see
-/// [`super`] for what that allows).
+/// # Contract
+/// - The lock is made in one process and inherited by `fork(2)`; every
+///   method is called in forked children of a multi-threaded process (see
+///   [`super`] for what that allows).
+/// - Every timeout the suite passes is `Some`; `None` means wait forever.
+///   [`Error::Timeout`](crate::Error::Timeout) can be made with
+///   [`Error::timeout`](crate::Error::timeout): the suite looks at the kind only.
+/// - A child ends with `_exit(2)`: its copy of the lock is not dropped; a
+///   guard is dropped in the child that acquired it, except in
+///   `holder_killed`, where the holder is killed holding it. The lock itself
+///   is dropped once, in the process that called `new`, and must remove
+///   every named object it made (a named semaphore, say).
 pub trait LockPort: Sized {
     /// Proof of holding the lock: `acquire` returns it, dropping it releases
     /// the lock (Python's `with lock:` / `release()`). `()` will do for a port
@@ -57,12 +74,41 @@ const RECOVERY: Duration = Duration::from_secs(1);
 
 /// Runs every check of the suite against `P`: `Ok` if all passed, `Err` with
 /// the same report otherwise (so `check::<P>().unwrap()` prints it).
-pub fn check<P: LockPort>() -> std::result::Result<Report, Report> {
-    let mut report = Report::new("lock");
-    report.run("mutual_exclusion", mutual_exclusion::<P>);
-    report.run("timeout_while_held", timeout_while_held::<P>);
-    report.note("holder_killed", holder_killed::<P>);
-    report.into_result()
+pub fn check<P: LockPort + 'static>() -> std::result::Result<Report, Report> {
+    super::check_all("lock", checks::<P>())
+}
+
+/// Every check of the suite against `P`, not yet run, in order.
+pub fn checks<P: LockPort + 'static>() -> Vec<Entry> {
+    vec![
+        Entry::required(
+            "mutual_exclusion",
+            "never two holders at once: increments under the lock from several processes all count",
+            mutual_exclusion::<P>,
+        ),
+        Entry::required(
+            "timeout_while_held",
+            "acquire while another process holds the lock fails with Error::Timeout after its timeout; the lock works once released",
+            timeout_while_held::<P>,
+        ),
+        Entry::required(
+            "timeout_crossing_a_second",
+            "acquire of a held lock waits its whole timeout, also when the deadline crosses a second boundary",
+            timeout_crossing::<P>,
+        ),
+        Entry::noted(
+            "holder_killed",
+            "(a property) whether the lock can be acquired after its holder was killed",
+            holder_killed::<P>,
+        ),
+    ]
+}
+
+/// Runs the one check `name` against `P`, panicking with what was expected
+/// and what was seen if it fails: the body of each test
+/// [`conformance_tests!`](crate::conformance_tests) makes.
+pub fn test<P: LockPort + 'static>(name: &str) {
+    super::run_one("lock", checks::<P>(), name)
 }
 
 /// Slots of the `mutual_exclusion` board.
@@ -116,17 +162,7 @@ const RELEASE: usize = 1;
 
 fn timeout_while_held<P: LockPort>(scope: &mut Scope) -> Verdict {
     let (lock, board, by) = fresh::<P>(2)?;
-    let mut holder = spawn(scope, "holder", || {
-        let guard = acquire_free(&lock)?;
-        board.set(HELD, 1);
-        let told = board.wait_for(RELEASE, super::CHECK_DEADLINE);
-        drop(guard);
-        if told {
-            Ok(String::new())
-        } else {
-            Err("never told to release".into())
-        }
-    })?;
+    let mut holder = spawn(scope, "holder", || hold_until_told(&lock, &board))?;
     holder.wait_for_slot(&board, HELD, by)?;
     let refused = spawn(scope, "second process", || {
         let what =
@@ -142,6 +178,34 @@ fn timeout_while_held<P: LockPort>(scope: &mut Scope) -> Verdict {
     })?
     .finish(by);
     all_of([refused, released, again])
+}
+
+fn timeout_crossing<P: LockPort>(scope: &mut Scope) -> Verdict {
+    let (lock, board, by) = fresh::<P>(2)?;
+    let mut holder = spawn(scope, "holder", || hold_until_told(&lock, &board))?;
+    holder.wait_for_slot(&board, HELD, by)?;
+    let refused = spawn(scope, "second process", || {
+        let what = "acquire while another process held the lock";
+        expect_timeouts(what, Expect::Timeout, |t| {
+            lock.acquire(Some(t)).map(|_guard| ())
+        })
+    })?
+    .finish(by);
+    board.set(RELEASE, 1);
+    all_of([refused, holder.finish(by)])
+}
+
+/// A holder's work: acquires, says so, and releases when told.
+fn hold_until_told<P: LockPort>(lock: &P, board: &Board) -> Verdict {
+    let guard = acquire_free(lock)?;
+    board.set(HELD, 1);
+    let told = board.wait_for(RELEASE, super::CHECK_DEADLINE);
+    drop(guard);
+    if told {
+        Ok(String::new())
+    } else {
+        Err("never told to release".into())
+    }
 }
 
 fn holder_killed<P: LockPort>(scope: &mut Scope) -> Verdict {

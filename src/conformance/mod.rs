@@ -1,8 +1,10 @@
 //! Conformance suites: trait-generic checks a student's Rust crate runs against
 //! its own port of a mechanism (DESIGN.md item 4).
 //!
-//! A student implements one small trait for their port and calls the suite
-//! from a test of their own crate:
+//! A student implements one small trait for their port and asks for one test
+//! per check with [`conformance_tests!`](crate::conformance_tests)
+//! (`ipckit::conformance_tests!(queue, MyQueue);`), or calls the whole suite
+//! from one test of their own crate:
 //!
 //! ```no_run
 //! use ipckit::conformance::queue::{self, QueuePort};
@@ -34,22 +36,32 @@
 //! }
 //! ```
 //!
-//! The suites: [`queue`] (`multiprocessing.Queue`), [`lock`]
-//! (`multiprocessing.Lock`) and [`pipe`] (`multiprocessing.Pipe`). Each returns
-//! a [`Report`]: one line per named check, `PASS`, `FAIL` or `NOTE` (a property
-//! worth knowing that is not a requirement, such as whether a lock survives its
-//! holder's death), with a sentence saying what was seen.
+//! The suites, one per mechanism of the catalogue: [`queue`]
+//! (`multiprocessing.Queue`), [`joinable`] (`JoinableQueue`), [`lock`]
+//! (`Lock`), [`rlock`] (`RLock`), [`semaphore`] (`Semaphore`,
+//! `BoundedSemaphore`), [`pipe`] (`Pipe` and `Connection`), [`priority`]
+//! (POSIX message queues), [`typed`] (System V message queues), [`shared`]
+//! (`Value` and `Array`), [`manager`] (`Manager` proxies), [`process`]
+//! (`Process`) and [`pool`] (`Pool`). Each trait's documentation states its
+//! contract in full (fork and `Drop` rules, item types, timeouts). Each
+//! suite returns a [`Report`]: one line per named check, `PASS`, `FAIL` or
+//! `NOTE` (a property worth knowing that is not a requirement, such as
+//! whether a lock survives its holder's death), with a sentence saying what
+//! was seen. The teachers' page is `docs/conformance.md`.
 //!
 //! # How a check runs
-//! The parent only makes the port's objects (`new`, `pipe`) before forking
+//! Every check runs in a check runner, a process of its own forked from the
+//! test, in private IPC and mount namespaces where Linux allows (see
+//! [`runner`]): a child left unreaped, or a named object left behind
+//! (whatever its name), fails the check. In the runner, the parent only
+//! makes the port's objects (`new`, `pipe`) before forking
 //! (`fork(2)`) and drops them afterwards. Every operation that could block runs
 //! in a forked child, which reports by its exit code and a sentence written to
 //! an anonymous shared mapping (`mmap(2)`, `MAP_SHARED | MAP_ANONYMOUS`). The
 //! parent waits for each child with a deadline (`waitpid(2)`, polling a pidfd);
 //! a child still running at the deadline is killed (`kill(2)`, `SIGKILL`) and
 //! reaped, and the check fails saying so. So a port that hangs fails its check
-//! instead of hanging the student's test. Every check runs under an
-//! [`audit::Scope`](crate::audit::Scope): a child left unreaped fails the check.
+//! instead of hanging the student's test.
 //!
 //! # What a port must allow
 //! Its methods are called in children forked from a test binary, which is
@@ -63,15 +75,34 @@
 //!
 //! Timeouts given to a port are always `Some`: [`SHORT_TIMEOUT`] where the
 //! operation is expected to give up, [`LONG_TIMEOUT`] where it is expected to
-//! succeed.
+//! succeed, and [`CROSSING_TIMEOUTS`] started just before a second boundary
+//! where a deadline must be computed right.
+//!
+//! # Errors
+//! A port returns [`crate::Error`]. The suites look at the kind only
+//! (`Timeout`, `Empty`, `Full`, `Closed`, `Eof`); any other error fails the
+//! check and shows its message. `?` converts `std::io::Error` and
+//! `nix::Error` ([`crate::Errno`]); [`Error::other`](crate::Error::other)
+//! carries a port's own message; [`Error::timeout`](crate::Error::timeout)
+//! makes a timeout without fields the suites ignore.
 
+pub mod joinable;
 pub mod lock;
+pub mod manager;
 pub mod pipe;
+pub mod pool;
+pub mod priority;
+pub mod process;
 pub mod queue;
+pub mod rlock;
+pub mod runner;
+pub mod semaphore;
+pub mod shared;
+pub mod typed;
 
 use crate::audit::Scope;
 use crate::error::Error;
-use crate::process::{self, ChildGuard, ExitStatus, Fork};
+use crate::process::{self as os_process, ChildGuard, ExitStatus, Fork};
 use crate::shm::{AnonMapping, SharedRegion};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -154,22 +185,322 @@ impl Report {
 
     /// Runs one check under a fresh [`Scope`]: `body` forks the children and
     /// concludes; anything the scope still sees afterwards fails the check.
+    #[cfg(test)]
     pub(crate) fn run(&mut self, name: &str, body: impl FnOnce(&mut Scope) -> Verdict) {
         self.record(name, Status::Pass, body);
     }
 
     /// Like [`run`](Self::run) for a reported property: a conclusion is
     /// [`Status::Noted`], only an error is a failure.
+    #[cfg(test)]
     pub(crate) fn note(&mut self, name: &str, body: impl FnOnce(&mut Scope) -> Verdict) {
         self.record(name, Status::Noted, body);
     }
 
+    /// Runs `body` in a check runner (see [`runner`]): its children reaped,
+    /// every named object it made removed, or the check fails.
     fn record(&mut self, name: &str, ok: Status, body: impl FnOnce(&mut Scope) -> Verdict) {
-        let mut scope = Scope::new();
-        let verdict = body(&mut scope);
-        self.checks
-            .push(conclude(name, ok, verdict, &scope.leftovers()));
+        let verdict = runner::run(body);
+        self.checks.push(conclude(name, ok, verdict, &[]));
     }
+}
+
+/// One check of a suite, not yet run: its name, the sentence saying what
+/// must hold, and the work.
+pub struct Entry {
+    /// The check's name, as the test the macro makes for it is named.
+    pub name: String,
+    /// What must hold, in the catalogue's words.
+    pub expected: String,
+    noted: bool,
+    body: Box<dyn FnOnce(&mut Scope) -> Verdict>,
+}
+
+impl Entry {
+    /// A check the port must pass.
+    pub(crate) fn required(
+        name: impl Into<String>,
+        expected: impl Into<String>,
+        body: impl FnOnce(&mut Scope) -> Verdict + 'static,
+    ) -> Entry {
+        let (name, expected) = (name.into(), expected.into());
+        let body = Box::new(body);
+        Entry {
+            name,
+            expected,
+            noted: false,
+            body,
+        }
+    }
+
+    /// A property reported as a NOTE (see [`Status::Noted`]).
+    pub(crate) fn noted(
+        name: impl Into<String>,
+        expected: impl Into<String>,
+        body: impl FnOnce(&mut Scope) -> Verdict + 'static,
+    ) -> Entry {
+        Entry {
+            noted: true,
+            ..Entry::required(name, expected, body)
+        }
+    }
+
+    fn run(self, report: &mut Report) {
+        let ok = if self.noted {
+            Status::Noted
+        } else {
+            Status::Pass
+        };
+        report.record(&self.name, ok, self.body);
+    }
+}
+
+/// Runs every entry in order: the whole report of `suite` (`Err` if a
+/// check failed). Each suite's `check` is this over all its `checks`; pass
+/// fewer to run fewer.
+pub fn check_all(suite: &'static str, entries: Vec<Entry>) -> std::result::Result<Report, Report> {
+    let mut report = Report::new(suite);
+    for entry in entries {
+        entry.run(&mut report);
+    }
+    report.into_result()
+}
+
+/// The names of `entries`, in order (what [`conformance_tests!`](crate::conformance_tests)
+/// must make one test each for).
+pub fn names(entries: &[Entry]) -> Vec<&str> {
+    entries.iter().map(|e| e.name.as_str()).collect()
+}
+
+/// Runs the one check of `suite` named `name`, as the test that
+/// [`conformance_tests!`](crate::conformance_tests) made for it does: returns
+/// if it passed (a NOTE is printed), panics with what was expected and what
+/// was seen otherwise.
+pub fn run_one(suite: &'static str, entries: Vec<Entry>, name: &str) {
+    let Some(entry) = entries.into_iter().find(|e| e.name == name) else {
+        panic!("the {suite} suite has no check named `{name}`");
+    };
+    let expected = entry.expected.clone();
+    let mut report = Report::new(suite);
+    entry.run(&mut report);
+    let check = &report.checks[0];
+    match check.status {
+        Status::Pass => {}
+        Status::Noted => println!("NOTE {suite}::{name}: {}", check.detail),
+        Status::Fail => panic!(
+            "conformance check {suite}::{name} FAILED\n  expected: {expected}\n  actual:   {}",
+            check.detail
+        ),
+    }
+}
+
+/// Expands to one `#[test]` per check of a suite, in a module named after
+/// the suite, so that each check can be run, filtered and skipped by name
+/// (`cargo test queue::fifo_order`, `cargo test -- --skip unbounded`,
+/// `cargo nextest run -E 'test(fifo_order)'`).
+///
+/// ```ignore
+/// struct MyQueue { /* ... */ }
+/// impl ipckit::conformance::queue::QueuePort for MyQueue { /* ... */ }
+/// ipckit::conformance_tests!(queue, MyQueue); // tests queue::fifo_order, ...
+/// ```
+///
+/// The suites: `queue`, `joinable`, `lock`, `rlock`, `semaphore`, `pipe`,
+/// `priority`, `typed`, `shared`, `manager`, `process`, `pool`. The port's type is named from
+/// inside the new module, which glob-imports its parent (`use super::*`): name
+/// it as the parent module sees it. The module also holds a test
+/// `every_check_has_a_test` that fails if the suite has a check this macro
+/// does not list.
+#[macro_export]
+macro_rules! conformance_tests {
+    (queue, $port:ty) => {
+        $crate::__conformance_suite!(
+            queue,
+            $port,
+            [
+                fifo_order,
+                unbounded,
+                put_on_full_is_full,
+                get_on_empty_is_empty,
+                get_timeout_crossing_a_second,
+                producers_consumer,
+                close_drains_then_closed,
+                close_seen_by_another_process
+            ]
+        );
+    };
+    (lock, $port:ty) => {
+        $crate::__conformance_suite!(
+            lock,
+            $port,
+            [
+                mutual_exclusion,
+                timeout_while_held,
+                timeout_crossing_a_second,
+                holder_killed
+            ]
+        );
+    };
+    (rlock, $port:ty) => {
+        $crate::__conformance_suite!(
+            rlock,
+            $port,
+            [
+                mutual_exclusion,
+                timeout_while_held,
+                timeout_crossing_a_second,
+                holder_killed,
+                reentrant_in_one_process,
+                excludes_others_until_fully_released
+            ]
+        );
+    };
+    (joinable, $port:ty) => {
+        $crate::__conformance_suite!(
+            joinable,
+            $port,
+            [
+                join_waits_for_every_task_done,
+                task_done_more_than_put_is_an_error,
+                join_on_an_empty_queue_returns_at_once
+            ]
+        );
+    };
+    (process, $port:ty) => {
+        $crate::__conformance_suite!(
+            process,
+            $port,
+            [
+                join_waits_for_the_exit,
+                join_timeout_returns_while_alive,
+                exitcode_is_minus_the_signal,
+                daemon_ends_with_its_parent
+            ]
+        );
+    };
+    (shared, $port:ty) => {
+        $crate::__conformance_suite!(
+            shared,
+            $port,
+            [
+                made_as_given,
+                child_writes_are_visible_to_the_parent,
+                typecodes_hold_their_c_types,
+                updates_under_the_lock_all_count,
+                lost_update_without_the_lock
+            ]
+        );
+    };
+    (manager, $port:ty) => {
+        $crate::__conformance_suite!(
+            manager,
+            $port,
+            [
+                list_update_seen_by_every_process,
+                dict_update_seen_by_every_process,
+                namespace_update_seen_and_printed,
+                atomic_update_from_several_processes,
+                racy_get_then_set
+            ]
+        );
+    };
+    (pool, $port:ty) => {
+        $crate::__conformance_suite!(
+            pool,
+            $port,
+            [
+                apply_async_get_returns_the_value,
+                get_timeout_on_a_slow_task,
+                map_equals_a_sequential_map,
+                a_killed_worker_does_not_hang_the_pool,
+                close_and_join_reap_every_worker
+            ]
+        );
+    };
+    (semaphore, $port:ty) => {
+        $crate::__conformance_suite!(
+            semaphore,
+            $port,
+            [
+                acquire_counts_down_and_blocks_at_zero,
+                release_wakes_a_waiter_in_another_process,
+                at_most_n_holders,
+                acquire_timeout_crossing_a_second,
+                bounded_release_above_initial_fails
+            ]
+        );
+    };
+    (priority, $port:ty) => {
+        $crate::__conformance_suite!(
+            priority,
+            $port,
+            [
+                priority_order,
+                fifo_within_a_priority,
+                create_exclusive_refuses_an_existing_name,
+                close_is_not_unlink,
+                receive_timeout_crossing_a_second
+            ]
+        );
+    };
+    (typed, $port:ty) => {
+        $crate::__conformance_suite!(
+            typed,
+            $port,
+            [
+                type_zero_takes_the_oldest,
+                positive_type_takes_the_first_of_that_type,
+                negative_type_takes_the_lowest_type_up_to,
+                messages_cross_processes
+            ]
+        );
+    };
+    (pipe, $port:ty) => {
+        $crate::__conformance_suite!(
+            pipe,
+            $port,
+            [
+                one_way_0_simplex,
+                one_way_1_simplex,
+                one_way_65537_simplex,
+                one_way_1048576_simplex,
+                echo_0_duplex,
+                echo_1_duplex,
+                echo_65537_duplex,
+                echo_1048576_duplex,
+                duplex_directions_independent,
+                eof_after_peer_closed_simplex,
+                eof_after_peer_closed_duplex,
+                recv_timeout_on_a_silent_peer
+            ]
+        );
+    };
+}
+
+/// The body of [`conformance_tests!`]: one module, one test per check.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_suite {
+    ($suite:ident, $port:ty, [$($check:ident),+ $(,)?]) => {
+        mod $suite {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(
+                #[test]
+                fn $check() {
+                    $crate::conformance::$suite::test::<$port>(stringify!($check));
+                }
+            )+
+
+            #[test]
+            fn every_check_has_a_test() {
+                let listed = [$(stringify!($check)),+];
+                let entries = $crate::conformance::$suite::checks::<$port>();
+                assert_eq!($crate::conformance::names(&entries), listed);
+            }
+        }
+    };
 }
 
 /// Turns a verdict and the scope's leftovers into a [`Check`].
@@ -266,6 +597,16 @@ pub(crate) fn spawn(
     spawn_with(scope, role, (), (), |()| work()).map(|(child, ())| child)
 }
 
+/// Like [`spawn`], with a mailbox of `bytes` for the child's sentence.
+pub(crate) fn spawn_sized(
+    scope: &mut Scope,
+    role: &'static str,
+    bytes: usize,
+    work: impl FnOnce() -> Verdict,
+) -> std::result::Result<Child, String> {
+    fork_child(scope, role, bytes, (), (), |()| work()).map(|(child, ())| child)
+}
+
 /// Forks a child that owns `keep` and first drops `other`; the parent drops
 /// `keep` and gets `other` back. That is how an end of a pipe goes to exactly
 /// one process: each side closes (drops) the ends it does not use.
@@ -276,12 +617,26 @@ pub(crate) fn spawn_with<K, D>(
     other: D,
     work: impl FnOnce(K) -> Verdict,
 ) -> std::result::Result<(Child, D), String> {
-    let mailbox = Mailbox::new()?;
+    fork_child(scope, role, MAILBOX, keep, other, work)
+}
+
+fn fork_child<K, D>(
+    scope: &mut Scope,
+    role: &'static str,
+    bytes: usize,
+    keep: K,
+    other: D,
+    work: impl FnOnce(K) -> Verdict,
+) -> std::result::Result<(Child, D), String> {
+    let mailbox = Mailbox::new(bytes)?;
     // SAFETY: the child only runs the port's operations and the suite's own
     // checks (atomics and memcpy in shared memory, clock reads, sleeps,
     // allocation: see the module documentation), then `_exit`s.
-    match unsafe { process::fork_raw() }.map_err(|e| format!("fork for the {role} failed: {e}"))? {
+    match unsafe { os_process::fork_raw() }
+        .map_err(|e| format!("fork for the {role} failed: {e}"))?
+    {
         Fork::Child => {
+            die_with_parent();
             drop(other);
             let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(keep)));
             let code = match verdict {
@@ -289,7 +644,7 @@ pub(crate) fn spawn_with<K, D>(
                 Ok(Err(wrong)) => mailbox.write(&wrong, 1),
                 Err(_) => PANICKED,
             };
-            process::exit_immediately(code)
+            os_process::exit_immediately(code)
         }
         Fork::Parent(guard) => {
             drop(keep);
@@ -365,6 +720,39 @@ impl Child {
     }
 }
 
+/// In a just-forked child: be killed (`SIGKILL`) if the process that forked
+/// it dies (`prctl(2)`, `PR_SET_PDEATHSIG`), so that a check runner killed at
+/// its deadline leaves none of its children running.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and nothing else.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+}
+
+/// Waits until `child` is asleep (state `S` in `/proc/<pid>/stat`): blocked
+/// in the call the check is about. Fails if it ends first or `by` passes.
+/// Where process states cannot be read (macOS), waits 200 ms instead.
+pub(crate) fn wait_until_asleep(child: &Child, by: Instant) -> std::result::Result<(), String> {
+    let role = child.role;
+    loop {
+        match os_process::state_of(child.guard.pid()) {
+            Ok(Some('S')) => return Ok(()),
+            Ok(Some('Z') | None) => return Err(format!("the {role} ended before it blocked")),
+            Ok(Some(_)) => {}
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(200));
+                return Ok(());
+            }
+        }
+        if Instant::now() >= by {
+            return Err(format!("the {role} never blocked"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Finishes every child (by the same deadline); all their sentences, joined.
 pub(crate) fn finish_all(children: Vec<Child>, by: Instant) -> Verdict {
     all_of(children.into_iter().map(|child| child.finish(by)))
@@ -390,12 +778,12 @@ pub(crate) fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
 
 /// A page of shared memory a child writes one sentence to: a length word,
 /// stored after the bytes, then the bytes.
-struct Mailbox(AnonMapping);
+struct Mailbox(AnonMapping, usize);
 
 impl Mailbox {
-    fn new() -> std::result::Result<Mailbox, String> {
-        AnonMapping::new(MAILBOX)
-            .map(Mailbox)
+    fn new(bytes: usize) -> std::result::Result<Mailbox, String> {
+        AnonMapping::new(bytes)
+            .map(|m| Mailbox(m, bytes))
             .map_err(|e| format!("a page for a child's report: {e}"))
     }
 
@@ -411,11 +799,11 @@ impl Mailbox {
 
     /// Copies `text` (cut at a character boundary to fit) in; returns `code`.
     fn write(&self, text: &str, code: i32) -> i32 {
-        let mut n = text.len().min(MAILBOX - 8);
+        let mut n = text.len().min(self.1 - 8);
         while !text.is_char_boundary(n) {
             n -= 1;
         }
-        // SAFETY: bytes 8..8+n lie inside the mapping (n <= MAILBOX - 8); only
+        // SAFETY: bytes 8..8+n lie inside the mapping (n <= its size - 8); only
         // this child writes them, and the parent reads them after it exited.
         unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), self.0.as_ptr().add(8), n) };
         self.len_word().store(n as u64, Ordering::Release);
@@ -423,7 +811,7 @@ impl Mailbox {
     }
 
     fn read(&self) -> String {
-        let n = (self.len_word().load(Ordering::Acquire) as usize).min(MAILBOX - 8);
+        let n = (self.len_word().load(Ordering::Acquire) as usize).min(self.1 - 8);
         // SAFETY: bytes 8..8+n are inside the mapping and were written before
         // the length was stored.
         let bytes = unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(8), n) };
@@ -497,6 +885,79 @@ impl Expect {
                 | (Expect::Timeout, Error::Timeout { .. })
                 | (Expect::Eof, Error::Eof(_))
         )
+    }
+}
+
+/// The timeouts given to an operation that must give up, to check its
+/// deadline: one under a second and one over. Each is started twice, once
+/// when the fraction of a second of `CLOCK_REALTIME` is 0.9 and once when
+/// that of `CLOCK_MONOTONIC` is (`clock_gettime(2)`), so `now + timeout`
+/// crosses a second boundary every time, whichever clock the port uses: a
+/// deadline that adds seconds and nanoseconds without carrying gets
+/// `tv_nsec` of a second or more, which `sem_timedwait(3)`,
+/// `pthread_mutex_timedlock(3)` or `mq_timedreceive(3)` refuse (`EINVAL`).
+/// Each wait must take at least 9/10 of its timeout and at most
+/// [`TIMEOUT_SLACK`] more.
+pub const CROSSING_TIMEOUTS: [Duration; 2] =
+    [Duration::from_millis(250), Duration::from_millis(1250)];
+
+/// How much longer than its timeout an operation may take to give up.
+pub const TIMEOUT_SLACK: Duration = Duration::from_secs(2);
+
+/// Checks that `op(timeout)` fails with `want` after waiting about its
+/// timeout, for each of [`CROSSING_TIMEOUTS`], each started twice: once when
+/// the fraction of a second of `CLOCK_REALTIME` is 0.9, once when that of
+/// `CLOCK_MONOTONIC` is (`clock_gettime(2)`). So the deadline `now + timeout`
+/// crosses a second boundary every time, whichever clock the port uses: a
+/// deadline that adds seconds and nanoseconds without carrying gets
+/// `tv_nsec` of a second or more, which `sem_timedwait(3)`,
+/// `pthread_mutex_timedlock(3)` or `mq_timedreceive(3)` refuse (`EINVAL`).
+/// Each wait must take at least 9/10 of its timeout and at most
+/// [`TIMEOUT_SLACK`] more.
+pub(crate) fn expect_timeouts<T: fmt::Debug>(
+    what: &str,
+    want: Expect,
+    mut op: impl FnMut(Duration) -> crate::Result<T>,
+) -> Verdict {
+    let mut waits = Vec::new();
+    for t in CROSSING_TIMEOUTS {
+        for clock in [libc::CLOCK_REALTIME, libc::CLOCK_MONOTONIC] {
+            align_to_fraction(clock);
+            let (result, took) = timed(|| op(t));
+            let named = format!("{what} with a {t:?} timeout (started at .9 s)");
+            expect_error(&named, want, (result, took), None)?;
+            if took < t * 9 / 10 || took > t + TIMEOUT_SLACK {
+                return Err(format!(
+                    "{named} gave up after {took:.1?}: expected {t:?} to {:?}",
+                    t + TIMEOUT_SLACK
+                ));
+            }
+            waits.push(format!("{took:.0?}"));
+        }
+    }
+    Ok(format!(
+        "{what}: Error::{want:?} after each timeout of {CROSSING_TIMEOUTS:?}, started at .9 s of the realtime and the monotonic clock (waited {})",
+        waits.join(", ")
+    ))
+}
+
+/// Sleeps until the fraction of a second of `clock` is between 0.9 and 0.95.
+fn align_to_fraction(clock: libc::clockid_t) {
+    let fraction = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec to write to; clock is a known clock.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_nsec as u64
+    };
+    let target = 900_000_000u64;
+    let now = fraction();
+    let wait = (target + 1_000_000_000 - now) % 1_000_000_000;
+    std::thread::sleep(Duration::from_nanos(wait));
+    while !(target..950_000_000).contains(&fraction()) {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -584,6 +1045,25 @@ mod tests {
         let wrong = verdict.unwrap_err();
         assert!(wrong.contains("killed and reaped"), "{wrong}");
         scope.assert_clean();
+    }
+
+    #[test]
+    fn a_failing_check_run_alone_says_what_was_expected_and_what_was_seen() {
+        let entries = vec![
+            Entry::required("fine", "all is well", |_| Ok("well".into())),
+            Entry::required("broken", "two plus two is four", |_| Err("got five".into())),
+        ];
+        let run = std::panic::AssertUnwindSafe(|| run_one("demo", entries, "broken"));
+        let panic = std::panic::catch_unwind(run);
+        let said = *panic.unwrap_err().downcast::<String>().unwrap();
+        let want = "conformance check demo::broken FAILED\n  expected: two plus two is four\n  actual:   got five";
+        assert_eq!(said, want);
+        let fine = vec![Entry::required(
+            "fine",
+            "all is well",
+            |_| Ok("well".into()),
+        )];
+        run_one("demo", fine, "fine");
     }
 
     #[test]

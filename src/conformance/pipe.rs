@@ -17,12 +17,18 @@
 //!   reader gets that message, then [`Error::Eof`] at once, well before the
 //!   3 s timeout it gave, instead of blocking (`read(2)` returning 0 once
 //!   every copy of the other end is closed).
+//! - `recv_timeout_on_a_silent_peer`: while the process holding the write end
+//!   of `pipe(false)` is alive and sends nothing, `recv_bytes` with each
+//!   timeout of [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS), started just
+//!   before a second boundary (see [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS)),
+//!   fails with [`Error::Timeout`](crate::Error::Timeout) after waiting its
+//!   timeout: neither at once nor never.
 //!
 //! [`Error::Eof`]: crate::Error::Eof
 
 use super::{
-    Board, Expect, LONG_TIMEOUT, Report, Verdict, all_of, deadline, expect_error, setup,
-    spawn_with, timed,
+    Board, Entry, Expect, LONG_TIMEOUT, Report, Verdict, all_of, deadline, expect_error,
+    expect_timeouts, setup, spawn_with, timed,
 };
 use crate::audit::Scope;
 use crate::error::Result;
@@ -31,8 +37,18 @@ use std::time::Duration;
 /// One end of a port of `multiprocessing.Pipe`: a connection that carries
 /// whole byte messages; dropping it closes it (`close(2)`).
 ///
-/// Every method is called in forked children of a multi-threaded process (see
-/// [`super`] for what that allows).
+/// # Contract
+/// - Messages are byte strings (`&[u8]`), from 0 bytes to 1 MiB; a port of a
+///   pipe of structured values sends bytes as its value.
+/// - Both ends are made in one process (`pipe`) and inherited by `fork(2)`.
+///   Each end then goes to exactly one child: every process *drops* the ends
+///   it does not use, so `Drop` must close the end (`close(2)`), or end of
+///   file never comes. Unlike the other suites, each child *owns* its end:
+///   the end is dropped (closed) when the child's work returns, before
+///   `_exit(2)`.
+/// - Every timeout the suite passes is `Some`; `None` means wait forever.
+/// - Every method is called in forked children of a multi-threaded process
+///   (see [`super`] for what that allows).
 pub trait PipePort: Sized {
     /// `Pipe(duplex)`: two connected ends. With `duplex` both send and
     /// receive; without, the first only receives and the second only sends.
@@ -59,20 +75,55 @@ const EOF_WAIT: Duration = Duration::from_secs(3);
 
 /// Runs every check of the suite against `P`: `Ok` if all passed, `Err` with
 /// the same report otherwise (so `check::<P>().unwrap()` prints it).
-pub fn check<P: PipePort>() -> std::result::Result<Report, Report> {
-    let mut report = Report::new("pipe");
+pub fn check<P: PipePort + 'static>() -> std::result::Result<Report, Report> {
+    super::check_all("pipe", checks::<P>())
+}
+
+/// Every check of the suite against `P`, not yet run, in order.
+pub fn checks<P: PipePort + 'static>() -> Vec<Entry> {
+    let mut entries = Vec::new();
     for len in SIZES {
-        report.run(&format!("one_way_{len}_simplex"), |s| one_way::<P>(s, len));
+        let expected = format!(
+            "{} sent on a simplex pipe arrives whole in another process",
+            bytes(len)
+        );
+        let name = format!("one_way_{len}_simplex");
+        entries.push(Entry::required(name, expected, move |s| {
+            one_way::<P>(s, len)
+        }));
     }
     for len in SIZES {
-        report.run(&format!("echo_{len}_duplex"), |s| echo::<P>(s, len));
+        let expected = format!("{} sent over a duplex pipe comes back whole", bytes(len));
+        let name = format!("echo_{len}_duplex");
+        entries.push(Entry::required(name, expected, move |s| echo::<P>(s, len)));
     }
-    report.run("duplex_directions_independent", directions::<P>);
+    entries.push(Entry::required(
+        "duplex_directions_independent",
+        "each end of a duplex pipe receives what the other end sent",
+        directions::<P>,
+    ));
     for (duplex, kind) in [(false, "simplex"), (true, "duplex")] {
+        let expected = format!(
+            "on a {kind} pipe, once the writer closed its end, the reader gets the last message, then Error::Eof at once"
+        );
         let name = format!("eof_after_peer_closed_{kind}");
-        report.run(&name, |s| eof_after_peer_closed::<P>(s, duplex));
+        entries.push(Entry::required(name, expected, move |s| {
+            eof_after_peer_closed::<P>(s, duplex)
+        }));
     }
-    report.into_result()
+    entries.push(Entry::required(
+        "recv_timeout_on_a_silent_peer",
+        "recv_bytes while the peer is alive and silent fails with Error::Timeout after waiting its timeout, also across a second boundary",
+        silent_peer::<P>,
+    ));
+    entries
+}
+
+/// Runs the one check `name` against `P`, panicking with what was expected
+/// and what was seen if it fails: the body of each test
+/// [`conformance_tests!`](crate::conformance_tests) makes.
+pub fn test<P: PipePort + 'static>(name: &str) {
+    super::run_one("pipe", checks::<P>(), name)
 }
 
 fn one_way<P: PipePort>(scope: &mut Scope, len: usize) -> Verdict {
@@ -154,6 +205,24 @@ fn eof_after_peer_closed<P: PipePort>(scope: &mut Scope, duplex: bool) -> Verdic
         Ok(String::new())
     })?;
     all_of([reader.finish(by), writer.finish(by)])
+}
+
+fn silent_peer<P: PipePort>(scope: &mut Scope) -> Verdict {
+    let (r, w) = setup("pipe(false)", P::pipe(false))?;
+    let board = Board::new(1)?;
+    let by = deadline();
+    let (peer, r) = spawn_with(scope, "silent writer", w, r, |w| {
+        board.wait_for(0, super::CHECK_DEADLINE);
+        drop(w);
+        Ok(String::new())
+    })?;
+    let (reader, ()) = spawn_with(scope, "reader", r, (), |r| {
+        let what = "recv_bytes while the writer was alive and silent";
+        expect_timeouts(what, Expect::Timeout, |t| r.recv_bytes(Some(t)))
+    })?;
+    let read = reader.finish(by);
+    board.set(0, 1);
+    all_of([read, peer.finish(by)])
 }
 
 /// `len` bytes that differ from their neighbours (`i mod 251`), so that a

@@ -1,27 +1,43 @@
 //! The suite for a port of `multiprocessing.Queue` (CATALOGUE.md section 4).
 //!
-//! Implement [`QueuePort`] for your queue and call [`check`]. The checks, in
-//! the order they run (each in forked children, see [`super`]):
-//! - `fifo_order`: one process puts 1000 items into an unbounded queue
-//!   (`maxsize` 0) and gets them back in the same order; `qsize` is 1000, then 0.
+//! Implement [`QueuePort`] for your queue and call [`check`] (the whole
+//! report) or `ipckit::conformance_tests!(queue, MyQueue)` (one test per
+//! check). The checks, in the order they run (each in a check runner with
+//! forked children, see [`super`]):
+//! - `fifo_order`: one process pushes 1000 items through a queue of
+//!   `maxsize` 8, kept full (a get, then a put), and gets them in the order
+//!   it put them; `qsize` is 8 while full, then 0.
+//! - `unbounded`: `maxsize` 0 means no limit: 1000 puts with a 200 ms
+//!   timeout each all succeed without waiting, and `qsize` is 1000. A port of
+//!   a mechanism that cannot be unbounded (a POSIX message queue is capped by
+//!   the kernel's `msg_max`) says why in [`QueuePort::CANNOT_BE_UNBOUNDED`],
+//!   and this check is then a NOTE carrying that reason.
 //! - `put_on_full_is_full`: on a full queue of `maxsize` 2, a `put` with a
 //!   200 ms timeout fails with [`Error::Full`] after waiting about that long
 //!   (within [`OP_DEADLINE`](super::OP_DEADLINE)), and changes nothing.
 //! - `get_on_empty_is_empty`: likewise a `get` on an empty queue fails with
 //!   [`Error::Empty`]; the queue still works afterwards.
+//! - `get_timeout_crossing_a_second`: a `get` on an empty queue with each
+//!   timeout of [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS), started
+//!   just before a second boundary (see
+//!   [`CROSSING_TIMEOUTS`](super::CROSSING_TIMEOUTS)), fails with
+//!   [`Error::Empty`] after waiting its timeout.
 //! - `producers_consumer`: 3 forked producers put 200 items each into a queue
 //!   of `maxsize` 4 while a forked consumer gets them: every item arrives
 //!   exactly once, each producer's items in the order it put them.
 //! - `close_drains_then_closed`: after `close`, a `put` fails with
 //!   [`Error::Closed`], `get` still returns what was in the queue, in order,
 //!   and then fails with [`Error::Closed`] (not `Empty`, and without hanging).
+//! - `close_seen_by_another_process`: one process puts 2 items and closes
+//!   the queue, then exits; another process then finds a `put` refused with
+//!   [`Error::Closed`], gets the 2 items, then [`Error::Closed`].
 //!
-//! The queue is made in the parent (`new`) before the fork; producers and
-//! consumers are children that inherited it, as in the tutorial.
+//! The queue is made in the check runner (`new`) before the fork; producers
+//! and consumers are children that inherited it, as in the tutorial.
 
 use super::{
-    Board, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, all_of, deadline, expect_error,
-    finish_all, setup, show, spawn, timed,
+    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, all_of, deadline,
+    expect_error, expect_timeouts, finish_all, setup, show, spawn, timed,
 };
 use crate::audit::Scope;
 use crate::error::{Error, Result};
@@ -30,10 +46,27 @@ use std::time::Duration;
 /// A port of `multiprocessing.Queue` carrying `u64` items, shared by related
 /// processes: made before `fork(2)`, used by parent and children.
 ///
-/// Every method is called in forked children of a multi-threaded process (see
-/// [`super`] for what that allows). Errors are the crate's [`Error`]; the
-/// suite checks their kind.
+/// # Contract
+/// - Items are `u64`: a port of a queue of bytes or of any serialisable type
+///   sends `item.to_le_bytes()` and reads them back.
+/// - Every timeout the suite passes is `Some`; `None` means wait forever.
+/// - The queue is made in one process and inherited by `fork(2)`; every
+///   method is called in forked children of a multi-threaded process (see
+///   [`super`] for what that allows).
+/// - A child ends with `_exit(2)`: its copy of the port is *not* dropped, so
+///   `Drop` runs once, in the process that called `new`. Dropping it there
+///   must remove every named object the queue made (the check runner fails
+///   the check for any object left, whatever its name).
+/// - Errors are the crate's [`Error`]; the suite checks their kind
+///   ([`Error::Full`], [`Error::Empty`], [`Error::Closed`]); any other kind
+///   (for instance [`Error::Other`] with your own message) is a failure that
+///   shows your message.
 pub trait QueuePort: Sized {
+    /// `Some(why)` if the mechanism cannot be unbounded (a POSIX message
+    /// queue is capped by `/proc/sys/fs/mqueue/msg_max`): the `unbounded`
+    /// check is then a NOTE with this reason instead of a FAIL.
+    const CANNOT_BE_UNBOUNDED: Option<&'static str> = None;
+
     /// `Queue(maxsize)`: at most `maxsize` items at once; 0 means no limit.
     fn new(maxsize: usize) -> Result<Self>;
 
@@ -54,8 +87,11 @@ pub trait QueuePort: Sized {
     fn close(&self) -> Result<()>;
 }
 
-/// Items one process puts and gets in `fifo_order`.
+/// Items pushed through the queue in `fifo_order` and put in `unbounded`.
 const FIFO_ITEMS: u64 = 1000;
+/// The `maxsize` of the queue in `fifo_order` (at most the 10 messages a
+/// POSIX queue holds by default).
+const FIFO_BOUND: usize = 8;
 /// Forked producers in `producers_consumer`.
 const PRODUCERS: u64 = 3;
 /// Items each producer puts.
@@ -63,36 +99,124 @@ const PER_PRODUCER: u64 = 200;
 /// The queue's `maxsize` in `producers_consumer` (small, so puts wait too).
 const BOUND: usize = 4;
 
+/// Every check of the suite against `P`, not yet run, in order.
+pub fn checks<P: QueuePort + 'static>() -> Vec<Entry> {
+    let unbounded = match P::CANNOT_BE_UNBOUNDED {
+        None => Entry::required(
+            "unbounded",
+            "a queue of maxsize 0 takes 1000 items without waiting",
+            unbounded::<P>,
+        ),
+        Some(why) => Entry::noted(
+            "unbounded",
+            "a queue of maxsize 0 takes 1000 items without waiting",
+            move |_| Ok(format!("cannot be unbounded (said by the port): {why}")),
+        ),
+    };
+    vec![
+        Entry::required(
+            "fifo_order",
+            "items one process puts come out in the order it put them",
+            fifo_order::<P>,
+        ),
+        unbounded,
+        Entry::required(
+            "put_on_full_is_full",
+            "a put on a full queue fails with Error::Full after its timeout, changing nothing",
+            put_on_full::<P>,
+        ),
+        Entry::required(
+            "get_on_empty_is_empty",
+            "a get on an empty queue fails with Error::Empty after its timeout",
+            get_on_empty::<P>,
+        ),
+        Entry::required(
+            "get_timeout_crossing_a_second",
+            "a get on an empty queue waits its whole timeout, also when the deadline crosses a second boundary",
+            get_timeout_crossing::<P>,
+        ),
+        Entry::required(
+            "producers_consumer",
+            "items from several producer processes each arrive once, in their producer's order",
+            producers_consumer::<P>,
+        ),
+        Entry::required(
+            "close_drains_then_closed",
+            "after close, put fails with Error::Closed and get drains the queue, then fails with Error::Closed",
+            close_drains_then_closed::<P>,
+        ),
+        Entry::required(
+            "close_seen_by_another_process",
+            "once one process closed the queue, no process can put: another sees Error::Closed",
+            close_seen_by_another_process::<P>,
+        ),
+    ]
+}
+
 /// Runs every check of the suite against `P`: `Ok` if all passed, `Err` with
 /// the same report otherwise (so `check::<P>().unwrap()` prints it).
-pub fn check<P: QueuePort>() -> std::result::Result<Report, Report> {
-    let mut report = Report::new("queue");
-    report.run("fifo_order", fifo_order::<P>);
-    report.run("put_on_full_is_full", put_on_full::<P>);
-    report.run("get_on_empty_is_empty", get_on_empty::<P>);
-    report.run("producers_consumer", producers_consumer::<P>);
-    report.run("close_drains_then_closed", close_drains_then_closed::<P>);
-    report.into_result()
+pub fn check<P: QueuePort + 'static>() -> std::result::Result<Report, Report> {
+    super::check_all("queue", checks::<P>())
+}
+
+/// Runs the one check `name` against `P`, panicking with what was expected
+/// and what was seen if it fails: the body of each test
+/// [`conformance_tests!`](crate::conformance_tests) makes.
+pub fn test<P: QueuePort + 'static>(name: &str) {
+    super::run_one("queue", checks::<P>(), name)
 }
 
 fn fifo_order<P: QueuePort>(scope: &mut Scope) -> Verdict {
-    let q = setup("new(0)", P::new(0))?;
+    let q = setup(&format!("new({FIFO_BOUND})"), P::new(FIFO_BOUND))?;
     let child = spawn(scope, "process putting and getting", || {
-        for i in 0..FIFO_ITEMS {
-            q.put(i, Some(LONG_TIMEOUT))
-                .map_err(|e| format!("put of item {i} into an unbounded queue failed: {e}"))?;
+        let bound = FIFO_BOUND as u64;
+        for i in 0..bound {
+            put_one(&q, i)?;
         }
-        expect_qsize(&q, FIFO_ITEMS as usize, "after every put")?;
+        expect_qsize(&q, FIFO_BOUND, "once full")?;
         for i in 0..FIFO_ITEMS {
             match q.get(Some(LONG_TIMEOUT)) {
                 Ok(v) if v == i => {}
                 other => return Err(format!("get {i} returned {}, expected {i}", show(&other))),
             }
+            if i + bound < FIFO_ITEMS {
+                put_one(&q, i + bound)?;
+            }
         }
         expect_qsize(&q, 0, "after every get")?;
         Ok(format!(
-            "{FIFO_ITEMS} items put into an unbounded queue came out in order; qsize {FIFO_ITEMS}, then 0"
+            "{FIFO_ITEMS} items pushed through a queue of maxsize {FIFO_BOUND}, kept full, came out in order; qsize {FIFO_BOUND}, then 0"
         ))
+    })?;
+    child.finish(deadline())
+}
+
+/// In a child: puts item `i`, which must go in.
+fn put_one<P: QueuePort>(q: &P, i: u64) -> std::result::Result<(), String> {
+    q.put(i, Some(LONG_TIMEOUT))
+        .map_err(|e| format!("put of item {i} failed: {e}"))
+}
+
+fn unbounded<P: QueuePort>(scope: &mut Scope) -> Verdict {
+    let q = setup("new(0)", P::new(0))?;
+    let child = spawn(scope, "process filling the queue", || {
+        for i in 0..FIFO_ITEMS {
+            q.put(i, Some(SHORT_TIMEOUT)).map_err(|e| {
+                format!("put of item {i} into a queue of maxsize 0 failed: {e} (if your mechanism cannot be unbounded, say why in QueuePort::CANNOT_BE_UNBOUNDED)")
+            })?;
+        }
+        expect_qsize(&q, FIFO_ITEMS as usize, "after every put")?;
+        Ok(format!(
+            "{FIFO_ITEMS} puts into a queue of maxsize 0 all went in; qsize {FIFO_ITEMS}"
+        ))
+    })?;
+    child.finish(deadline())
+}
+
+fn get_timeout_crossing<P: QueuePort>(scope: &mut Scope) -> Verdict {
+    let q = setup("new(2)", P::new(2))?;
+    let child = spawn(scope, "process getting from the empty queue", || {
+        expect_timeouts("get on an empty queue", Expect::Empty, |t| q.get(Some(t)))
     })?;
     child.finish(deadline())
 }
@@ -258,6 +382,50 @@ fn close_drains_then_closed<P: QueuePort>(scope: &mut Scope) -> Verdict {
         ))
     })?;
     child.finish(deadline())
+}
+
+fn close_seen_by_another_process<P: QueuePort>(scope: &mut Scope) -> Verdict {
+    let q = setup("new(0)", P::new(0))?;
+    let by = deadline();
+    let closer = spawn(scope, "process closing the queue", || {
+        for i in 1..=2 {
+            put_one(&q, i)?;
+        }
+        q.close().map_err(|e| format!("close failed: {e}"))?;
+        Ok(String::new())
+    })?;
+    closer.finish(by)?;
+    let other = spawn(scope, "another process", || {
+        let op = timed(|| q.put(3, Some(SHORT_TIMEOUT)));
+        expect_error(
+            "put in another process after close",
+            Expect::Closed,
+            op,
+            None,
+        )?;
+        for i in 1..=2 {
+            match q.get(Some(LONG_TIMEOUT)) {
+                Ok(v) if v == i => {}
+                other => {
+                    return Err(format!(
+                        "get {i} of 2 in another process after close returned {}",
+                        show(&other)
+                    ));
+                }
+            }
+        }
+        let op = timed(|| q.get(Some(SHORT_TIMEOUT)));
+        let seen = expect_error(
+            "get on the drained queue in another process",
+            Expect::Closed,
+            op,
+            None,
+        )?;
+        Ok(format!(
+            "one process closed the queue; in another, put was refused with Error::Closed, 2 items drained; {seen}"
+        ))
+    })?;
+    other.finish(by)
 }
 
 /// Checks `qsize` in a child.
