@@ -106,8 +106,8 @@ fn grade_section(g: &Grade, title: &str, body: &mut String) {
             });
             let detail = if c.status == Status::Fail {
                 format!(
-                    "<details open><summary>{}</summary><pre>{}</pre></details>",
-                    esc(&feedback::clean(&c.detail, 300)),
+                    "<details><summary>{}</summary><pre>{}</pre></details>",
+                    esc(&report::headline(&c.detail)),
                     esc(&feedback::body(g, c))
                 )
             } else {
@@ -247,7 +247,7 @@ pub fn timeline(tree: &Tree, seconds: f64, writes: Option<&[Write]>) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" viewBox=\"0 0 {w} {height}\" role=\"img\" aria-label=\"process timeline\">\
+        "<svg width=\"{w}\" height=\"{height}\" viewBox=\"0 0 {w} {height}\" role=\"img\" aria-label=\"process timeline\">\
          <defs><pattern id=\"z\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">\
          <rect width=\"6\" height=\"6\" fill=\"#f3d0d0\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#c33\" stroke-width=\"2\"/></pattern>\
          <marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"6\" refY=\"3\" orient=\"auto\"><path d=\"M0,0 L6,3 L0,6 z\" fill=\"#555\"/></marker></defs>",
@@ -313,7 +313,7 @@ fn lane(
         .split(' ')
         .map(|w| w.rsplit('/').next().unwrap_or(w))
         .collect();
-    let short: String = words.join(" ").chars().take(30).collect();
+    let short: String = words.join(" ").chars().take(26).collect();
     let _ = write!(
         s,
         "<text x=\"4\" y=\"{:.1}\"><title>{}</title>pid {} {}</text>",

@@ -210,7 +210,7 @@ pub fn unique_titles(grades: &[Grade]) -> Vec<String> {
 }
 
 /// The first line of a text, at most 200 characters: a `message` attribute.
-fn headline(s: &str) -> String {
+pub fn headline(s: &str) -> String {
     let first = s.lines().next().unwrap_or("");
     let mut h: String = first.chars().take(200).collect();
     if h.len() < first.len() {
