@@ -3,6 +3,8 @@
 //! (`IPCKIT_AUTOGRADER_ROOT`), writes a `results.json` in Gradescope's
 //! documented format. `ipckit init github-classroom` writes a workflow.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use serde_json::Value;

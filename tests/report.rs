@@ -6,6 +6,8 @@
 //! reports with a schema version and counts. The port under test prints
 //! control characters and invalid UTF-8 and has 0x01 in its argv[0].
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use serde_json::Value;
