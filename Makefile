@@ -2,7 +2,7 @@
 CARGO ?= cargo
 MACOS_TARGET ?= aarch64-apple-darwin
 
-.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean mutants student-crate
+.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean mutants student-crate html-check
 
 all: check
 
@@ -60,3 +60,10 @@ MUTANTS_FILES ?= -f src/queue.rs -f src/sync/condvar.rs -f src/sync/futex.rs
 mutants:
 	@$(CARGO) mutants --version >/dev/null 2>&1 || $(CARGO) install cargo-mutants --locked
 	$(CARGO) mutants $(MUTANTS_FILES) --timeout 120 -j 1 --test-tool cargo
+## The HTML reports in a real browser: headless Chromium (apt-get install
+## chromium) loads a class page and a port page and saves screenshots in
+## target/html-check/. Fails, rather than skips, when Chromium is missing.
+html-check:
+	mkdir -p target/html-check
+	IPCKIT_REQUIRE_CHROMIUM=1 IPCKIT_SCREENSHOTS=$(CURDIR)/target/html-check \
+		$(CARGO) test --test class html_reports_render_in_headless_chromium -- --nocapture

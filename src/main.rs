@@ -19,6 +19,16 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour in text reports: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand)]
@@ -58,7 +68,7 @@ enum Command {
     /// output, exit, time, zombies, orphans, leaks, mechanism.
     /// Exit 0 when every check passed, 1 when one failed, 2 when the grade
     /// could not run.
-    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["exercise", "dir", "spec"])))]
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["exercise", "dir", "spec", "class"])))]
     Grade {
         /// The exercise the port implements (see `ipckit exercises`).
         #[arg(long)]
@@ -66,6 +76,20 @@ enum Command {
         /// Grade every port in this folder (files named after exercise IDs).
         #[arg(long, conflicts_with_all = ["exercise", "spec"])]
         dir: Option<std::path::PathBuf>,
+        /// Grade a class: one folder per student, each holding ports named
+        /// after exercise IDs (needs --report-dir).
+        #[arg(long, conflicts_with_all = ["exercise", "dir", "spec"], requires = "report_dir")]
+        class: Option<std::path::PathBuf>,
+        /// Exercises every student must hand in (a missing one scores 0).
+        #[arg(long, value_delimiter = ',')]
+        require: Vec<String>,
+        /// Ports graded at once with --dir or --class (default: the number of cores).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// Where --class writes summary.csv, index.html and one report per port
+        /// (created before grading; an unwritable folder is refused).
+        #[arg(long)]
+        report_dir: Option<std::path::PathBuf>,
         /// Report format.
         #[arg(long, value_enum, default_value_t = GradeFormat::Text)]
         format: GradeFormat,
@@ -95,6 +119,19 @@ enum Command {
     },
     /// Grades the kit's own reference programs and prints the table.
     Demo,
+    /// Writes a ready-to-use autograder for a platform (Gradescope, GitHub Classroom).
+    Init {
+        /// The platform.
+        #[command(subcommand)]
+        platform: ipckit::grade::init::Platform,
+    },
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff), for `man -l -`.
+    Man,
     /// The side-by-side benchmarks: the kit, a raw-syscall baseline and Python.
     Bench {
         /// Which benchmark to run.
@@ -173,6 +210,7 @@ enum GradeFormat {
     Json,
     Junit,
     Gradescope,
+    Html,
 }
 
 impl From<GradeFormat> for ipckit::grade::report::Format {
@@ -183,6 +221,7 @@ impl From<GradeFormat> for ipckit::grade::report::Format {
             GradeFormat::Json => F::Json,
             GradeFormat::Junit => F::Junit,
             GradeFormat::Gradescope => F::Gradescope,
+            GradeFormat::Html => F::Html,
         }
     }
 }
@@ -207,6 +246,11 @@ fn seconds(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.color {
+        ColorChoice::Auto => {}
+        ColorChoice::Always => ipckit::grade::report::set_colour(Some(true)),
+        ColorChoice::Never => ipckit::grade::report::set_colour(Some(false)),
+    }
     let result = match cli.command {
         Command::Exercises => {
             for p in programs::all() {
@@ -234,14 +278,34 @@ fn main() -> ExitCode {
             audit(&cmd, &opts, format)
         }
         Command::Grade {
+            class: Some(class),
+            require,
+            jobs,
+            report_dir,
+            no_trace,
+            timeout,
+            ..
+        } => {
+            let opts = ipckit::grade::Options {
+                trace: !no_trace,
+                time_limit: timeout,
+                ..Default::default()
+            };
+            let report_dir = report_dir.expect("clap requires --report-dir with --class");
+            grade_class(&class, require, jobs, &report_dir, &opts)
+        }
+        Command::Grade {
             exercise,
             dir,
+            jobs,
+            require,
             format,
             out,
             spec,
             timeout,
             no_trace,
             cmd,
+            ..
         } => {
             let opts = ipckit::grade::Options {
                 trace: !no_trace,
@@ -253,6 +317,8 @@ fn main() -> ExitCode {
                 dir,
                 spec,
                 cmd,
+                jobs: jobs.map_or_else(ipckit::grade::ports::cores, usize::from),
+                require,
             };
             grade(job, &opts, format.into(), out.as_deref())
         }
@@ -260,6 +326,20 @@ fn main() -> ExitCode {
             action: SpecAction::Check { files },
         } => spec_check(&files),
         Command::Demo => demo::run(),
+        Command::Init { platform } => ipckit::grade::init::run(&platform).map(|()| 0),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ipckit", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let page = clap_mangen::Man::new(Cli::command());
+            page.render(&mut std::io::stdout())
+                .map(|()| 0)
+                .map_err(|e| ipckit::Error::io("standard output", e))
+        }
         Command::Bench { which } => bench(which),
         Command::Internal { name, args } => programs::internal::run(&name, &args),
         Command::Supervise => Ok(ipckit::grade::supervisor::serve()),
@@ -275,9 +355,11 @@ fn main() -> ExitCode {
 
 fn run(id: &str, args: &[String]) -> ipckit::Result<i32> {
     let program = programs::find(id).ok_or_else(|| {
+        let hint = ipckit::grade::ports::nearest_exercise(id)
+            .map_or(String::new(), |n| format!("did you mean {n:?}? "));
         ipckit::Error::invalid(
             "exercise",
-            format!("no reference program called {id:?}; `ipckit exercises` lists them"),
+            format!("no reference program called {id:?}; {hint}`ipckit exercises` lists them"),
         )
     })?;
     let code = (program.run)(args)?;
@@ -304,6 +386,10 @@ struct GradeJob {
     dir: Option<std::path::PathBuf>,
     spec: Option<std::path::PathBuf>,
     cmd: Vec<String>,
+    /// Ports graded at once (`--dir`).
+    jobs: usize,
+    /// Exercises the folder must hold (`--dir`).
+    require: Vec<String>,
 }
 
 /// What a grade that could not start is called: the exercise, else the
@@ -324,8 +410,12 @@ fn grade(
     out: Option<&std::path::Path>,
 ) -> ipckit::Result<i32> {
     use ipckit::grade::{self, Grade, Verdict, report};
+    if let Some(path) = out {
+        // Refused before any grading: the report is never lost.
+        grade::class::prepare_file(path)?;
+    }
     let (grades, several) = match (&job.dir, &job.exercise) {
-        (Some(dir), _) => match grade::ports::grade_dir(dir, opts) {
+        (Some(dir), _) => match grade::ports::grade_dir(dir, opts, job.jobs, &job.require) {
             Ok(g) => (g, true),
             Err(e) => (vec![Grade::error(&dir.display().to_string(), e)], true),
         },
@@ -337,7 +427,7 @@ fn grade(
             (vec![g], false)
         }
     };
-    let colour = out.is_none() && report::colour_wanted();
+    let colour = report::colour_for(out.is_none());
     let text = report::render(&grades, format, several, colour);
     match out {
         Some(path) => std::fs::write(path, &text)
@@ -351,11 +441,45 @@ fn grade(
             g.error.as_deref().unwrap_or("error")
         );
     }
-    Ok(grades
+    let worst = grades
         .iter()
         .map(|g| g.verdict.exit_code())
         .max()
-        .unwrap_or(2))
+        .unwrap_or(2);
+    // With --dir, a port that could not be built or graded scores 0 and is
+    // reported: the folder's grade ran, so the exit status is 1, not 2 (2 is
+    // kept for a folder that could not be read at all).
+    let folder_read = job.dir.is_some() && grades.iter().any(|g| g.port.is_some());
+    Ok(if folder_read { worst.min(1) } else { worst })
+}
+
+/// `ipckit grade --class DIR --report-dir OUT`: exit 0 when every port
+/// handed in passed and nothing required is missing, 1 otherwise.
+fn grade_class(
+    dir: &std::path::Path,
+    require: Vec<String>,
+    jobs: Option<u16>,
+    out: &std::path::Path,
+    opts: &ipckit::grade::Options,
+) -> ipckit::Result<i32> {
+    use ipckit::grade::class;
+    class::prepare_dir(out)?;
+    let options = class::ClassOptions {
+        require,
+        jobs: jobs.map_or_else(ipckit::grade::ports::cores, usize::from),
+    };
+    let graded = class::grade_class(dir, &options, opts)?;
+    class::write_reports(&graded, out)?;
+    for (student, u) in &graded.unmatched {
+        eprintln!("ipckit grade: not graded: {student}/{u}");
+    }
+    let full = graded.rows.iter().filter(|r| r.score == r.max).count();
+    eprintln!(
+        "ipckit grade: {} rows, {full} with full marks; reports in {}",
+        graded.rows.len(),
+        out.display()
+    );
+    Ok(i32::from(graded.rows.iter().any(|r| !r.failed.is_empty())))
 }
 
 mod demo {

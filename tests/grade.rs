@@ -666,7 +666,8 @@ fn dir_with_a_port_that_does_not_build_is_an_error_grade() {
             .contains("does not build"),
         "{grades:#}"
     );
-    assert_eq!(out.status.code(), Some(2));
+    // The port scores 0; the class goes on: exit 1 (a port failed), not 2.
+    assert_eq!(out.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -695,14 +696,14 @@ fn junit_gradescope_and_out_file() {
         if format == "junit" {
             assert!(
                 text.starts_with("<?xml")
-                    && text.contains("<testcase classname=\"pi-pipe\" name=\"mechanism\"><failure"),
+                    && text.contains("<testcase classname=\"pi-pipe\" name=\"mechanism\" time=\""),
                 "{text}"
             );
         } else {
             let v: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(v["tests"].as_array().unwrap().len(), 7);
-            assert_eq!(v["max_score"], 7);
-            assert_eq!(v["score"], 6);
+            assert!(v.get("max_score").is_none(), "not in Gradescope's format");
+            assert_eq!(v["score"], 6.0);
         }
     }
     assert_machine_clean(&script);

@@ -13,6 +13,9 @@
 //!   `orphans`, `leaks`, `mechanism`), each with a sentence that explains it.
 //! - [`report`]: text, JSON, JUnit XML and Gradescope `results.json`.
 //! - [`ports`]: `--dir`: finds, builds and grades every port in a folder.
+//! - [`class`]: `--class`: one folder per student, a report folder.
+//! - [`scoring`]: points, visibility and tags; [`feedback`]: what a failing
+//!   check tells the student; [`html`]: the HTML report and its timeline.
 //!
 //! A grade's [`Verdict`] is `pass` when every check passed or was skipped,
 //! `fail` when one failed, `error` when the grade itself could not run; the
@@ -21,10 +24,15 @@
 #[cfg(target_os = "linux")]
 mod cgroup;
 pub mod checks;
+pub mod class;
 pub mod evidence;
 pub mod numbers;
+pub mod feedback;
+pub mod html;
+pub mod init;
 pub mod ports;
 pub mod report;
+pub mod scoring;
 pub mod spec;
 pub mod supervisor;
 #[cfg(all(
@@ -104,6 +112,12 @@ pub struct Grade {
     /// Zombies, orphans still running and leaks, for tables.
     #[serde(skip)]
     pub counts: checks::Counts,
+    /// What each run did (output, process tree), for feedback and pictures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<feedback::RunRecord>,
+    /// What each check and run is worth (from the spec's `[scoring]`).
+    #[serde(skip)]
+    pub marks: scoring::Marks,
 }
 
 impl Grade {
@@ -117,6 +131,11 @@ impl Grade {
             error: Some(why.to_string()),
             port: None,
             counts: checks::Counts::default(),
+            runs: Vec::new(),
+            // An error grade scores 0 out of the exercise's full maximum.
+            marks: spec::builtin(exercise)
+                .and_then(|s| scoring::Marks::of(&s))
+                .unwrap_or_default(),
         }
     }
 }
@@ -155,6 +174,10 @@ impl Default for Options {
 /// through the supervisor, then judges the outcomes. Never fails: a grade
 /// that cannot run is a [`Verdict::Error`] grade.
 pub fn grade(spec: &Spec, argv: &[String], opts: &Options) -> Grade {
+    let marks = match scoring::Marks::of(spec) {
+        Ok(m) => m,
+        Err(e) => return Grade::error(&spec.id, e),
+    };
     match runs(spec, argv, opts) {
         Ok(runs) => {
             let (checks, counts) = checks::judge(spec, &runs);
@@ -167,9 +190,17 @@ pub fn grade(spec: &Spec, argv: &[String], opts: &Options) -> Grade {
                 error: None,
                 port: None,
                 counts,
+                runs: runs
+                    .iter()
+                    .map(|r| feedback::RunRecord::of(spec, r))
+                    .collect(),
+                marks,
             }
         }
-        Err(e) => Grade::error(&spec.id, e),
+        Err(e) => Grade {
+            marks,
+            ..Grade::error(&spec.id, e)
+        },
     }
 }
 

@@ -47,37 +47,84 @@ pub struct Port {
 }
 
 /// Step 1: the ports in `dir`, sorted by exercise ID (names that are no
-/// exercise ID are ignored).
+/// exercise ID are left out: [`scan`] lists them).
 pub fn find(dir: &Path) -> Result<Vec<Port>> {
+    Ok(scan(dir)?.0)
+}
+
+/// A file of a folder that is no port: its name matches no exercise ID, or
+/// its kind is not one the grader builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmatched {
+    /// The file's name.
+    pub file: String,
+    /// The exercise ID nearest to its name, if one is near.
+    pub nearest: Option<&'static str>,
+}
+
+impl std::fmt::Display for Unmatched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: matches no exercise ID", self.file)?;
+        match self.nearest {
+            Some(id) => write!(f, " (did you mean {id}?)"),
+            None => write!(f, " (`ipckit exercises` lists them)"),
+        }
+    }
+}
+
+/// The ports in `dir` (sorted by exercise ID, then file) and the files that
+/// are no port (hidden files aside), sorted by name.
+pub fn scan(dir: &Path) -> Result<(Vec<Port>, Vec<Unmatched>)> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
     let mut ports = Vec::new();
+    let mut unmatched = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
         let (stem, ext) = match name.rsplit_once('.') {
             Some((s, x)) => (s.to_string(), x.to_string()),
             None => (name.clone(), String::new()),
         };
-        if !spec::BUILTIN.iter().any(|(id, _)| *id == stem) {
-            continue;
-        }
+        let known = spec::BUILTIN.iter().any(|(id, _)| *id == stem);
         let kind = match ext.as_str() {
-            "py" => Kind::Python,
-            "c" => Kind::C,
-            "rs" => Kind::Rust,
-            "" if path.join("Cargo.toml").is_file() => Kind::Crate,
-            "" if is_executable(&path) => Kind::Executable,
-            _ => continue,
+            _ if !known => None,
+            "py" => Some(Kind::Python),
+            "c" => Some(Kind::C),
+            "rs" => Some(Kind::Rust),
+            "" if path.join("Cargo.toml").is_file() => Some(Kind::Crate),
+            "" if is_executable(&path) => Some(Kind::Executable),
+            _ => None,
         };
-        ports.push(Port {
-            id: stem,
-            path,
-            kind,
-        });
+        match kind {
+            Some(kind) => ports.push(Port {
+                id: stem,
+                path,
+                kind,
+            }),
+            None => unmatched.push(Unmatched {
+                nearest: nearest_exercise(&stem),
+                file: name,
+            }),
+        }
     }
     ports.sort_by(|a, b| a.id.cmp(&b.id).then(a.path.cmp(&b.path)));
-    Ok(ports)
+    unmatched.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok((ports, unmatched))
+}
+
+/// The exercise ID nearest to `name` (Levenshtein distance at most a third
+/// of the name's length), for "did you mean" messages.
+pub fn nearest_exercise(name: &str) -> Option<&'static str> {
+    spec::BUILTIN
+        .iter()
+        .map(|(id, _)| (strsim::levenshtein(name, id), *id))
+        .filter(|(d, _)| *d <= (name.len() / 3).max(1))
+        .min()
+        .map(|(_, id)| id)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -222,10 +269,28 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// `--dir`: finds, builds and grades every port of `dir`.
-pub fn grade_dir(dir: &Path, opts: &Options) -> Result<Vec<Grade>> {
-    let ports = find(dir)?;
-    if ports.is_empty() {
+/// `--dir`: finds, builds and grades every port of `dir` on `jobs` threads
+/// (a port that does not build is an `error` grade; the others go on), and
+/// lists the files that are no port on standard error.
+pub fn grade_dir(
+    dir: &Path,
+    opts: &Options,
+    jobs: usize,
+    require: &[String],
+) -> Result<Vec<Grade>> {
+    for id in require {
+        spec::builtin(id)?;
+    }
+    let (ports, unmatched) = scan(dir)?;
+    for u in &unmatched {
+        eprintln!("ipckit grade: not graded: {}", u);
+    }
+    let missing: Vec<Grade> = require
+        .iter()
+        .filter(|id| !ports.iter().any(|p| &p.id == *id))
+        .map(|id| missing_grade(id))
+        .collect();
+    if ports.is_empty() && missing.is_empty() {
         return Err(Error::invalid(
             "folder",
             format!(
@@ -234,22 +299,86 @@ pub fn grade_dir(dir: &Path, opts: &Options) -> Result<Vec<Grade>> {
             ),
         ));
     }
-    let build = std::env::temp_dir().join(format!("ipckit-build-{}", std::process::id()));
-    std::fs::create_dir_all(&build).map_err(|e| Error::io(build.display().to_string(), e))?;
-    let grades = grade_all(&ports, cores(), |p| {
-        let graded = spec::builtin(&p.id)
-            .and_then(|spec| Ok(super::grade(&spec, &p.command(&build)?, opts)));
-        let mut g = graded.unwrap_or_else(|e| Grade::error(&p.id, e));
-        g.port = p.path.file_name().map(|f| f.to_string_lossy().into_owned());
+    let build = BuildDir::new()?;
+    let progress = super::class::Progress::new(ports.len());
+    let grades = grade_all(&ports, jobs, |p| {
+        let g = grade_port(p, &build.0, opts);
+        progress.done(&format!(
+            "{}: {}",
+            g.port.as_deref().unwrap_or(""),
+            verdict_word(&g)
+        ));
         g
     });
-    let _ = std::fs::remove_dir_all(&build);
+    progress.finish();
+    let mut grades = grades;
+    grades.extend(missing);
     Ok(grades)
+}
+
+/// The grade of a required exercise nobody handed in: 0 out of its maximum,
+/// its reason naming the files looked for.
+pub fn missing_grade(id: &str) -> Grade {
+    let mut g = Grade::error(
+        id,
+        format!(
+            "missing: no port of {id} was handed in (looked for {id}.py, {id}.c, {id}.rs, an executable {id} or a cargo crate {id})"
+        ),
+    );
+    g.port = Some(format!("{id} (missing)"));
+    g
+}
+
+/// Builds and grades one port (a build failure is an `error` grade); the
+/// grade's `port` is the file's name.
+pub fn grade_port(p: &Port, build: &Path, opts: &Options) -> Grade {
+    let graded =
+        spec::builtin(&p.id).and_then(|spec| Ok(super::grade(&spec, &p.command(build)?, opts)));
+    let mut g = graded.unwrap_or_else(|e| Grade::error(&p.id, e));
+    g.port = p.path.file_name().map(|f| f.to_string_lossy().into_owned());
+    g
+}
+
+/// A verdict as a word, for progress lines.
+pub fn verdict_word(g: &Grade) -> &'static str {
+    match g.verdict {
+        super::Verdict::Pass => "pass",
+        super::Verdict::Fail => "fail",
+        super::Verdict::Error => "error",
+    }
+}
+
+/// A scratch directory for builds, removed on drop.
+pub struct BuildDir(pub PathBuf);
+
+impl BuildDir {
+    /// Makes `$TMPDIR/ipckit-build-PID-N`.
+    pub fn new() -> Result<BuildDir> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("ipckit-build-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        Ok(BuildDir(dir))
+    }
+}
+
+impl Drop for BuildDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_name_suggests_the_nearest_exercise() {
+        assert_eq!(nearest_exercise("pi-pip"), Some("pi-pipe"));
+        assert_eq!(nearest_exercise("fork_basic"), Some("fork-basic"));
+        assert_eq!(nearest_exercise("notes"), None);
+    }
 
     #[test]
     fn two_ports_of_one_exercise_build_to_different_files() {

@@ -155,6 +155,9 @@ pub struct Spec {
     /// Mechanism evidence.
     #[serde(default)]
     pub mechanism: MechanismSpec,
+    /// Points, visibility and tags (`[scoring]`, see [`super::scoring`]).
+    #[serde(default)]
+    pub scoring: super::scoring::Scoring,
 }
 
 impl Spec {
@@ -344,7 +347,11 @@ pub fn builtin(id: &str) -> Result<Spec> {
     let (_, text) = BUILTIN.iter().find(|(i, _)| *i == id).ok_or_else(|| {
         Error::invalid(
             "exercise",
-            format!("no exercise called {id:?}; `ipckit exercises` and CATALOGUE.md list them"),
+            format!(
+                "no exercise called {id:?}; {}`ipckit exercises` and docs/catalogue.md list them",
+                super::ports::nearest_exercise(id)
+                    .map_or(String::new(), |n| format!("did you mean {n:?}? "))
+            ),
         )
     })?;
     parse(&format!("fixtures/exercises/{id}.toml"), text)

@@ -105,3 +105,48 @@ pub fn audited_cmd_with(audit_args: &[&str], cmd: &[&str]) -> Audited {
         audit_code: out.status.code().unwrap_or(-1),
     }
 }
+
+/// Runs `ipckit ARGS` with a deadline of `secs` seconds (killed and a panic
+/// after it): its exit code, standard output and standard error. Output
+/// goes through files, so a full pipe can never stall the command.
+pub fn ipckit_within(args: &[&std::ffi::OsStr], secs: u64) -> (i32, String, String) {
+    let dir = tempdir_for("run");
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = Command::new(ipckit())
+        .args(args)
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("spawn ipckit");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        match child.try_wait().expect("try_wait") {
+            Some(s) => break s,
+            None if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ipckit {args:?} did not finish within {secs} s");
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    let read = |p: &std::path::Path| {
+        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+    };
+    let result = (status.code().unwrap_or(-1), read(&out), read(&err));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// A fresh directory of this test process under the temporary directory.
+pub fn tempdir_for(what: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "ipckit-test-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
