@@ -2,7 +2,7 @@
 CARGO ?= cargo
 MACOS_TARGET ?= aarch64-apple-darwin
 
-.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean
+.PHONY: all demo check fmt clippy doc test nextest check-macos bench bench-json bench-table clean
 
 all: check
 
@@ -40,10 +40,20 @@ nextest:
 check-macos:
 	$(CARGO) check --all-targets --target $(MACOS_TARGET)
 
-## The side-by-side benchmarks (release build; takes about a minute).
+## The side-by-side benchmarks (release build; a few minutes): a table on stdout.
 bench:
 	$(CARGO) build --release --quiet
 	./target/release/ipckit bench
+
+## The same as JSON, kept in $(BENCH_JSON); then `make bench-table`.
+BENCH_JSON ?= benches/results.json
+bench-json:
+	$(CARGO) build --release --quiet
+	./target/release/ipckit bench --format json --out $(BENCH_JSON)
+
+## Regenerates the README's benchmark tables from $(BENCH_JSON) (never copy them by hand).
+bench-table:
+	python3 scripts/bench-table.py $(BENCH_JSON) README.md
 
 clean:
 	$(CARGO) clean

@@ -3,7 +3,8 @@
 //! shutdown, with Python's `multiprocessing` beside them. The baseline is a
 //! raw 8-byte round trip on the manager's kind of socket, read as the
 //! manager reads (spin, then block), with no framing, encoding or server:
-//! two of them for a set + get, one for an `apply`.
+//! two of them for a set + get, one for an `apply`; under a start, the
+//! `fork` + `exec` + `wait` of the server binary.
 
 use super::{
     Bench, Ctx, PLACES, Python, SCHEDULER, Unit, Where, pin_maybe, pin_process, place_cpus,
@@ -42,7 +43,7 @@ pub const MANAGER_START: Bench = Bench {
     unit: Unit::Millis,
     ops: 1,
     places: &SCHEDULER,
-    sides: &[("ipckit", start)],
+    sides: &[("ipckit", start), ("raw-exec", exec_floor)],
     python: Python::Peer,
 };
 
@@ -110,6 +111,15 @@ fn apply(_: &Ctx, place: Where, n: u64) -> Result<f64> {
 fn start(ctx: &Ctx, _: Where, n: u64) -> Result<f64> {
     let config = config(ctx);
     per_op(n, |_| Manager::start(&config).map(drop))
+}
+
+/// The floor under a Manager's start: `fork` + `exec` of the server binary
+/// (`ipckit --version`) and `wait`.
+fn exec_floor(ctx: &Ctx, _: Where, n: u64) -> Result<f64> {
+    let ipckit = ctx.ipckit.to_string_lossy();
+    per_op(n, |_| {
+        super::native::time_program(&[&ipckit, "--version"]).map(drop)
+    })
 }
 
 fn two_socket_trips(_: &Ctx, place: Where, n: u64) -> Result<f64> {
