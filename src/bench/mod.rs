@@ -178,7 +178,7 @@ impl Ctx {
         match (self.quick, bench.python) {
             (true, _) => 3,
             (false, Python::Port) => 5,
-            (false, Python::Peer) => 7,
+            (false, Python::Peer) => 5,
         }
     }
 
@@ -307,14 +307,22 @@ fn cpu_set(cpu: usize) -> Result<nix::sched::CpuSet> {
 }
 
 /// Forks a child that pins itself to `cpu` (if any) and runs `work` (its
-/// exit code); 2 if the pin fails.
+/// exit code); 2 if the pin fails. On Linux the child is killed if the
+/// benchmark dies first (`prctl(PR_SET_PDEATHSIG)`, `prctl(2)`), so an
+/// interrupted run leaves no echoing child behind.
 pub fn pinned_child(
     cpu: Option<usize>,
     work: impl FnOnce() -> i32,
 ) -> Result<crate::process::ChildGuard> {
+    #[cfg(target_os = "linux")]
+    let parent = std::process::id() as i32;
     // SAFETY: benchmarks run in a single-threaded process (`run` checks).
     unsafe {
         crate::process::fork(move || {
+            #[cfg(target_os = "linux")]
+            if !dies_with(parent) {
+                return 3;
+            }
             // The child stays pinned until it exits.
             let Ok(_pinned) = pin_maybe(cpu) else {
                 return 2;
@@ -322,6 +330,16 @@ pub fn pinned_child(
             work()
         })
     }
+}
+
+/// Asks for `SIGKILL` when the parent dies (`prctl(PR_SET_PDEATHSIG)`); false
+/// if that fails or the parent (`parent`) is already gone.
+#[cfg(target_os = "linux")]
+fn dies_with(parent: i32) -> bool {
+    // SAFETY: plain system calls on the calling process.
+    let armed = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == 0;
+    // The parent may have died before the prctl: then our parent pid changed.
+    armed && nix::unistd::getppid().as_raw() == parent
 }
 
 /// The CPUs a process was allowed before [`pin_to`]; restored on drop.
