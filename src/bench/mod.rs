@@ -230,14 +230,18 @@ fn measure(ctx: &mut Ctx, bench: &Bench, progress: &mut report::Progress) -> Res
     ctx.current = bench.name;
     let mut figures = Vec::new();
     for &place in bench.places {
-        for &(side, sample) in bench.sides {
-            progress.show(bench.name, side, place);
-            let mut samples = Vec::with_capacity(runs);
-            for _ in 0..runs {
-                samples.push(sample(ctx, place, ops));
+        // The sides take turns, one sample each per round, so a change in
+        // the machine's load during the benchmark falls on all of them alike.
+        let mut samples: Vec<Vec<Result<f64>>> = bench.sides.iter().map(|_| Vec::new()).collect();
+        for _ in 0..runs {
+            for (&(side, sample), taken) in bench.sides.iter().zip(&mut samples) {
+                progress.show(bench.name, side, place);
+                taken.push(sample(ctx, place, ops));
             }
-            let samples: Result<Vec<f64>> = samples.into_iter().collect();
-            figures.push(Figure::new(side, place, bench.unit, samples));
+        }
+        for (&(side, _), taken) in bench.sides.iter().zip(samples) {
+            let taken: Result<Vec<f64>> = taken.into_iter().collect();
+            figures.push(Figure::new(side, place, bench.unit, taken));
         }
     }
     progress.show(bench.name, "python", None);

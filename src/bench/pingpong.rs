@@ -71,8 +71,10 @@ pub const SOCKETPAIR: Bench = Bench {
     python: Python::Peer,
 };
 
-/// `connection`: `Connection::send`/`recv` of a `u64`, against the raw pipe
-/// the target names and the raw socket pair it is built on.
+/// `connection`: `Connection::send`/`recv` of a `u64`: on one duplex
+/// connection (`Pipe()`, a socket pair) against the raw socket pair, and on
+/// two simplex ones (`Pipe(duplex=False)`, a pipe each way) against the raw
+/// pipes the target names.
 pub const CONNECTION: Bench = Bench {
     name: "connection",
     op: "Connection send + recv of a u64 each way (Pipe(duplex=True))",
@@ -81,6 +83,7 @@ pub const CONNECTION: Bench = Bench {
     places: &PLACES,
     sides: &[
         ("ipckit", connection_kit),
+        ("ipckit-simplex", connection_simplex),
         ("raw-pipe", pipe_raw),
         ("raw-socketpair", socketpair_raw),
     ],
@@ -191,17 +194,38 @@ fn socketpair_raw(_: &Ctx, place: Where, n: u64) -> Result<f64> {
 }
 
 fn connection_kit(_: &Ctx, place: Where, n: u64) -> Result<f64> {
-    let (parent, child): (Connection, Connection) = channel::connection::pipe(true)?;
-    ping_pong(
+    let (parent, child) = channel::connection::pipe(true)?;
+    connections(place, n, Ends(parent, None), Ends(child, None))
+}
+
+fn connection_simplex(_: &Ctx, place: Where, n: u64) -> Result<f64> {
+    let (child_rx, parent_tx) = channel::connection::pipe(false)?;
+    let (parent_rx, child_tx) = channel::connection::pipe(false)?;
+    connections(
         place,
         n,
-        |v| {
-            parent.send(&v)?;
-            parent.recv()
-        },
-        move || {
-            let v: u64 = child.recv()?;
-            child.send(&v).map(|()| v)
-        },
+        Ends(parent_rx, Some(parent_tx)),
+        Ends(child_rx, Some(child_tx)),
     )
+}
+
+/// One side's connections: the end it receives on, and the end it sends on
+/// if that is another one (simplex).
+struct Ends(Connection, Option<Connection>);
+
+impl Ends {
+    fn trip(&self, v: u64) -> Result<u64> {
+        self.1.as_ref().unwrap_or(&self.0).send(&v)?;
+        self.0.recv()
+    }
+
+    fn echo(&self) -> Result<u64> {
+        let v: u64 = self.0.recv()?;
+        self.1.as_ref().unwrap_or(&self.0).send(&v).map(|()| v)
+    }
+}
+
+/// A ping-pong over connections; the child's ends close in the parent.
+fn connections(place: Where, n: u64, parent: Ends, child: Ends) -> Result<f64> {
+    ping_pong(place, n, |v| parent.trip(v), move || child.echo())
 }

@@ -185,7 +185,10 @@ fn goals(bench: &str) -> Vec<Goal> {
         per_core: false,
     };
     match bench {
-        "connection" => vec![goal("ipckit", "raw-pipe", 1.3, true)],
+        "connection" => vec![
+            goal("ipckit-simplex", "raw-pipe", 1.3, true),
+            goal("ipckit", "raw-socketpair", 1.3, true),
+        ],
         "value-lock" => vec![goal("ipckit", "raw", 2.0, true)],
         "fork-wait" => vec![goal("ipckit", "c", 1.3, true)],
         "posix-mq" | "sysv-mq" => vec![goal("ipckit", "raw", 1.2, true)],
