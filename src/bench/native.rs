@@ -7,6 +7,7 @@
 use super::{Bench, Ctx, Figure, Python, Where, place_label};
 use crate::error::{Error, Result};
 use std::cell::{OnceCell, RefCell};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,6 +155,9 @@ pub fn run_program(argv: &[&str], deadline: Duration) -> Result<(Duration, Strin
     let start = Instant::now();
     let mut child = Command::new(argv[0])
         .args(&argv[1..])
+        // A group of its own, so a program past its deadline is killed with
+        // every process it started (`killpg(2)`), not just its first.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -163,7 +167,19 @@ pub fn run_program(argv: &[&str], deadline: Duration) -> Result<(Duration, Strin
     // after the wait; one that hangs is killed by the deadline.
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let status = crate::process::ChildGuard::adopt(pid).wait_deadline(deadline)?;
+    let mut guard = crate::process::ChildGuard::adopt(pid);
+    let status = match guard.wait_timeout(deadline)? {
+        Some(status) => status,
+        None => {
+            // `killpg(2)`: the program and every process it started; then reap it.
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = guard.wait();
+            return Err(Error::Timeout {
+                what: argv.join(" "),
+                after: deadline,
+            });
+        }
+    };
     let elapsed = start.elapsed();
     let mut text = String::new();
     let mut errors = String::new();
