@@ -2,7 +2,7 @@
 CARGO ?= cargo
 MACOS_TARGET ?= aarch64-apple-darwin
 
-.PHONY: all demo check fmt clippy doc test nextest check-macos bench clean mutants student-crate html-check
+.PHONY: all demo check fmt clippy doc test nextest check-macos bench bench-json bench-table clean mutants student-crate html-check
 
 all: check
 
@@ -46,10 +46,23 @@ check-macos:
 student-crate:
 	cd fixtures/student-crate && CARGO_TARGET_DIR=$(CURDIR)/target/student-crate $(CARGO) test
 
-## The side-by-side benchmarks (release build; takes about a minute).
+## The side-by-side benchmarks (release build; a few minutes): a table on stdout.
 bench:
 	$(CARGO) build --release --quiet
 	./target/release/ipckit bench
+
+## The same as JSON, kept in $(BENCH_JSON); then `make bench-table`. It runs under the
+## audit: private namespaces (no one else's cleanup can remove the bench's objects) and a
+## proof that it left nothing behind.
+BENCH_JSON ?= benches/results.json
+bench-json:
+	$(CARGO) build --release --quiet
+	./target/release/ipckit audit --timeout 1800 -- \
+		./target/release/ipckit bench --format json --out $(BENCH_JSON)
+
+## Regenerates the README's benchmark tables from $(BENCH_JSON) (never copy them by hand).
+bench-table:
+	python3 scripts/bench-table.py $(BENCH_JSON) README.md
 
 clean:
 	$(CARGO) clean

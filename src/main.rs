@@ -134,9 +134,20 @@ enum Command {
     Man,
     /// The side-by-side benchmarks: the kit, a raw-syscall baseline and Python.
     Bench {
-        /// Which benchmark to run.
-        #[arg(value_enum, default_value_t = BenchName::All)]
-        which: BenchName,
+        /// The benchmark to run (see `--list`); every one when omitted.
+        name: Option<String>,
+        /// Lists the benchmarks, one per line, name first.
+        #[arg(long)]
+        list: bool,
+        /// Output format (`json`: machine, date, figures with their spread, targets).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Tiny sizes, to check that everything runs (the figures mean nothing).
+        #[arg(long)]
+        quick: bool,
     },
     /// The kit's own helpers (the Manager's server, test drivers).
     #[command(name = "__internal", hide = true)]
@@ -187,19 +198,37 @@ fn spec_check(files: &[std::path::PathBuf]) -> ipckit::Result<i32> {
     Ok(code)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BenchName {
-    All,
-    Queue,
-    ManagerPool,
+/// What `ipckit bench` was asked for.
+struct BenchJob {
+    name: Option<String>,
+    list: bool,
+    format: Format,
+    out: Option<std::path::PathBuf>,
+    quick: bool,
 }
 
-fn bench(which: BenchName) -> ipckit::Result<i32> {
-    if matches!(which, BenchName::All | BenchName::Queue) {
-        ipckit::bench::queue::run(ipckit::bench::queue::Sizes::default())?;
+fn bench(job: BenchJob) -> ipckit::Result<i32> {
+    use ipckit::bench;
+    if job.list {
+        for b in bench::BENCHES {
+            println!("{}\t{}", b.name, b.op);
+        }
+        return Ok(0);
     }
-    if matches!(which, BenchName::All | BenchName::ManagerPool) {
-        ipckit::bench::manager_pool::run(None)?;
+    let opts = bench::Options {
+        only: job.name.filter(|n| n != "all"),
+        quick: job.quick,
+        ipckit: None,
+    };
+    let report = bench::run(&opts)?;
+    let text = match job.format {
+        Format::Text => report.to_text(),
+        Format::Json => serde_json::to_string_pretty(&report).expect("report serialises") + "\n",
+    };
+    match job.out {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| ipckit::Error::io(path.display().to_string(), e))?,
+        None => print!("{text}"),
     }
     Ok(0)
 }
@@ -340,7 +369,19 @@ fn main() -> ExitCode {
                 .map(|()| 0)
                 .map_err(|e| ipckit::Error::io("standard output", e))
         }
-        Command::Bench { which } => bench(which),
+        Command::Bench {
+            name,
+            list,
+            format,
+            out,
+            quick,
+        } => bench(BenchJob {
+            name,
+            list,
+            format,
+            out,
+            quick,
+        }),
         Command::Internal { name, args } => programs::internal::run(&name, &args),
         Command::Supervise => Ok(ipckit::grade::supervisor::serve()),
     };

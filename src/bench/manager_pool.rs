@@ -1,202 +1,164 @@
-//! The Manager and Pool benchmark, side by side with Python's
-//! `multiprocessing` (`fixtures/peers/manager_pool_bench.py`) in one run:
-//! a Namespace set + get (two round trips to the server), a Pool `apply`
-//! round trip, and a Manager's start-up plus shutdown.
+//! The Manager and the Pool: a Namespace set + get (two round trips to the
+//! server), a Pool `apply` round trip, and a Manager's start-up plus
+//! shutdown, with Python's `multiprocessing` beside them. The baseline is a
+//! raw 8-byte round trip on the manager's kind of socket, read as the
+//! manager reads (spin, then block), with no framing, encoding or server:
+//! two of them for a set + get, one for an `apply`; under a start, the
+//! `fork` + `exec` + `wait` of the server binary.
 
-use super::{Placement, median_of, pin_process, pin_to, pinned_child, python_peer_output};
-use crate::error::Result;
+use super::{
+    Bench, Ctx, PLACES, Python, SCHEDULER, Unit, Where, pin_maybe, pin_process, place_cpus,
+};
+use crate::error::{Error, Result};
 use crate::manager::{Manager, ManagerConfig};
 use crate::pool::{Pool, PoolConfig};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Operations per measurement.
-const OPS: usize = 500;
-/// Measurements per median.
-const ROUNDS: usize = 7;
+/// `manager`.
+pub const NAMESPACE: Bench = Bench {
+    name: "manager",
+    op: "Manager Namespace set + get (two round trips to the server)",
+    unit: Unit::Micros,
+    ops: 300,
+    places: &PLACES,
+    sides: &[("ipckit", namespace), ("raw-2-trips", two_socket_trips)],
+    python: Python::Peer,
+};
+
+/// `pool`.
+pub const POOL_APPLY: Bench = Bench {
+    name: "pool",
+    op: "Pool(2).apply(square, i) round trip",
+    unit: Unit::Micros,
+    ops: 300,
+    places: &PLACES,
+    sides: &[("ipckit", apply), ("raw-1-trip", one_socket_trip)],
+    python: Python::Peer,
+};
+
+/// `manager-start`.
+pub const MANAGER_START: Bench = Bench {
+    name: "manager-start",
+    op: "start a Manager (exec its server) and shut it down",
+    unit: Unit::Millis,
+    ops: 1,
+    places: &SCHEDULER,
+    sides: &[("ipckit", start), ("raw-exec", exec_floor)],
+    python: Python::Peer,
+};
 
 fn square(x: i64) -> i64 {
     x * x
 }
 
-/// Where a measurement runs: the scheduler's choice, or pinned
-/// ([`Placement`]: the client on CPU 0 and the server or the pool's workers
-/// on CPU 0 or 1).
-type Where = Option<Placement>;
-
-/// The placements every table shows, in order.
-const PLACES: [Where; 3] = [None, Some(Placement::SameCore), Some(Placement::CrossCore)];
-
-fn label(place: Where) -> &'static str {
-    place.map_or("scheduler", Placement::label)
+/// The Manager the benchmarks start: its server is the `ipckit` binary.
+fn config(ctx: &Ctx) -> ManagerConfig {
+    ManagerConfig {
+        program: Some(ctx.ipckit.clone()),
+        ..Default::default()
+    }
 }
 
-/// The kit's side at one placement: seconds per Namespace set + get and per
-/// Pool `apply`.
-fn ours(config: &ManagerConfig, place: Where) -> Result<(f64, f64)> {
-    let _pin = place.map(|p| pin_to(p.cpus().0)).transpose()?;
-    let other_cpu = place.map(|p| p.cpus().1);
-    let manager = Manager::start(config)?;
+/// Seconds per `op` over `n` calls.
+fn per_op(n: u64, mut op: impl FnMut(i64) -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        op(i)?;
+    }
+    Ok(t.elapsed().as_secs_f64() / n as f64)
+}
+
+fn namespace(ctx: &Ctx, place: Where, n: u64) -> Result<f64> {
+    let (cpu, server_cpu) = place_cpus(place);
+    let _pin = pin_maybe(cpu)?;
+    let manager = Manager::start(&config(ctx))?;
     let ns = manager.namespace()?;
-    if let (Some(cpu), Some(pid)) = (other_cpu, manager.server_pid()) {
+    if let (Some(cpu), Some(pid)) = (server_cpu, manager.server_pid()) {
         pin_process(pid.as_raw(), cpu)?;
     }
-    // Each measurement: the seconds per operation of OPS operations.
-    let namespace = median_of(ROUNDS, || {
-        let t = Instant::now();
-        for i in 0..OPS as i64 {
-            ns.set("x", i)?;
-            ns.get("x")?;
+    per_op(n, |i| {
+        ns.set("x", i)?;
+        let back = ns.get("x")?.as_int()?;
+        if back == i {
+            Ok(())
+        } else {
+            Err(Error::Protocol(format!("set {i}, got {back}")))
         }
-        Ok(t.elapsed().as_secs_f64() / OPS as f64)
-    })?;
-    drop(manager);
+    })
+}
 
-    // SAFETY: benchmarks run in a single-threaded process (checked by `run`),
-    // which starts no thread while the pool lives.
+fn apply(_: &Ctx, place: Where, n: u64) -> Result<f64> {
+    let (cpu, worker_cpu) = place_cpus(place);
+    let _pin = pin_maybe(cpu)?;
+    // SAFETY: benchmarks run in a single-threaded process (`bench::run`
+    // checks), which starts no thread while the pool lives.
     let pool = unsafe { Pool::new(PoolConfig::new(2)) }?;
-    if let Some(cpu) = other_cpu {
+    if let Some(cpu) = worker_cpu {
         for pid in pool.worker_pids() {
             pin_process(pid.as_raw(), cpu)?;
         }
     }
-    let apply = median_of(ROUNDS, || {
-        let t = Instant::now();
-        for i in 0..OPS as i64 {
-            pool.apply(square, i)?;
+    per_op(n, |i| {
+        let got = pool.apply(square, i)?;
+        if got == i * i {
+            Ok(())
+        } else {
+            Err(Error::Protocol(format!("square({i}) = {got}?")))
         }
-        Ok(t.elapsed().as_secs_f64() / OPS as f64)
-    })?;
-    Ok((namespace, apply))
+    })
 }
 
-/// The Python peer's measurements at one placement, as JSON.
-fn python(place: Where) -> std::result::Result<serde_json::Value, String> {
-    python_peer_output(
-        "manager_pool_bench.py",
-        &[OPS.to_string(), label(place).to_string()],
-        Duration::from_secs(300),
-    )
-    .and_then(|out| serde_json::from_str(&out).map_err(|e| e.to_string()))
+fn start(ctx: &Ctx, _: Where, n: u64) -> Result<f64> {
+    let config = config(ctx);
+    per_op(n, |_| Manager::start(&config).map(drop))
 }
 
-/// Runs the benchmark and prints its table. `server` is the `ipckit` binary
-/// the Manager execs (`None`: the current executable, right for `ipckit bench`).
-pub fn run(server: Option<PathBuf>) -> Result<()> {
-    crate::programs::require_single_thread()?;
-    let config = ManagerConfig {
-        program: server,
-        ..Default::default()
-    };
-    println!(
-        "Manager and Pool (median of {ROUNDS} x {OPS} operations; python/ipckit > 1 means ipckit is faster)"
-    );
-    println!(
-        "  {:<24} {:<11} {:>10} {:>10} {:>14}",
-        "benchmark", "placement", "ipckit", "python", "python/ipckit"
-    );
-    let show = |s: f64| format!("{:.1} us", s * 1e6);
-    let row = |name: &str, place: Where, ours: f64, theirs: Option<f64>| {
-        println!(
-            "  {name:<24} {:<11} {:>10} {:>10} {:>14}",
-            label(place),
-            show(ours),
-            theirs.map_or("n/a".into(), show),
-            theirs.map_or("n/a".into(), |t| super::ratio(t, ours)),
-        );
-    };
-    let mut missing = None;
-    for place in PLACES {
-        let (namespace, apply) = ours(&config, place)?;
-        let python = python(place);
-        let theirs = |name: &str| python.as_ref().ok().and_then(|p| p[name].as_f64());
-        row(
-            "namespace_set_get",
-            place,
-            namespace,
-            theirs("namespace_set_get"),
-        );
-        row("pool_apply", place, apply, theirs("pool_apply"));
-        if place.is_none() {
-            let start = median_of(ROUNDS, || {
-                let t = Instant::now();
-                drop(Manager::start(&config)?);
-                Ok(t.elapsed().as_secs_f64())
-            })?;
-            row(
-                "manager_start_shutdown",
-                place,
-                start,
-                theirs("manager_start_shutdown"),
-            );
-        }
-        missing = missing.or(python.err());
-    }
-    let raw =
-        |place: Placement, spin: bool| median_of(ROUNDS, || socket_round_trip(OPS, place, spin));
-    println!(
-        "  baseline: a raw 8-byte round trip on the manager's socket kind, read as the manager reads (spin, then block):"
-    );
-    println!(
-        "  same-core {:.1} us, cross-core {:.1} us (blocking reads: {:.1} us, {:.1} us); a set + get is two round trips",
-        raw(Placement::SameCore, true)? * 1e6,
-        raw(Placement::CrossCore, true)? * 1e6,
-        raw(Placement::SameCore, false)? * 1e6,
-        raw(Placement::CrossCore, false)? * 1e6,
-    );
-    if let Some(why) = missing {
-        println!("  python side not measured: {why}");
-    }
-    Ok(())
+/// The floor under a Manager's start: `fork` + `exec` of the server binary
+/// (`ipckit --version`) and `wait`.
+fn exec_floor(ctx: &Ctx, _: Where, n: u64) -> Result<f64> {
+    let ipckit = ctx.ipckit.to_string_lossy();
+    per_op(n, |_| {
+        super::native::time_program(&[&ipckit, "--version"]).map(drop)
+    })
+}
+
+fn two_socket_trips(_: &Ctx, place: Where, n: u64) -> Result<f64> {
+    socket_round_trip(n, place).map(|t| 2.0 * t)
+}
+
+fn one_socket_trip(_: &Ctx, place: Where, n: u64) -> Result<f64> {
+    socket_round_trip(n, place)
 }
 
 /// The floor under the manager's protocol: seconds per round trip of 8
 /// bytes to a forked echo child over a socket pair of the manager's kind
 /// ([`crate::manager::pair`]), read as the manager reads (spinning for a
-/// moment before blocking, [`crate::sys::SpinRead`]) or blocking at once;
-/// no framing, no encoding, no server. The two processes run where `place` says.
-fn socket_round_trip(n: usize, place: Placement, spin: bool) -> Result<f64> {
-    use crate::sys::SpinRead;
+/// moment before blocking, [`crate::sys::SpinRead`]).
+fn socket_round_trip(n: u64, place: Where) -> Result<f64> {
+    use crate::sys::{SPIN, SpinRead};
     use std::io::{Read, Write};
-    let budget = if spin {
-        crate::sys::SPIN
-    } else {
-        Duration::ZERO
-    };
-    let (ours, theirs) = crate::manager::pair().map_err(|e| crate::Error::io("socketpair", e))?;
-    let our_end = std::os::fd::AsRawFd::as_raw_fd(&ours);
-    let (cpu, child_cpu) = place.cpus();
-    let _pin = pin_to(cpu)?;
-    let mut child = pinned_child(child_cpu, move || {
-        // The child closes its copy of the parent's end, or it would never
-        // see end of file.
-        // SAFETY: closing the child's own copy of a descriptor it never uses.
-        unsafe { libc::close(our_end) };
-        let mut reader = SpinRead::new(&theirs, budget);
-        let mut buf = [0u8; 8];
-        while reader.read_exact(&mut buf).is_ok() {
-            if (&theirs).write_all(&buf).is_err() {
-                return 1;
-            }
+    let (ours, theirs) = crate::manager::pair().map_err(|e| Error::io("socketpair", e))?;
+    let (mut ours, mut theirs) = (SpinRead::new(ours, SPIN), SpinRead::new(theirs, SPIN));
+    let trip = |end: &mut SpinRead<std::os::unix::net::UnixStream>,
+                v: u64,
+                first_read: bool|
+     -> Result<u64> {
+        let io = |e| Error::io("socket", e);
+        let mut buf = v.to_ne_bytes();
+        if first_read {
+            end.read_exact(&mut buf).map_err(io)?;
         }
-        0
-    })?;
-    let mut reader = SpinRead::new(&ours, budget);
-    let mut buf = [0u8; 8];
-    let t = Instant::now();
-    for i in 0..n as u64 {
-        (&ours)
-            .write_all(&i.to_ne_bytes())
-            .map_err(|e| crate::Error::io("socket", e))?;
-        reader
-            .read_exact(&mut buf)
-            .map_err(|e| crate::Error::io("socket", e))?;
-    }
-    let per = t.elapsed().as_secs_f64() / n as f64;
-    drop(ours);
-    super::check_child(
-        "socket echo child",
-        child.wait_deadline(Duration::from_secs(30))?,
-    )?;
-    Ok(per)
+        end.get_ref().write_all(&buf).map_err(io)?;
+        if !first_read {
+            end.read_exact(&mut buf).map_err(io)?;
+        }
+        Ok(u64::from_ne_bytes(buf))
+    };
+    super::pingpong::ping_pong(
+        place,
+        n,
+        |v| trip(&mut ours, v, false),
+        // `move`: the child's end closes in the parent after the fork.
+        move || trip(&mut theirs, 0, true),
+    )
 }
