@@ -9,6 +9,8 @@
 //! - [`trace`]: `ptrace` + `seccomp` evidence: who forked, who reaped whom,
 //!   which pipes, queues, segments, semaphores and files were made.
 //! - [`evidence`]: the process tree and named objects of one run.
+//! - [`output`]: standard output and error as socket pairs that name the
+//!   process behind every write (`SO_PASSCRED`).
 //! - [`checks`]: the seven checks (`output`, `exit`, `time`, `zombies`,
 //!   `orphans`, `leaks`, `mechanism`), each with a sentence that explains it.
 //! - [`report`]: text, JSON, JUnit XML and Gradescope `results.json`.
@@ -22,6 +24,7 @@
 mod cgroup;
 pub mod checks;
 pub mod evidence;
+pub mod output;
 pub mod ports;
 pub mod report;
 pub mod spec;
