@@ -9,6 +9,8 @@
 //! - [`trace`]: `ptrace` + `seccomp` evidence: who forked, who reaped whom,
 //!   which pipes, queues, segments, semaphores and files were made.
 //! - [`evidence`]: the process tree and named objects of one run.
+//! - [`facts`]: rules about meaning: which process printed which values
+//!   (pids, wait results, exit statuses, n, pi), and in which order.
 //! - [`output`]: standard output and error as socket pairs that name the
 //!   process behind every write (`SO_PASSCRED`).
 //! - [`checks`]: the seven checks (`output`, `exit`, `time`, `zombies`,
@@ -24,6 +26,7 @@
 mod cgroup;
 pub mod checks;
 pub mod evidence;
+pub mod facts;
 pub mod output;
 pub mod ports;
 pub mod report;
