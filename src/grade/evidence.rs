@@ -149,7 +149,7 @@ impl Tree {
         let p = self.proc(pid, now);
         p.command = command;
         if pid != main {
-            if !p.launcher && !p.exe.is_empty() && p.exe != exe {
+            if !p.launcher && !p.exe.is_empty() && !exe.is_empty() && p.exe != exe {
                 p.helper = true;
             }
             p.exe = exe;
@@ -307,6 +307,49 @@ mod tests {
         assert!(t.procs[&11].launcher && t.procs[&12].launcher);
         assert!(!t.procs[&13].launcher && !t.procs[&10].launcher);
         assert_eq!(t.total("forks"), 1, "only the port's own fork counts");
+    }
+
+    #[test]
+    fn a_process_that_execs_another_program_is_a_helper_with_its_children() {
+        let me = std::process::id() as i32; // exe_of(me) is this test binary
+        let mut t = Tree {
+            main: 10,
+            ..Default::default()
+        };
+        t.proc(10, 0.0).exe = "/usr/bin/port".into();
+        t.procs.insert(
+            me,
+            ProcRecord {
+                pid: me,
+                parent: 10,
+                exe: "/usr/bin/port".into(),
+                ..Default::default()
+            },
+        );
+        t.bump(10, "forks", 0.1);
+        t.on_exec(me, 0.2); // system(): the child execs /bin/sh
+        assert!(t.procs[&me].helper);
+        t.on_fork(me, 99_999_999, 0.3); // the shell's ps
+        t.on_reap(me, 99_999_999, 0.4);
+        assert!(t.procs[&99_999_999].helper);
+        assert_eq!(t.total("forks"), 1, "the shell's fork is not the student's");
+        assert_eq!(t.total("reaps"), 0, "nor its reap");
+        // Re-exec'ing the same program (Python's multiprocessing spawn) is not a helper.
+        let mut same = Tree {
+            main: 10,
+            ..Default::default()
+        };
+        same.procs.insert(
+            me,
+            ProcRecord {
+                pid: me,
+                parent: 10,
+                exe: exe_of(me),
+                ..Default::default()
+            },
+        );
+        same.on_exec(me, 0.2);
+        assert!(!same.procs[&me].helper);
     }
 
     #[test]
