@@ -290,6 +290,7 @@ fn every_sample_port_gets_its_verdict_five_times_in_a_row() {
         }
     });
     let results = results.into_inner().unwrap();
+    assert_clean_after(&dir);
     let mut wrong = Vec::new();
     for (c, got) in CASES.iter().zip(&results) {
         let verdict = if c.failing.is_empty() { "pass" } else { "fail" };
@@ -318,7 +319,16 @@ fn one(port: &str, exercise: &str) -> Value {
         .find(|c| c.port == port && c.exercise == exercise)
         .expect("a case");
     let dir = BuildDir::new();
-    grade(c, &command(port, dir.path())).1
+    let json = grade(c, &command(port, dir.path())).1;
+    assert_clean_after(&dir);
+    json
+}
+
+/// No process of a sample port or of the build folder is left, nor any
+/// fixture object or control group (`common::clean`).
+fn assert_clean_after(dir: &BuildDir) {
+    common::clean::assert_machine_clean(&fixture("").display().to_string());
+    common::clean::assert_machine_clean(&dir.path().display().to_string());
 }
 
 #[test]
