@@ -8,6 +8,7 @@
 //! silent `pass`.
 
 use super::evidence::{ProcRecord, Tree};
+use super::facts;
 use super::spec::{COUNTERS, Rule, Spec};
 use super::supervisor::Outcome;
 use super::{Check, Status};
@@ -70,7 +71,9 @@ pub fn judge(spec: &Spec, runs: &[Run]) -> (Vec<Check>, Counts) {
         .collect();
     let mut counts = Counts::default();
     for r in runs {
-        counts.zombies += zombie_findings(&r.outcome).len();
+        if spec.reaping.adopted == Rule::Forbid {
+            counts.zombies += zombie_findings(&r.outcome).len();
+        }
         counts.orphans += r.outcome.tree.procs.values().filter(|p| p.orphan).count();
         counts.leaks += r.outcome.leaks.len();
     }
@@ -136,7 +139,10 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
         || !o.unordered.is_empty()
         || !o.forbid.is_empty()
         || !o.number.is_empty()
-        || o.pi;
+        || o.pi
+        || !o.says.is_empty()
+        || !o.before.is_empty()
+        || o.duplicates == Rule::Forbid;
     if !rules {
         return skip("the exercise has no output rule");
     }
@@ -202,6 +208,7 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
         check_pi(run, text, &mut problems, &mut notes);
     }
     super::numbers::check(spec, run, text, &mut problems, &mut notes);
+    meaning(spec, run, &mut problems, &mut notes);
     let truncated = run.outcome.stdout.truncated.then(|| {
         format!(
             "output truncated: {} bytes written, the first {} kept",
@@ -225,6 +232,31 @@ fn output(spec: &Spec, run: &Run) -> Judgement {
             ));
         }
         fail(summarise(problems))
+    }
+}
+
+/// The rules about meaning ([`super::facts`]): who printed which values, in
+/// which order, and lines a child printed again from a copied buffer.
+fn meaning(spec: &Spec, run: &Run, problems: &mut Vec<String>, notes: &mut Vec<String>) {
+    let o = &spec.output;
+    let printed = facts::Printed::of(run);
+    let results = o
+        .says
+        .iter()
+        .map(|r| facts::says(&printed, r))
+        .chain(o.before.iter().map(|r| facts::before(&printed, r)));
+    for r in results {
+        match r {
+            Ok(note) => notes.push(note),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    for d in facts::duplicates(&printed) {
+        if o.duplicates == Rule::Forbid {
+            problems.push(d);
+        } else {
+            notes.push(format!("note: {d}"));
+        }
     }
 }
 
@@ -319,6 +351,14 @@ fn check_pi(run: &Run, text: &str, problems: &mut Vec<String>, notes: &mut Vec<S
                 crate::pi::TOLERANCE
             ));
         }
+        Some(Ok(got)) if n != crate::pi::DEFAULT_N
+            && (got - crate::pi::serial(crate::pi::DEFAULT_N)).abs() <= crate::pi::TOLERANCE =>
+        {
+            problems.push(format!(
+                "n={n}: printed {got}, which is pi from the default {} terms: the port ignored its n argument (the first argument, {n}); pi from {n} terms is {want}",
+                crate::pi::DEFAULT_N
+            ))
+        }
         Some(Ok(got)) => problems.push(format!(
             "n={n}: printed {got} but pi from {n} terms is {want} (off by {:.3e}; tolerance {:e})",
             (got - want).abs(),
@@ -389,15 +429,30 @@ fn summarise(items: Vec<String>) -> String {
 // ---- zombies and orphans ------------------------------------------------------
 
 /// How a judged child process ended up, relative to its parent.
+///
+/// A child its parent never waited for is [`Fate::Unwaited`] whether it
+/// ended just before its parent (a zombie the grader collected as adopter)
+/// or just after (an orphan): which one happens is the scheduler's choice,
+/// and a verdict must not depend on it. The spec's `reaping.adopted` judges
+/// it.
 #[derive(Debug, PartialEq)]
 enum Fate {
     ReapedByParent,
-    Zombie(String),
+    Unwaited(String),
     KernelReaped,
-    Adopted,
     Killed,
+    /// A language runtime's own process (Python's `multiprocessing`
+    /// resource tracker or fork server): not the student's to wait for.
+    Runtime,
     Unknown,
 }
+
+/// Command lines of processes a language runtime starts for itself.
+const RUNTIME: &[&str] = &[
+    "multiprocessing.resource_tracker",
+    "multiprocessing.semaphore_tracker",
+    "multiprocessing.forkserver",
+];
 
 fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
     let tree = &o.tree;
@@ -408,49 +463,74 @@ fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
     {
         return Fate::Killed; // ended by the grader's deadline kill: its parent had no chance
     }
-    let parent_exit = parent.and_then(|q| q.exited);
     if let Some((reaper, _)) = p.reaped_by
         && reaper == p.parent
     {
         return Fate::ReapedByParent;
     }
-    if let (Some(t2), Some(t)) = (p.readopted, p.exited) {
-        return Fate::Zombie(format!(
-            "child {} exited at {t:.2} s but its parent {} never waited for it; it was adopted and reaped by the grader at {t2:.2} s",
-            p.pid, p.parent
-        ));
-    }
-    // Untraced: seen as a zombie, and collected by the grader (as adopter)
-    // rather than by its parent.
-    if let Some((parent, t)) = p.seen_zombie
-        && p.exited.is_some()
-    {
-        return Fate::Zombie(format!(
-            "child {} was a zombie at {t:.2} s and its parent {parent} never waited for it; it was adopted and reaped by the grader",
-            p.pid
-        ));
+    if o.traced && p.sigchld_ignored && p.reaped_by.is_none() {
+        return Fate::KernelReaped; // its parent ignored SIGCHLD when it forked it
     }
     if p.killed.is_some() {
         return Fate::Killed;
     }
+    if RUNTIME.iter().any(|r| p.command.contains(r)) {
+        return Fate::Runtime;
+    }
+    let parent_exit = parent.and_then(|q| q.exited);
+    let unwaited = |when: String| {
+        Fate::Unwaited(format!(
+            "child {} was never waited for by its parent {}, which exited without waiting for it; {when}",
+            who(tree, p.pid),
+            who(tree, p.parent)
+        ))
+    };
+    // Untraced: seen as a zombie, and collected by the grader (as adopter)
+    // rather than by its parent.
+    if let Some((_, t)) = p.seen_zombie
+        && p.exited.is_some()
+    {
+        return unwaited(format!("it was seen as a zombie at {t:.2} s"));
+    }
     match (p.exited, parent_exit) {
-        (Some(t), Some(pt)) if t > pt => Fate::Adopted,
-        _ if p.seen_adopted.is_some() => Fate::Adopted,
+        // A zombie when its parent exited: the grader collected it again as adopter.
+        (Some(t), _) if p.readopted.is_some() => unwaited(format!(
+            "it ended at {t:.2} s, before its parent, and was left a zombie for the grader to collect"
+        )),
+        (Some(t), Some(pt)) if t > pt => unwaited(format!(
+            "it ended at {t:.2} s, after its parent ({pt:.2} s), and was adopted by the grader"
+        )),
+        _ if p.seen_adopted.is_some() => {
+            unwaited("it was seen running, adopted by the grader".to_string())
+        }
+        // Ended before its parent, never a zombie: SIGCHLD was ignored
+        // after the fork (or the kernel reaped it for another reason).
         (Some(_), _) if p.reaped_by.is_none() => Fate::KernelReaped,
         _ => Fate::Unknown,
     }
 }
 
-/// The judged children (every judged process but the main one).
+/// `pid N (command)` for reports.
+fn who(tree: &Tree, pid: i32) -> String {
+    match tree.procs.get(&pid) {
+        Some(p) if !p.command.is_empty() => format!("{pid} ({})", shown(p)),
+        _ => pid.to_string(),
+    }
+}
+
+/// The judged children (every judged process but the main one), without
+/// the children of helper programs (a shell's `ps`, `grep`): those are the
+/// helper's.
 fn children(tree: &Tree) -> impl Iterator<Item = &ProcRecord> {
-    tree.judged()
-        .filter(move |p| p.pid != tree.main && p.parent != 0)
+    tree.judged().filter(move |p| {
+        p.pid != tree.main && p.parent != 0 && !tree.procs.get(&p.parent).is_some_and(|q| q.helper)
+    })
 }
 
 fn zombie_findings(o: &Outcome) -> Vec<String> {
     children(&o.tree)
         .filter_map(|p| match fate(o, p) {
-            Fate::Zombie(why) => Some(why),
+            Fate::Unwaited(why) => Some(why),
             _ => None,
         })
         .collect()
@@ -459,7 +539,13 @@ fn zombie_findings(o: &Outcome) -> Vec<String> {
 fn zombies(spec: &Spec, run: &Run) -> Judgement {
     let o = &run.outcome;
     let tree = &o.tree;
-    let mut problems = zombie_findings(o);
+    let unwaited = zombie_findings(o);
+    let allowed = spec.reaping.adopted != Rule::Forbid;
+    let mut problems = if allowed {
+        Vec::new()
+    } else {
+        unwaited.clone()
+    };
     let fates: Vec<(i32, Fate)> = children(tree).map(|p| (p.pid, fate(o, p))).collect();
     let count = |f: &dyn Fn(&Fate) -> bool| fates.iter().filter(|(_, x)| f(x)).count();
     let by_parent = count(&|f| *f == Fate::ReapedByParent);
@@ -476,9 +562,16 @@ fn zombies(spec: &Spec, run: &Run) -> Judgement {
         }
         Rule::Require if !o.traced => {}
         Rule::Require => {
+            // The rule is about the children of the process that ignored
+            // SIGCHLD: a child of another process may be waited for.
+            let ignorers: Vec<i32> = children(tree)
+                .filter(|p| p.sigchld_ignored)
+                .map(|p| p.parent)
+                .collect();
             for (pid, f) in &fates {
-                if *f == Fate::ReapedByParent {
-                    problems.push(format!("child {pid} was collected by its parent's wait, not reaped by the kernel: SIGCHLD was not ignored"));
+                let parent = tree.procs.get(pid).map_or(0, |p| p.parent);
+                if *f == Fate::ReapedByParent && (ignorers.is_empty() || ignorers.contains(&parent)) {
+                    problems.push(format!("child {} was collected by its parent's wait, not reaped by the kernel: SIGCHLD was not ignored", who(tree, *pid)));
                 }
             }
             if by_kernel == 0 && problems.is_empty() {
@@ -507,6 +600,18 @@ fn zombies(spec: &Spec, run: &Run) -> Judgement {
             ", {by_kernel} reaped by the kernel (SIGCHLD ignored)"
         ));
     }
+    if !unwaited.is_empty() {
+        d.push_str(&format!(
+            ", {} never waited for by a parent that exited first (allowed here: the exercise teaches adoption)",
+            unwaited.len()
+        ));
+    }
+    let runtime = count(&|f| *f == Fate::Runtime);
+    if runtime > 0 {
+        d.push_str(&format!(
+            ", {runtime} started by the language runtime itself (not judged)"
+        ));
+    }
     pass(format!("{d}; no zombie ({how})"))
 }
 
@@ -523,7 +628,11 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
                 shown(p),
                 p.killed.as_deref().unwrap_or("killed")
             ));
-        } else if !p.launcher && p.parent != 0 && p.killed.is_none() && fate(o, p) == Fate::Adopted
+        } else if !p.launcher
+            && p.parent != 0
+            && p.killed.is_none()
+            && matches!(fate(o, p), Fate::Unwaited(_))
+            && children(tree).any(|c| c.pid == p.pid)
         {
             adopted.push(p.pid);
         }
@@ -534,12 +643,9 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
             o.left_running
         ));
     }
-    if spec.reaping.adopted == Rule::Forbid && !adopted.is_empty() {
-        problems.push(format!("processes {adopted:?} outlived their parent (adopted by the grader); this exercise allows no orphan"));
-    }
     if spec.reaping.adopted == Rule::Require && adopted.is_empty() && problems.is_empty() {
         problems.push(
-            "no process outlived its parent: expected an orphan adopted and reaped by its adopter"
+            "every process was waited for by its parent: expected an orphan, left by a parent that exited, adopted and reaped by its adopter"
                 .into(),
         );
     }
@@ -552,10 +658,10 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
         return fail(summarise(problems));
     }
     if adopted.is_empty() {
-        pass("no process outlived its parent")
+        pass("no process was left running")
     } else {
         pass(format!(
-            "{} orphan(s) {adopted:?} adopted by the grader ended by themselves within {:.1} s (allowed)",
+            "{} child(ren) {adopted:?} left by a parent that exited were adopted by the grader and ended by themselves within {:.1} s (see `zombies`)",
             adopted.len(),
             spec.linger
         ))
@@ -744,15 +850,50 @@ mod tests {
     }
 
     #[test]
-    fn a_child_collected_twice_by_the_grader_is_a_zombie() {
-        let mut c = proc(11, 10, 0.2);
-        c.readopted = Some(1.0);
-        let (status, detail) = zombies(&spec(""), &run_with(vec![c], ""));
-        assert_eq!(status, Status::Fail);
-        assert!(
-            detail.contains("child 11 exited at 0.20 s but its parent 10 never waited"),
-            "{detail}"
+    fn an_unwaited_child_is_judged_alike_before_or_after_its_parent_exits() {
+        // Ended just before its parent (a zombie the grader collected again
+        // as adopter) or just after it (an orphan): the same verdict.
+        let mut before = proc(11, 10, 0.99);
+        before.readopted = Some(1.0);
+        let after = proc(11, 10, 1.01);
+        for (rule, want) in [
+            ("", Status::Fail),
+            ("[reaping]\nadopted = \"forbid\"", Status::Fail),
+            ("[reaping]\nadopted = \"allow\"", Status::Pass),
+            ("[reaping]\nadopted = \"require\"", Status::Pass),
+        ] {
+            for c in [before.clone(), after.clone()] {
+                let (status, detail) = zombies(&spec(rule), &run_with(vec![c], ""));
+                assert_eq!(status, want, "{rule:?}: {detail}");
+                if want == Status::Fail {
+                    assert!(
+                        detail.contains("child 11 was never waited for by its parent 10"),
+                        "{detail}"
+                    );
+                }
+            }
+        }
+        // Its parent ignored SIGCHLD when it forked it: the kernel reaped it.
+        let mut ignored = after.clone();
+        ignored.sigchld_ignored = true;
+        assert_eq!(
+            zombies(&spec(""), &run_with(vec![ignored], "")).0,
+            Status::Pass
         );
+    }
+
+    #[test]
+    fn a_helpers_children_are_the_helpers() {
+        // 11 is `sh` run by system(); 12 its `ps`, never waited for by the student.
+        let mut sh = proc(11, 10, 0.5);
+        sh.helper = true;
+        sh.reaped_by = Some((10, 0.5));
+        let mut ps = proc(12, 11, 0.4);
+        ps.helper = true;
+        ps.readopted = Some(1.0);
+        let (status, detail) = zombies(&spec(""), &run_with(vec![sh, ps], ""));
+        assert_eq!(status, Status::Pass, "{detail}");
+        assert!(detail.starts_with("1 child process(es)"), "{detail}");
     }
 
     #[test]
@@ -764,7 +905,7 @@ mod tests {
         let required = spec("[reaping]\nkernel = \"require\"");
         let (status, detail) = zombies(&required, &run);
         assert_eq!(status, Status::Fail, "{detail}");
-        assert!(detail.contains("child 11 was a zombie"), "{detail}");
+        assert!(detail.contains("child 11 was never waited for"), "{detail}");
         let mut clean = run_with(vec![proc(11, 10, 0.2)], "");
         clean.outcome.traced = false;
         assert_eq!(zombies(&required, &clean).0, Status::Skip);
@@ -796,13 +937,15 @@ mod tests {
     }
 
     #[test]
-    fn an_orphan_that_ends_by_itself_is_allowed_unless_forbidden() {
+    fn an_orphan_that_ends_by_itself_is_not_an_orphan_left_running() {
+        // Whether it was waited for is `zombies`' question; `orphans` only
+        // fails for processes left running, or for no orphan where one is required.
         let late = proc(11, 10, 1.4); // exits after its parent (1.0 s)
         let run = run_with(vec![late], "");
         assert_eq!(orphans(&spec(""), &run).0, Status::Pass);
         assert_eq!(
-            orphans(&spec("[reaping]\nadopted = \"forbid\""), &run).0,
-            Status::Fail
+            orphans(&spec("[reaping]\nadopted = \"require\""), &run).0,
+            Status::Pass
         );
         assert_eq!(
             orphans(

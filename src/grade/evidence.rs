@@ -43,13 +43,38 @@ pub struct ProcRecord {
     pub orphan: bool,
     /// System-call evidence: counters named in [`super::spec::COUNTERS`].
     pub calls: BTreeMap<String, u32>,
+    /// Its pid in the port's own pid namespace, when that differs.
+    #[serde(default)]
+    pub nspid: Option<i32>,
+    /// A helper program: it exec'd a program other than its parent's (a
+    /// shell, `ps`, `grep`), or descends from one. Its children and reaps are
+    /// its own, never credited to or blamed on the student.
+    #[serde(default)]
+    pub helper: bool,
+    /// Its parent ignored `SIGCHLD` when it forked it (`SigIgn` of
+    /// `/proc/PID/status`): the kernel reaps it, no wait is needed.
+    #[serde(default)]
+    pub sigchld_ignored: bool,
+    /// The program it runs (`/proc/PID/exe`), read at first sight and exec.
+    #[serde(default)]
+    pub exe: String,
 }
 
 impl ProcRecord {
+    /// The pids it is known by: its pid, and its pid in its own namespace.
+    pub fn ids(&self) -> Vec<i32> {
+        let mut v = vec![self.pid];
+        v.extend(self.nspid.filter(|n| *n != self.pid));
+        v
+    }
+
     /// One counter.
     pub fn count(&self, key: &str) -> u32 {
         if key == "channels" {
             return self.count("pipes") + self.count("socketpairs");
+        }
+        if key == "workers" {
+            return self.count("forks") + self.count("threads");
         }
         self.calls.get(key).copied().unwrap_or(0)
     }
@@ -86,29 +111,51 @@ impl Tree {
             pid,
             command: command_of(pid),
             started: now,
+            nspid: nspid_of(pid),
+            exe: exe_of(pid),
             ..Default::default()
         })
     }
 
-    /// `parent` forked `child`.
+    /// `parent` forked `child` (with `SIGCHLD` ignored or not).
     pub fn on_fork(&mut self, parent: i32, child: i32, now: f64) {
-        let launcher = self.procs.get(&parent).is_some_and(|p| p.launcher);
-        self.bump(parent, "forks", now);
+        let ignored = sigchld_ignored(parent);
+        let (launcher, helper, exe) = self
+            .procs
+            .get(&parent)
+            .map(|p| (p.launcher, p.helper, p.exe.clone()))
+            .unwrap_or_default();
+        if !helper {
+            self.bump(parent, "forks", now);
+        }
         let c = self.proc(child, now);
         c.parent = parent;
         c.launcher = launcher;
+        c.helper = helper;
+        c.sigchld_ignored = ignored;
+        c.exe = exe;
     }
 
     /// `pid` ran a new program. When the main process does, what it forked and
     /// did before was the launch chain (a shell, a `pyenv` shim): set aside.
+    ///
+    /// A process other than the main one that runs a program other than the
+    /// one it ran (its parent's) becomes a helper: `system("ps | grep")`'s
+    /// shell and its children. Python's `multiprocessing` re-exec'ing its
+    /// own interpreter stays the student's.
     pub fn on_exec(&mut self, pid: i32, now: f64) {
-        let command = command_of(pid);
+        let (command, exe) = (command_of(pid), exe_of(pid));
         let main = self.main;
         let p = self.proc(pid, now);
         p.command = command;
         if pid != main {
+            if !p.launcher && !p.exe.is_empty() && !exe.is_empty() && p.exe != exe {
+                p.helper = true;
+            }
+            p.exe = exe;
             return;
         }
+        p.exe = exe;
         p.calls.clear();
         let mut launchers = vec![pid];
         while let Some(l) = launchers.pop() {
@@ -135,7 +182,9 @@ impl Tree {
 
     /// A wait call of `reaper` returned `child`.
     pub fn on_reap(&mut self, reaper: i32, child: i32, now: f64) {
-        self.bump(reaper, "reaps", now);
+        if !self.procs.get(&reaper).is_some_and(|p| p.helper) {
+            self.bump(reaper, "reaps", now);
+        }
         self.proc(child, now).reaped_by = Some((reaper, now));
     }
 
@@ -178,6 +227,11 @@ impl Tree {
         self.procs.values().filter(|p| !p.launcher)
     }
 
+    /// The student's own processes: judged, and not helper programs.
+    pub fn students(&self) -> impl Iterator<Item = &ProcRecord> {
+        self.judged().filter(|p| !p.helper)
+    }
+
     /// The sum of one counter over the judged processes; the `*_roundtrip`
     /// counters count objects both created and unlinked by the port.
     pub fn total(&self, key: &str) -> u32 {
@@ -188,7 +242,7 @@ impl Tree {
                 .filter(|o| o.kind == kind && o.created_by.is_some() && o.unlinked_by.is_some())
                 .count() as u32;
         }
-        self.judged().map(|p| p.count(key)).sum()
+        self.students().map(|p| p.count(key)).sum()
     }
 }
 
@@ -200,6 +254,39 @@ use crate::audit::procfs::cmdline as command_of;
 #[cfg(not(target_os = "linux"))]
 fn command_of(_pid: i32) -> String {
     String::new()
+}
+
+/// The program a process runs (`/proc/PID/exe`, `proc(5)`); empty if unreadable.
+fn exe_of(pid: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A field of `/proc/PID/status` (`proc(5)`).
+fn status_field(pid: i32, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_string())
+}
+
+/// The last pid of `NSpid:` (the pid in the process's own namespace) when
+/// it differs from the host's.
+fn nspid_of(pid: i32) -> Option<i32> {
+    let v = status_field(pid, "NSpid:")?;
+    v.split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+        .filter(|n| *n != pid)
+}
+
+/// Whether `pid` ignores `SIGCHLD` now (bit 17 of `SigIgn:`).
+fn sigchld_ignored(pid: i32) -> bool {
+    status_field(pid, "SigIgn:")
+        .and_then(|m| u64::from_str_radix(&m, 16).ok())
+        .is_some_and(|m| m & (1 << (libc::SIGCHLD - 1)) != 0)
 }
 
 #[cfg(test)]
@@ -220,6 +307,49 @@ mod tests {
         assert!(t.procs[&11].launcher && t.procs[&12].launcher);
         assert!(!t.procs[&13].launcher && !t.procs[&10].launcher);
         assert_eq!(t.total("forks"), 1, "only the port's own fork counts");
+    }
+
+    #[test]
+    fn a_process_that_execs_another_program_is_a_helper_with_its_children() {
+        let me = std::process::id() as i32; // exe_of(me) is this test binary
+        let mut t = Tree {
+            main: 10,
+            ..Default::default()
+        };
+        t.proc(10, 0.0).exe = "/usr/bin/port".into();
+        t.procs.insert(
+            me,
+            ProcRecord {
+                pid: me,
+                parent: 10,
+                exe: "/usr/bin/port".into(),
+                ..Default::default()
+            },
+        );
+        t.bump(10, "forks", 0.1);
+        t.on_exec(me, 0.2); // system(): the child execs /bin/sh
+        assert!(t.procs[&me].helper);
+        t.on_fork(me, 99_999_999, 0.3); // the shell's ps
+        t.on_reap(me, 99_999_999, 0.4);
+        assert!(t.procs[&99_999_999].helper);
+        assert_eq!(t.total("forks"), 1, "the shell's fork is not the student's");
+        assert_eq!(t.total("reaps"), 0, "nor its reap");
+        // Re-exec'ing the same program (Python's multiprocessing spawn) is not a helper.
+        let mut same = Tree {
+            main: 10,
+            ..Default::default()
+        };
+        same.procs.insert(
+            me,
+            ProcRecord {
+                pid: me,
+                parent: 10,
+                exe: exe_of(me),
+                ..Default::default()
+            },
+        );
+        same.on_exec(me, 0.2);
+        assert!(!same.procs[&me].helper);
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! - [`trace`]: `ptrace` + `seccomp` evidence: who forked, who reaped whom,
 //!   which pipes, queues, segments, semaphores and files were made.
 //! - [`evidence`]: the process tree and named objects of one run.
+//! - [`facts`]: rules about meaning: which process printed which values
+//!   (pids, wait results, exit statuses, n, pi), and in which order.
+//! - [`output`]: standard output and error as socket pairs that name the
+//!   process behind every write (`SO_PASSCRED`).
 //! - [`checks`]: the seven checks (`output`, `exit`, `time`, `zombies`,
 //!   `orphans`, `leaks`, `mechanism`), each with a sentence that explains it.
 //! - [`report`]: text, JSON, JUnit XML and Gradescope `results.json`.
@@ -30,6 +34,8 @@ pub mod feedback;
 pub mod html;
 pub mod init;
 pub mod numbers;
+pub mod facts;
+pub mod output;
 pub mod ports;
 pub mod report;
 pub mod scoring;

@@ -63,6 +63,11 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "child processes created (fork, vfork, clone without CLONE_THREAD)",
     ),
     ("reaps", "children collected by a wait call (wait4, waitid)"),
+    ("threads", "threads created (clone with CLONE_THREAD)"),
+    (
+        "workers",
+        "processes or threads created (forks + threads: CSP processes may be either)",
+    ),
     ("pipes", "pipes created (pipe, pipe2)"),
     (
         "channels",
@@ -228,6 +233,17 @@ pub struct OutputSpec {
     /// The last number printed must be pi computed from the run's n.
     #[serde(default)]
     pub pi: bool,
+    /// Rules about meaning: which process prints which facts and numbers
+    /// ([`super::facts`]).
+    #[serde(default)]
+    pub says: Vec<super::facts::SaysRule>,
+    /// Rules about order: every line of one role before any of another.
+    #[serde(default)]
+    pub before: Vec<super::facts::BeforeRule>,
+    /// Lines a child printed again from its parent's copied stdio buffer:
+    /// `forbid` fails the output, otherwise they are a note.
+    #[serde(default)]
+    pub duplicates: Rule,
 }
 
 /// A regex some lines must match.
@@ -260,8 +276,11 @@ pub struct ReapingSpec {
     /// Children reaped by the kernel because their parent ignored `SIGCHLD`.
     #[serde(default)]
     pub kernel: Rule,
-    /// Orphans adopted by the grader that end by themselves within `linger`.
-    #[serde(default)]
+    /// Children their parent never waited for before it exited (adopted by
+    /// the grader), whether they ended just before or just after it: the
+    /// default forbids them (every child must be waited for); `allow`;
+    /// `require` (double-fork's orphan).
+    #[serde(default = "forbid")]
     pub adopted: Rule,
 }
 
@@ -287,6 +306,19 @@ impl MechanismSpec {
     pub fn is_empty(&self) -> bool {
         self.parent.is_empty() && self.tree.is_empty() && self.max.is_empty()
     }
+}
+
+impl Default for ReapingSpec {
+    fn default() -> Self {
+        ReapingSpec {
+            kernel: Rule::Allow,
+            adopted: forbid(),
+        }
+    }
+}
+
+fn forbid() -> Rule {
+    Rule::Forbid
 }
 
 fn default_time_limit() -> f64 {
@@ -777,6 +809,8 @@ fn validate_output(spec: &Spec, problems: &mut Vec<Problem>) {
             );
         }
     }
+    super::facts::validate(&out.says, &out.before)
+        .map_err(|(key, why): (String, String)| bad(&key, why))?;
     if out.agree.iter().any(Vec::is_empty) {
         bad(
             "output.agree",

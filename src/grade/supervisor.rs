@@ -96,6 +96,9 @@ pub struct Captured {
     pub bytes: u64,
     /// True when more was written than kept.
     pub truncated: bool,
+    /// Which process wrote each chunk of the kept bytes (g10: `grade::output`).
+    #[serde(default)]
+    pub chunks: Vec<super::output::Chunk>,
 }
 
 /// What happened in one supervised run.
@@ -341,9 +344,11 @@ mod linux {
             .current_dir(&area.work)
             .envs(&req.env)
             .env("TMPDIR", &area.tmp)
-            .stdin(port_stdin(&area, req.stdin.as_deref())?)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+            .stdin(port_stdin(&area, req.stdin.as_deref())?);
+        // g10: standard output and error are socket pairs that name each writer (grade::output).
+        let (stdout, port_out) = super::super::output::stream_pair()?;
+        let (stderr, port_err) = super::super::output::stream_pair()?;
+        cmd.stdout(port_out).stderr(port_err);
         // SAFETY: the closure runs in the child between fork and exec of this
         // single-threaded process and makes only async-signal-safe calls
         // (setsid, setrlimit, open/write/close, sigprocmask, prctl, ptrace);
@@ -357,7 +362,7 @@ mod linux {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| {
+        let child = cmd.spawn().map_err(|e| {
             let errno = e.raw_os_error().unwrap_or(0);
             match e.kind() {
                 std::io::ErrorKind::NotFound => {
@@ -376,9 +381,7 @@ mod linux {
             }
         })?;
         let main = child.id() as i32;
-        let stdout: OwnedFd = child.stdout.take().expect("piped").into();
-        let stderr: OwnedFd = child.stderr.take().expect("piped").into();
-        drop(child);
+        drop((child, cmd)); // g10: `cmd` holds the port's ends of the output sockets
         // Until the watch loop takes over (it reaps with waitpid(-1)), the
         // guard owns the port: were the trace not to start, the port, stopped
         // at its exec, is killed and reaped, not left behind.
@@ -398,8 +401,8 @@ mod linux {
             },
             tracer: trace.then_some(tracer),
             cgroup,
-            out: Stream::new(stdout, req.output_cap),
-            err: Stream::new(stderr, req.output_cap),
+            out: Stream::new(stdout, req.output_cap, start),
+            err: Stream::new(stderr, req.output_cap, start),
             main_exit: None,
             timed_out: false,
             term_sent: None,
@@ -593,10 +596,11 @@ mod linux {
         kept: Vec<u8>,
         bytes: u64,
         cap: usize,
+        writers: super::super::output::Writers, // g10
     }
 
     impl Stream {
-        fn new(fd: OwnedFd, cap: usize) -> Stream {
+        fn new(fd: OwnedFd, cap: usize, start: Instant) -> Stream {
             let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
             let flags =
                 nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
@@ -606,6 +610,7 @@ mod linux {
                 kept: Vec::new(),
                 bytes: 0,
                 cap,
+                writers: super::super::output::Writers::new(start), // g10
             }
         }
 
@@ -615,15 +620,16 @@ mod linux {
             let mut buf = [0u8; 65536];
             for _ in 0..16 {
                 let Some(fd) = &self.fd else { return };
-                match nix::unistd::read(fd, &mut buf) {
-                    Ok(0) => {
+                match super::super::output::recv(fd, &mut buf) {
+                    Ok((0, _)) => {
                         self.fd = None;
                         return;
                     }
-                    Ok(n) => {
+                    Ok((n, pid)) => {
                         self.bytes += n as u64;
                         let room = self.cap.saturating_sub(self.kept.len());
                         self.kept.extend_from_slice(&buf[..n.min(room)]);
+                        self.writers.record(pid, n.min(room)); // g10
                     }
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(nix::errno::Errno::EAGAIN) => return,
@@ -641,6 +647,11 @@ mod linux {
                 text: String::from_utf8_lossy(&self.kept).into_owned(),
                 bytes: self.bytes,
                 truncated: self.bytes > self.kept.len() as u64,
+                chunks: std::mem::replace(
+                    &mut self.writers,
+                    super::super::output::Writers::new(Instant::now()),
+                )
+                .into_chunks(), // g10
             }
         }
     }

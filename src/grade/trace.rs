@@ -245,6 +245,7 @@ impl Tracer {
                             && tgid_of(new).is_some_and(|g| g != new)
                         {
                             self.thread_of.insert(new, pid);
+                            tree.bump(pid, "threads", now);
                         } else {
                             tree.on_fork(pid, new, now);
                         }

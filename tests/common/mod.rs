@@ -10,6 +10,8 @@
 //! (multi-threaded) test binary: always through the `ipckit` binary.
 #![allow(dead_code)]
 
+#[cfg(target_os = "linux")]
+pub mod clean;
 pub mod pi;
 pub mod state;
 
