@@ -271,7 +271,7 @@ pub enum Rule {
 }
 
 /// Reaping rules.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ReapingSpec {
     /// Children reaped by the kernel because their parent ignored `SIGCHLD`.
     #[serde(default)]
@@ -629,6 +629,8 @@ fn known_keys(table: &str) -> &'static [&'static str] {
         "output" => fields::<OutputSpec>(),
         "output.match" => fields::<MatchRule>(),
         "output.number" => fields::<NumberRule>(),
+        "output.says" => fields::<super::facts::SaysRule>(),
+        "output.before" => fields::<super::facts::BeforeRule>(),
         "reaping" => fields::<ReapingSpec>(),
         "mechanism" => fields::<MechanismSpec>(),
         _ => &[],
@@ -809,8 +811,9 @@ fn validate_output(spec: &Spec, problems: &mut Vec<Problem>) {
             );
         }
     }
-    super::facts::validate(&out.says, &out.before)
-        .map_err(|(key, why): (String, String)| bad(&key, why))?;
+    if let Err((key, why)) = super::facts::validate(&out.says, &out.before) {
+        bad(&key, why);
+    }
     if out.agree.iter().any(Vec::is_empty) {
         bad(
             "output.agree",
