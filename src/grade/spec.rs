@@ -284,6 +284,23 @@ pub struct ReapingSpec {
     pub adopted: Rule,
 }
 
+impl OutputSpec {
+    /// True when any output rule is given (per-run `lines` aside): the
+    /// `output` check applies, and scores, only then.
+    pub fn asks_anything(&self) -> bool {
+        self.lines.is_some()
+            || !self.matches.is_empty()
+            || !self.order.is_empty()
+            || !self.unordered.is_empty()
+            || !self.forbid.is_empty()
+            || !self.number.is_empty()
+            || self.pi
+            || !self.says.is_empty()
+            || !self.before.is_empty()
+            || self.duplicates == Rule::Forbid
+    }
+}
+
 /// Mechanism evidence: counters from [`COUNTERS`].
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MechanismSpec {
