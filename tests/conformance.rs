@@ -92,6 +92,7 @@ mod kit {
 }
 
 /// The lock suite against a lock that is not the kit's (`cargo test sem::`).
+#[cfg(target_os = "linux")] // unnamed POSIX semaphores (sem_init) are Linux-only here
 mod sem {
     use super::*;
     ipckit::conformance_tests!(lock, SemLock);
@@ -101,14 +102,19 @@ mod sem {
 /// (`sem_init(3)` with `pshared`, `sem_timedwait(3)`), as Python's Lock is.
 /// With `CARRY` false its deadline adds seconds and nanoseconds without
 /// carrying, a real bug: `sem_timedwait` then refuses `tv_nsec >= 1e9`.
+#[cfg(target_os = "linux")] // unnamed POSIX semaphores (sem_init) are Linux-only here
 struct SemLockOf<const CARRY: bool>(ipckit::shm::AnonMapping);
 
+#[cfg(target_os = "linux")] // unnamed POSIX semaphores (sem_init) are Linux-only here
 type SemLock = SemLockOf<true>;
+#[cfg(target_os = "linux")] // unnamed POSIX semaphores (sem_init) are Linux-only here
 type ForgetsCarry = SemLockOf<false>;
 
 /// Holding a [`SemLockOf`]: dropping posts the semaphore.
+#[cfg(target_os = "linux")] // unnamed POSIX semaphores (sem_init) are Linux-only here
 struct SemGuard<'a>(&'a ipckit::shm::AnonMapping);
 
+#[cfg(target_os = "linux")] // unnamed POSIX semaphores (sem_init) are Linux-only here
 impl Drop for SemGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: the mapping holds a semaphore initialised by `new`.
@@ -116,6 +122,7 @@ impl Drop for SemGuard<'_> {
     }
 }
 
+#[cfg(target_os = "linux")] // unnamed POSIX semaphores (sem_init) are Linux-only here
 impl<const CARRY: bool> LockPort for SemLockOf<CARRY> {
     type Guard<'a> = SemGuard<'a>;
     fn new() -> ipckit::Result<Self> {
@@ -462,6 +469,7 @@ fn a_port_that_leaks_a_named_object_of_its_own_name_fails_every_check() {
     }
 }
 
+#[cfg(target_os = "linux")] // unnamed POSIX semaphores (sem_init) are Linux-only here
 #[test]
 fn a_lock_whose_deadline_forgets_the_carry_fails_the_second_boundary_check() {
     let report = lock::check::<ForgetsCarry>().unwrap_err();
