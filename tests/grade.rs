@@ -37,13 +37,7 @@ impl Graded {
     }
 
     fn detail(&self, check: &str) -> String {
-        self.json["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["name"] == check)
-            .map(|c| c["detail"].as_str().unwrap_or("").to_string())
-            .unwrap_or_default()
+        common::check_detail(&self.json, check)
     }
 
     /// Asserts the verdict, the exit status that goes with it and exactly

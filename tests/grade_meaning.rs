@@ -244,13 +244,7 @@ fn grade(case: &Case, cmd: &[String]) -> (Verdict, Value) {
 }
 
 fn detail(json: &Value, check: &str) -> String {
-    json["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == check)
-        .map(|c| c["detail"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
+    common::check_detail(json, check)
 }
 
 /// Sample ports whose verdicts another test file asserts: they are graded

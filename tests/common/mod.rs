@@ -152,3 +152,15 @@ pub fn tempdir_for(what: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("create a temporary directory");
     dir
 }
+
+/// The `detail` of the check named `check` in a grade's JSON report (empty
+/// when the report has no such check).
+pub fn check_detail(grade: &serde_json::Value, check: &str) -> String {
+    grade["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == check)
+        .map(|c| c["detail"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
