@@ -91,6 +91,12 @@ pub struct NamedObject {
     pub created_by: Option<i32>,
     /// The process that unlinked it.
     pub unlinked_by: Option<i32>,
+    /// When it was created, seconds after the start (traced runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<f64>,
+    /// When it was unlinked, seconds after the start (traced runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlinked_at: Option<f64>,
 }
 
 /// Everything known about the tree of one run.
@@ -211,8 +217,10 @@ impl Tree {
             });
         if created {
             o.created_by = Some(pid);
+            o.created_at = Some(now);
         } else {
             o.unlinked_by = Some(pid);
+            o.unlinked_at = Some(now);
         }
     }
 
