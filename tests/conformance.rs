@@ -15,6 +15,7 @@ use ipckit::conformance::pipe::PipePort;
 use ipckit::conformance::queue::QueuePort;
 use ipckit::conformance::{Report, Status, check_all, lock, pipe, queue};
 use ipckit::queue::{Queue, Wait};
+#[cfg(target_os = "linux")]
 use ipckit::shm::SharedRegion;
 use ipckit::sync::{Lock, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,14 +9,16 @@ use ipckit::conformance::joinable::JoinableQueuePort;
 use ipckit::conformance::lock::LockPort;
 use ipckit::conformance::manager::ManagerPort;
 use ipckit::conformance::pool::PoolPort;
+#[cfg(target_os = "linux")]
 use ipckit::conformance::priority::PriorityQueuePort;
 use ipckit::conformance::process::ProcessPort;
 use ipckit::conformance::semaphore::SemaphorePort;
 use ipckit::conformance::shared::SharedPort;
+#[cfg(target_os = "linux")]
 use ipckit::conformance::typed::TypedQueuePort;
-use ipckit::conformance::{
-    Status, joinable, manager, pool, priority, process, rlock, semaphore, shared, typed,
-};
+use ipckit::conformance::{Status, joinable, manager, pool, process, rlock, semaphore, shared};
+#[cfg(target_os = "linux")]
+use ipckit::conformance::{priority, typed};
 use ipckit::queue::{JoinableQueue, Wait};
 use ipckit::sync::{BoundedSemaphore, Lock, MutexGuard, PosixSemaphore, RLock, Semaphore};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
