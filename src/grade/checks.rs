@@ -779,6 +779,9 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
             problems.push(format!("{k} ({}): {got}, at most {v} allowed {names:?}: this is not the required mechanism", counter_label(k)));
         }
     }
+    if let Some(flow) = &m.flow {
+        super::flow::judge(flow, tree, &mut problems, &mut seen);
+    }
     let what = if m.description.is_empty() {
         String::new()
     } else {
