@@ -712,6 +712,15 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
             o.untraced_reason.as_deref().unwrap_or("untraced")
         ));
     }
+    if main_killed_at_deadline(o) {
+        // How far a killed run got is the scheduler's doing (a slow start
+        // leaves only a launcher's forks in the trace): never a pass.
+        return fail(format!(
+            "the main process was killed at the {:.1} s time limit before it finished: \
+             the trace of an unfinished run is not evidence of the mechanism",
+            o.time_limit
+        ));
+    }
     let tree = &o.tree;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
@@ -1024,6 +1033,27 @@ regex = 'two=(?P<two>\d+)'
         run.outcome.traced = false;
         assert_eq!(mechanism(&s, &run).0, Status::Skip);
         assert_eq!(mechanism(&spec(""), &run).0, Status::Skip);
+    }
+
+    #[test]
+    fn a_run_killed_at_its_deadline_never_passes_mechanism() {
+        // A slow start can leave a launcher's forks in the trace: whatever
+        // the counters say, an unfinished run is no evidence.
+        let s = spec("[mechanism.parent]\nforks = 1\n");
+        let mut run = run_with(vec![], "");
+        run.outcome
+            .tree
+            .procs
+            .get_mut(&10)
+            .unwrap()
+            .calls
+            .insert("forks".into(), 1);
+        assert_eq!(mechanism(&s, &run).0, Status::Pass);
+        run.outcome.deadline_kill = Some(1.0);
+        run.outcome.main_exited = Some(1.2);
+        let (status, detail) = mechanism(&s, &run);
+        assert_eq!(status, Status::Fail);
+        assert!(detail.contains("killed at the"), "{detail}");
     }
 
     #[test]

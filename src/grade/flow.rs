@@ -279,3 +279,131 @@ fn reused(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grade::spec::Via;
+
+    fn tree_with(channels: Vec<Channel>) -> Tree {
+        let mut t = Tree {
+            main: 10,
+            channels,
+            ..Default::default()
+        };
+        t.procs.insert(
+            10,
+            ProcRecord {
+                pid: 10,
+                ..Default::default()
+            },
+        );
+        t.procs
+            .get_mut(&10)
+            .unwrap()
+            .calls
+            .insert("forks".into(), 2);
+        for c in [11, 12] {
+            t.procs.insert(
+                c,
+                ProcRecord {
+                    pid: c,
+                    parent: 10,
+                    ..Default::default()
+                },
+            );
+        }
+        t
+    }
+
+    fn io(pid: i32, end: usize, write: bool, at: f64) -> Transfer {
+        Transfer {
+            pid,
+            end,
+            write,
+            bytes: 3,
+            at,
+            text: "0.5".into(),
+            ..Default::default()
+        }
+    }
+
+    fn pipe(transfers: Vec<Transfer>) -> Channel {
+        Channel {
+            kind: "pipe".into(),
+            made_by: 10,
+            ends: ["pipe:[1]".into(), "pipe:[1]".into()],
+            transfers,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_child_needs_its_own_pipe_that_the_parent_reads() {
+        let f = FlowSpec {
+            via: Via::Pipe,
+            each_child: true,
+            own: true,
+            closed: true,
+            reused: false,
+        };
+        let good = tree_with(vec![
+            pipe(vec![io(11, 1, true, 0.1), io(10, 0, false, 0.2)]),
+            pipe(vec![io(12, 1, true, 0.1), io(10, 0, false, 0.3)]),
+        ]);
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&f, &good, &mut p, &mut s);
+        assert!(p.is_empty(), "{p:?}");
+        // Child 12 wrote into child 11's pipe: shared.
+        let shared = tree_with(vec![pipe(vec![
+            io(11, 1, true, 0.1),
+            io(12, 1, true, 0.1),
+            io(10, 0, false, 0.2),
+        ])]);
+        let mut p = Vec::new();
+        judge(&f, &shared, &mut p, &mut s);
+        assert!(p.iter().any(|m| m.contains("share channels")), "{p:?}");
+        // Only child 11 wrote; child 12's data went elsewhere.
+        let mut open = io(11, 1, true, 0.1);
+        open.other_end_open = true;
+        let missing = tree_with(vec![pipe(vec![open, io(10, 0, false, 0.2)])]);
+        let mut p = Vec::new();
+        judge(&f, &missing, &mut p, &mut s);
+        assert!(
+            p.iter().any(|m| m.contains("child 12 sent nothing")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|m| m.contains("still held the read end")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_pool_worker_is_reused_when_it_reads_again_after_answering() {
+        let f = FlowSpec {
+            via: Via::Channel,
+            reused: true,
+            ..Default::default()
+        };
+        let once = tree_with(vec![pipe(vec![
+            io(10, 1, true, 0.1),
+            io(11, 0, false, 0.2),
+            io(11, 1, true, 0.3),
+            io(10, 0, false, 0.4),
+        ])]);
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&f, &once, &mut p, &mut s);
+        assert!(
+            p.iter().any(|m| m.contains("no worker was reused")),
+            "{p:?}"
+        );
+        let mut twice = once.clone();
+        let c = &mut twice.channels[0];
+        c.transfers.push(io(11, 0, false, 0.5));
+        c.transfers.push(io(11, 1, true, 0.6));
+        let mut p = Vec::new();
+        judge(&f, &twice, &mut p, &mut s);
+        assert!(p.is_empty(), "{p:?}");
+    }
+}
