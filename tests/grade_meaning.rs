@@ -128,7 +128,7 @@ const CASES: &[Case] = &[
         ..case(
             "broken/pi-pipe-hang.py",
             "pi-pipe",
-            &["exit", "mechanism", "output", "time", "zombies"],
+            &["exit", "mechanism", "output", "time"],
         )
     },
     Case {
@@ -288,7 +288,7 @@ fn every_sample_port_has_its_verdict_asserted() {
 /// Each port graded [`TIMES`] times, several at once: the expected verdict
 /// and failing checks every time.
 #[test]
-#[ignore = "known defect: a run of all grades leaves one empty ipckit-grade control group (assert_machine_clean fails); run with --ignored"]
+#[ignore = "slow: every sample port graded 5 times takes about 2 minutes on 2 cores; run with --ignored"]
 fn every_sample_port_gets_its_verdict_five_times_in_a_row() {
     let dir = BuildDir::new();
     let cmds: Vec<Vec<String>> = CASES.iter().map(|c| command(c.port, dir.path())).collect();

@@ -458,6 +458,12 @@ fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
     {
         return Fate::ReapedByParent;
     }
+    if o.deadline_kill.is_some() && parent.is_some_and(|q| q.killed.is_some()) {
+        // Its parent was killed by the grader at the deadline before it
+        // waited: whether the child had ended by then is the scheduler's
+        // doing (a slow start, a hang), and the hang is judged by `time`.
+        return Fate::Killed;
+    }
     if o.traced && p.sigchld_ignored && p.reaped_by.is_none() {
         return Fate::KernelReaped; // its parent ignored SIGCHLD when it forked it
     }
@@ -610,8 +616,12 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
     let tree = &o.tree;
     let mut problems = Vec::new();
     let mut adopted = Vec::new();
+    // Once the grader has killed the main process at the deadline, whether
+    // the rest of the tree dies of the grace period's SIGKILL or of the
+    // linger rule's is the scheduler's choice: no orphan is judged then.
+    let deadline = main_killed_at_deadline(o);
     for p in tree.procs.values().filter(|p| p.pid != tree.main) {
-        if p.orphan {
+        if p.orphan && !deadline {
             problems.push(format!(
                 "process {} ({}) {}",
                 p.pid,
@@ -639,7 +649,7 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
                 .into(),
         );
     }
-    if problems.is_empty() && main_killed_at_deadline(o) {
+    if problems.is_empty() && deadline {
         return skip(
             "the main process was killed at the time limit (see `time`): no orphan can be judged",
         );
