@@ -298,7 +298,13 @@ impl Tracer {
                 }
                 libc::PTRACE_EVENT_EXEC => {
                     tree.on_exec(pid, now);
-                    if tree.procs.get(&pid).is_some_and(|p| p.helper) {
+                    if pid == tree.main {
+                        // Everything so far was the launch chain (a pyenv
+                        // shim's pipes): its channels are forgotten
+                        // (`Tree::on_exec`) and nothing of it is watched.
+                        self.watch.left.clear();
+                        self.watch.io.clear();
+                    } else if tree.procs.get(&pid).is_some_and(|p| p.helper) {
                         self.watch.left.remove(&pid);
                     }
                 }
@@ -316,7 +322,8 @@ impl Tracer {
             if let Some(entry) = self.pending.remove(&tid) {
                 if let Some(ret) = read_return(tid) {
                     record(tree, pid, tid, &entry, ret, now);
-                    if ret >= 0 && self.on_channel_made(tree, pid, tid, &entry, now) {
+                    let helper = tree.procs.get(&pid).is_some_and(|p| p.helper);
+                    if ret >= 0 && self.on_channel_made(tree, pid, tid, &entry, now) && !helper {
                         self.watch.left.insert(pid, WATCHED_TRANSFERS);
                     }
                 }
