@@ -19,7 +19,7 @@
 //!    not a process), a seccomp stop records the call's arguments and resumes
 //!    with `PTRACE_SYSCALL` to read its result at the syscall-exit stop, an exit
 //!    is recorded, and signals are passed on untouched;
-//! 5. data following ([`Watch`]): a process that made a pipe or socket pair,
+//! 5. data following (`Watch`): a process that made a pipe or socket pair,
 //!    and every process it forks afterwards, is *watched*: it is resumed with
 //!    `PTRACE_SYSCALL`, so that each of its system calls stops it. A read or
 //!    write whose descriptor is an end of one of the port's channels (its
