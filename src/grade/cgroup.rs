@@ -58,11 +58,29 @@ impl PidsCgroup {
 }
 
 impl Drop for PidsCgroup {
+    /// Removes the group. `rmdir(2)` fails with `EBUSY` while a process is
+    /// inside, and a zombie still is until it is reaped: the last processes
+    /// of a port die just as the watch ends, and their zombies (children of
+    /// this subreaper, which owns nothing else) are reaped here, or the
+    /// group would outlive the run.
     fn drop(&mut self) {
-        // rmdir fails with EBUSY while a process (even a dying one) is inside.
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_secs(5);
         while std::fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
+            reap_exited();
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Reaps every exited child of this process without waiting
+/// (`waitpid(2)`, `WNOHANG | __WALL`).
+fn reap_exited() {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer; WNOHANG never blocks.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
+        if pid <= 0 {
+            return;
         }
     }
 }

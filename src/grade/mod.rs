@@ -32,6 +32,7 @@ pub mod class;
 pub mod evidence;
 pub mod facts;
 pub mod feedback;
+pub mod flow;
 pub mod html;
 pub mod init;
 pub mod numbers;

@@ -316,12 +316,71 @@ pub struct MechanismSpec {
     /// Maximums for the whole port.
     #[serde(default)]
     pub max: BTreeMap<String, u32>,
+    /// How the data must travel (`grade::flow`).
+    #[serde(default)]
+    pub flow: Option<FlowSpec>,
 }
 
 impl MechanismSpec {
     /// True when the spec asks for no evidence at all.
     pub fn is_empty(&self) -> bool {
-        self.parent.is_empty() && self.tree.is_empty() && self.max.is_empty()
+        self.parent.is_empty() && self.tree.is_empty() && self.max.is_empty() && self.flow.is_none()
+    }
+}
+
+/// `[mechanism.flow]`: the data must cross the port's own channels, as the
+/// tracer follows them (`grade::flow` judges it).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FlowSpec {
+    /// The kind of channel the data must cross.
+    pub via: Via,
+    /// Every child of the parent sends data the parent reads.
+    #[serde(default)]
+    pub each_child: bool,
+    /// Each child's channel is its own: made by the parent, written by no
+    /// other child.
+    #[serde(default)]
+    pub own: bool,
+    /// Each process closed the end it does not use before it first wrote
+    /// (a child) or read (the parent).
+    #[serde(default)]
+    pub closed: bool,
+    /// A pool: work goes to the children and results come back over
+    /// channels, and some child reads work again after answering.
+    #[serde(default)]
+    pub reused: bool,
+}
+
+/// A kind of channel (`pipe(2)`, `socketpair(2)`, or either).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// A pipe.
+    #[default]
+    Pipe,
+    /// A socket pair.
+    Socketpair,
+    /// A pipe or a socket pair.
+    Channel,
+}
+
+impl Via {
+    /// Whether a channel of `kind` (`pipe`, `socketpair`) will do.
+    pub fn admits(self, kind: &str) -> bool {
+        match self {
+            Via::Pipe => kind == "pipe",
+            Via::Socketpair => kind == "socketpair",
+            Via::Channel => true,
+        }
+    }
+
+    /// The words for a report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Pipe => "pipe",
+            Via::Socketpair => "socket pair",
+            Via::Channel => "pipe or socket pair",
+        }
     }
 }
 
@@ -735,6 +794,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
         "output.before" => fields::<super::facts::BeforeRule>(),
         "reaping" => fields::<ReapingSpec>(),
         "mechanism" => fields::<MechanismSpec>(),
+        "mechanism.flow" => fields::<FlowSpec>(),
         _ => &[],
     }
 }
