@@ -174,14 +174,12 @@ fn rlock_is_reentrant_and_counts_its_releases() {
 /// A mutex at offset 0, a condition variable at 256 and a flag at 1024 of
 /// one anonymous mapping, as a shared-memory queue would lay them out.
 fn mutex_and_condvar(map: &AnonMapping) -> (&RobustMutex, &SharedCondvar) {
-    // SAFETY: offsets 0 and 256 of a 4096-byte mapping are aligned, in bounds
-    // and unused; the returned references borrow the mapping.
-    unsafe {
-        (
-            RobustMutex::init_at(map.place(0).unwrap(), MutexKind::ErrorCheck).unwrap(),
-            SharedCondvar::init_at(map.place(256).unwrap()).unwrap(),
-        )
-    }
+    // SAFETY: offset 0 of a 4096-byte mapping is aligned, in bounds and
+    // unused; the returned reference borrows the mapping.
+    let mutex = unsafe { RobustMutex::init_at(map.place(0).unwrap(), MutexKind::ErrorCheck) };
+    // SAFETY: as for the mutex, at offset 256 (past the mutex's 40 bytes).
+    let cond = unsafe { SharedCondvar::init_at(map.place(256).unwrap()) };
+    (mutex.unwrap(), cond.unwrap())
 }
 
 /// How soon a notified process must be running again: far inside the

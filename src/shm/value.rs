@@ -291,13 +291,13 @@ impl<T: Typecode> Block<T> {
     /// Steps 2 to 4 of the module documentation.
     fn init(&self, items: &[T]) -> Result<()> {
         let header = self.header()?;
-        // SAFETY: the memory is fresh and ours; nobody else reads it until the
-        // magic number is published below.
-        unsafe {
-            (*header).typecode = u32::from(self.typecode);
-            (*header).locked = u32::from(self.locked);
-            (*header).len = self.len as u64;
-        }
+        // SAFETY: in bounds and aligned (checked by `place`); the memory is
+        // fresh and ours, and nobody else reads it until the magic number is
+        // published below, so this reference is unique while it lives.
+        let fields = unsafe { &mut *header };
+        fields.typecode = u32::from(self.typecode);
+        fields.locked = u32::from(self.locked);
+        fields.len = self.len as u64;
         if self.locked {
             // SAFETY: in bounds and aligned (checked by `place`), fresh memory
             // that lives as long as the block.
