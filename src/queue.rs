@@ -49,7 +49,7 @@
 
 use crate::error::{Error, Result};
 use crate::frame;
-use crate::shm::{AnonMapping, SharedRegion};
+use crate::region::{AnonMapping, SharedRegion};
 use crate::sync::{MutexGuard, MutexKind, RobustMutex, SharedCondvar};
 use serde::{Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;

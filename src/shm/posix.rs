@@ -12,8 +12,9 @@
 //!
 //! [`ShmOwner`] does step 5 on drop, so a program cannot forget it.
 
-use super::{Owner, PosixName, Removable, SharedRegion};
 use crate::error::{Error, Result};
+use crate::names::{Owner, PosixName, Removable};
+use crate::region::SharedRegion;
 use crate::sys;
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;

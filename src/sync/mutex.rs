@@ -163,7 +163,7 @@ impl RobustMutex {
         #[cfg(target_os = "linux")]
         {
             // The deadline is on CLOCK_REALTIME, as pthread_mutex_timedlock wants.
-            let deadline = super::deadline_on(libc::CLOCK_REALTIME, timeout);
+            let deadline = crate::sys::deadline_on(libc::CLOCK_REALTIME, timeout);
             // SAFETY: the mutex was initialised; `deadline` is a valid timespec.
             let ret = unsafe { libc::pthread_mutex_timedlock(self.raw(), &deadline) };
             if ret == libc::ETIMEDOUT {
