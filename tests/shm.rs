@@ -14,7 +14,7 @@ use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
 use ipckit::shm::{
-    AnonMapping, Array, Char, Options, PosixName, SharedMemory, SharedRegion, Value,
+    AnonMapping, Array, Char, PosixName, SharedMemory, SharedRegion, Value, ValueOptions,
 };
 use ipckit::sync::{
     BoundedSemaphore, Lock, MutexKind, NamedSemaphore, PosixSemaphore, RLock, RobustMutex,
@@ -269,9 +269,9 @@ fn lost_update_without_a_lock_is_forced_deterministically() {
     let mut scope = Scope::new();
     let v = Value::with_options(
         0i32,
-        &Options {
+        &ValueOptions {
             lock: false,
-            ..Options::default()
+            ..ValueOptions::default()
         },
     )
     .unwrap();
@@ -554,9 +554,9 @@ fn opening_objects_that_do_not_exist_names_them() {
 fn typecode_mismatches_are_clear_errors() {
     let scope = Scope::new();
     let name = PosixName::new(&scope.name("val")).unwrap();
-    let named = Options {
+    let named = ValueOptions {
         name: Some(name.clone()),
-        ..Options::default()
+        ..ValueOptions::default()
     };
     let v = Value::with_options(2.5f64, &named).unwrap();
     let err = Value::<i32>::open(&name).unwrap_err().to_string();
@@ -577,9 +577,9 @@ fn typecode_mismatches_are_clear_errors() {
     assert!(err.contains("not a Value or Array"), "{err}");
     drop(raw);
 
-    let wrong = Options {
+    let wrong = ValueOptions {
         typecode: Some('d'),
-        ..Options::default()
+        ..ValueOptions::default()
     };
     assert!(Value::with_options(1i32, &wrong).is_err());
     assert!(ipckit::shm::describe('x').is_err());
@@ -609,9 +609,9 @@ fn arrays_index_check_and_lock_free_objects_have_no_lock() {
     assert!(arr.get(7).is_err());
     let raw = Array::from_slice_with(
         &[Char(b'a')],
-        &Options {
+        &ValueOptions {
             lock: false,
-            ..Options::default()
+            ..ValueOptions::default()
         },
     )
     .unwrap();

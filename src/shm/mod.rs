@@ -27,4 +27,4 @@ pub use crate::names::{MAX_NAME_LEN, Owner, PosixName, Removable};
 pub use crate::region::{AnonMapping, SharedRegion};
 pub use posix::{SharedMemory, ShmOwner, shm_unlink};
 pub use typecode::{Char, TYPECODES, Typecode, describe, expect_typecode};
-pub use value::{Array, Options, Value};
+pub use value::{Array, Value, ValueOptions};
