@@ -112,7 +112,12 @@ impl SharedRegion for SharedMemory {
 impl Removable for SharedMemory {
     /// `shm_unlink(3)`: existing mappings, including this one, stay valid.
     fn remove_name(&self) -> Result<()> {
-        shm_unlink(&self.name)
+        let name = &self.name;
+        sys::nix(
+            "shm_unlink",
+            name,
+            nix::sys::mman::shm_unlink(name.as_c_str()),
+        )
     }
 }
 

@@ -300,14 +300,10 @@ impl Drop for NamedSemaphore {
 }
 
 impl Removable for NamedSemaphore {
+    /// `sem_unlink(3)`: processes that have it open keep using it.
     fn remove_name(&self) -> Result<()> {
-        sem_unlink(&self.name)
+        // SAFETY: a valid, NUL-terminated C string.
+        let ret = unsafe { libc::sem_unlink(self.name.as_c_str().as_ptr()) };
+        sys::check("sem_unlink", &self.name, ret).map(drop)
     }
-}
-
-/// `sem_unlink(3)` by name.
-fn sem_unlink(name: &PosixName) -> Result<()> {
-    // SAFETY: a valid C string.
-    let ret = unsafe { libc::sem_unlink(name.as_c_str().as_ptr()) };
-    sys::check("sem_unlink", name, ret).map(drop)
 }
