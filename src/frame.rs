@@ -132,6 +132,17 @@ mod tests {
         assert!(e.to_string().contains("larger than the limit"), "{e}");
     }
 
+    /// The limit is inclusive: a frame of exactly `max` bytes is read, one
+    /// byte more is refused.
+    #[test]
+    fn a_frame_of_exactly_the_limit_is_read() {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, &[7u8; 16]).unwrap();
+        assert_eq!(read_frame(&mut &bytes[..], 16).unwrap(), [7u8; 16]);
+        let e = read_frame(&mut &bytes[..], 15).unwrap_err();
+        assert!(e.to_string().contains("larger than the limit"), "{e}");
+    }
+
     proptest::proptest! {
         #[test]
         fn frames_round_trip(msgs in proptest::collection::vec(proptest::collection::vec(0u8..=255, 0..300), 0..20)) {
