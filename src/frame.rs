@@ -143,6 +143,24 @@ mod tests {
         assert!(e.to_string().contains("larger than the limit"), "{e}");
     }
 
+    /// A read interrupted by a signal (`EINTR`) is retried, not an error.
+    #[test]
+    fn an_interrupted_read_is_retried() {
+        struct InterruptedOnce<'a>(bool, &'a [u8]);
+        impl Read for InterruptedOnce<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if std::mem::replace(&mut self.0, false) {
+                    return Err(ErrorKind::Interrupted.into());
+                }
+                self.1.read(buf)
+            }
+        }
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, b"hello").unwrap();
+        let mut r = InterruptedOnce(true, &bytes);
+        assert_eq!(read_frame(&mut r, 100).unwrap(), b"hello");
+    }
+
     proptest::proptest! {
         #[test]
         fn frames_round_trip(msgs in proptest::collection::vec(proptest::collection::vec(0u8..=255, 0..300), 0..20)) {
