@@ -428,4 +428,29 @@ mod tests {
         assert!(e.to_string().contains("'int' and 'str'"), "{e}");
         assert!(add(i64::MAX.into(), 1.into()).is_err());
     }
+
+    /// Every kind `+=` and `*=` take, with Python's results.
+    #[test]
+    fn sequences_concatenate_and_repeat_as_in_python() {
+        use PyValue::*;
+        let add = |a: PyValue, b: PyValue| a.apply(&Op::Add(b)).unwrap();
+        let mul = |a: PyValue, b: PyValue| a.apply(&Op::Mul(b)).unwrap();
+        assert_eq!(
+            add(Bytes(b"ab".to_vec()), Bytes(b"c".to_vec())),
+            Bytes(b"abc".to_vec())
+        );
+        assert_eq!(
+            add(List(vec![Int(1)]), List(vec![Int(2)])),
+            List(vec![Int(1), Int(2)])
+        );
+        assert_eq!(
+            add(Tuple(vec![Int(1)]), Tuple(vec![None])),
+            Tuple(vec![Int(1), None])
+        );
+        assert_eq!(mul(Float(1.5), Int(4)), Float(6.0));
+        assert_eq!(mul("ab".into(), Int(3)), PyValue::from("ababab"));
+        assert_eq!(mul("ab".into(), Int(-1)), PyValue::from(""));
+        assert_eq!(mul(List(vec![Int(7)]), Int(2)), List(vec![Int(7), Int(7)]));
+        assert!(List(vec![]).apply(&Op::Add(Int(1))).is_err());
+    }
 }
