@@ -397,6 +397,12 @@ mod tests {
         );
     }
 
+    /// Control characters print as `\xNN`, as `repr` shows them.
+    #[test]
+    fn control_characters_print_as_hex_escapes() {
+        assert_eq!(PyValue::from("a\u{1}b\u{7f}").to_string(), "'a\\x01b\\x7f'");
+    }
+
     #[test]
     fn floats_print_like_python() {
         for (x, want) in [
