@@ -397,6 +397,12 @@ mod tests {
         );
     }
 
+    /// Bytes holding both quotes keep single quotes and escape them.
+    #[test]
+    fn bytes_with_both_quotes_escape_the_single_one() {
+        assert_eq!(PyValue::Bytes(b"'\"".to_vec()).to_string(), "b'\\'\"'");
+    }
+
     /// Control characters print as `\xNN`, as `repr` shows them.
     #[test]
     fn control_characters_print_as_hex_escapes() {

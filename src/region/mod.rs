@@ -93,3 +93,27 @@ pub trait SharedRegion {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A region of `len` bytes that never maps anything: enough for the
+    /// trait's own methods.
+    struct Lengthy(usize);
+    impl SharedRegion for Lengthy {
+        fn as_ptr(&self) -> *mut u8 {
+            std::ptr::NonNull::dangling().as_ptr()
+        }
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_region_is_empty_exactly_when_it_has_no_bytes() {
+        assert!(Lengthy(0).is_empty());
+        assert!(!Lengthy(1).is_empty());
+        assert!(!AnonMapping::new(1).unwrap().is_empty());
+    }
+}
