@@ -403,10 +403,14 @@ mod tests {
         assert_eq!(PyValue::Bytes(b"'\"".to_vec()).to_string(), "b'\\'\"'");
     }
 
-    /// Control characters print as `\xNN`, as `repr` shows them.
+    /// Control characters (below 0x20, and 0x7f) print as `\xNN`, as `repr`
+    /// shows them; a space is printed as it is.
     #[test]
     fn control_characters_print_as_hex_escapes() {
-        assert_eq!(PyValue::from("a\u{1}b\u{7f}").to_string(), "'a\\x01b\\x7f'");
+        assert_eq!(
+            PyValue::from("a \u{1}\u{1f}\u{7f}").to_string(),
+            "'a \\x01\\x1f\\x7f'"
+        );
     }
 
     #[test]
