@@ -222,7 +222,9 @@ fn an_oversized_length_prefix_is_refused_before_allocating() {
     drop((r, w));
 
     let (mut r, w) = connection::pipe(true).unwrap();
+    assert_eq!(r.max_message(), ipckit::frame::DEFAULT_MAX_FRAME);
     r.set_max_message(10);
+    assert_eq!(r.max_message(), 10);
     w.send_bytes(&[0u8; 11]).unwrap();
     let e = r.recv_bytes_timeout(DEADLINE).unwrap_err();
     assert!(e.to_string().contains("larger than the limit of 10"), "{e}");
