@@ -234,6 +234,19 @@ fn an_oversized_length_prefix_is_refused_before_allocating() {
     scope.assert_clean();
 }
 
+/// A read that fails for a reason other than the deadline (here `ECONNRESET`:
+/// the peer closed with our message unread) is that errno, not a timeout.
+#[test]
+fn a_reset_connection_is_its_errno_not_a_timeout() {
+    let scope = Scope::new();
+    let (a, b) = connection::pipe(true).unwrap();
+    a.send_bytes(b"never read").unwrap();
+    drop(b);
+    let e = a.recv_bytes_timeout(DEADLINE).unwrap_err();
+    assert_eq!(e.errno(), Some(Errno::ECONNRESET), "{e}");
+    scope.assert_clean();
+}
+
 #[test]
 fn a_corrupt_message_is_a_protocol_error() {
     let scope = Scope::new();
