@@ -12,7 +12,7 @@
 //!
 //! `tests/manager_anywhere.rs` runs the same code as a test.
 
-use ipckit::manager::{Manager, ManagerConfig, Op, Value};
+use ipckit::manager::{Manager, ManagerConfig, Op, PyValue};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -36,17 +36,17 @@ fn main() -> ExitCode {
 /// the program prints.
 pub fn run() -> ipckit::Result<Vec<String>> {
     let mut manager = Manager::start(&ManagerConfig::default())?;
-    let records = manager.list(vec![Value::from("Computers"), Value::from("History")])?;
+    let records = manager.list(vec![PyValue::from("Computers"), PyValue::from("History")])?;
     let ns = manager.namespace()?;
     ns.set("x", 1)?;
     ns.set("y", 1)?;
     // A second client, as another process holding the address and key has.
     let other = manager.connect()?;
     records.via(&other).append("Hindi")?;
-    ns.via(&other).update("x", Op::Add(Value::Int(5)))?;
-    ns.via(&other).update("y", Op::Mul(Value::Int(10)))?;
+    ns.via(&other).update("x", Op::Add(PyValue::Int(5)))?;
+    ns.via(&other).update("y", Op::Mul(PyValue::Int(10)))?;
     let lines = vec![
-        format!("records {}", Value::List(records.to_vec()?)),
+        format!("records {}", PyValue::List(records.to_vec()?)),
         ns.repr()?,
     ];
     manager.shutdown()?;

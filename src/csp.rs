@@ -198,6 +198,25 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// The writer's value is already in the reader's socket, and the writer
+    /// waits for its acknowledgement, when the reader poisons instead of
+    /// reading: the write fails as poisoned (not as a success, not as a retire).
+    #[test]
+    fn a_reader_that_poisons_instead_of_reading_fails_the_pending_write() {
+        use std::os::fd::AsFd;
+        let (mut w, r) = Channel::new::<u32>().unwrap();
+        let writer = std::thread::spawn(move || w.write(5));
+        let mut ready = [nix::poll::PollFd::new(
+            r.sock.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let n = nix::poll::poll(&mut ready, nix::poll::PollTimeout::from(10_000u16)).unwrap();
+        assert_eq!(n, 1, "the writer's value never arrived");
+        r.poison().unwrap();
+        let e = writer.join().unwrap().unwrap_err();
+        assert!(e.to_string().contains("poisoned"), "{e}");
+    }
+
     #[test]
     fn write_returns_only_after_the_reader_took_the_value() {
         let (mut w, mut r) = Channel::new::<String>().unwrap();

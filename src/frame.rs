@@ -132,6 +132,35 @@ mod tests {
         assert!(e.to_string().contains("larger than the limit"), "{e}");
     }
 
+    /// The limit is inclusive: a frame of exactly `max` bytes is read, one
+    /// byte more is refused.
+    #[test]
+    fn a_frame_of_exactly_the_limit_is_read() {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, &[7u8; 16]).unwrap();
+        assert_eq!(read_frame(&mut &bytes[..], 16).unwrap(), [7u8; 16]);
+        let e = read_frame(&mut &bytes[..], 15).unwrap_err();
+        assert!(e.to_string().contains("larger than the limit"), "{e}");
+    }
+
+    /// A read interrupted by a signal (`EINTR`) is retried, not an error.
+    #[test]
+    fn an_interrupted_read_is_retried() {
+        struct InterruptedOnce<'a>(bool, &'a [u8]);
+        impl Read for InterruptedOnce<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if std::mem::replace(&mut self.0, false) {
+                    return Err(ErrorKind::Interrupted.into());
+                }
+                self.1.read(buf)
+            }
+        }
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, b"hello").unwrap();
+        let mut r = InterruptedOnce(true, &bytes);
+        assert_eq!(read_frame(&mut r, 100).unwrap(), b"hello");
+    }
+
     proptest::proptest! {
         #[test]
         fn frames_round_trip(msgs in proptest::collection::vec(proptest::collection::vec(0u8..=255, 0..300), 0..20)) {

@@ -28,7 +28,12 @@
 //! - [`bench`](mod@bench): side-by-side benchmarks against raw system calls and Python.
 //! - [`programs`]: the reference program of every exercise, run by
 //!   `ipckit run ID`.
-//! - [`error`]: the one error type; [`sys`] is where `errno` becomes it.
+//! - [`error`]: the one error type; [`sys`] is where `errno` becomes it (and
+//!   where deadlines are computed); [`names`]: POSIX object names and the
+//!   [`Owner`](names::Owner) that removes a named object; [`region`]: memory
+//!   shared between processes; [`procfs`](mod@procfs): the process table (Linux
+//!   only). These five are the base layer; ARCHITECTURE.md lists which module
+//!   may use which (`tests/layers.rs` checks it).
 //!
 //! Every wrapper names its system call and man page; every `unsafe` block says
 //! why it is sound there.
@@ -48,13 +53,17 @@ pub mod frame;
 pub mod grade;
 pub mod manager;
 pub mod mq;
+pub mod names;
 pub mod pi;
 pub mod pool;
 pub mod process;
+#[cfg(target_os = "linux")]
+pub mod procfs;
 #[cfg(feature = "cli")]
 pub mod programs;
 pub mod pyvalue;
 pub mod queue;
+pub mod region;
 pub mod shm;
 pub mod sync;
 pub mod sys;

@@ -3,7 +3,7 @@
 //!
 //! `conn.send([42, None, 'hello'])` pickles a list holding an int, `None` and a
 //! string; a Python manager holds any picklable object. Rust has no such
-//! dynamic value, so [`Value`] models the kinds the tutorials use: `None`,
+//! dynamic value, so [`PyValue`] models the kinds the tutorials use: `None`,
 //! `bool`, `int`, `float`, `str`, `bytes`, `list`, `tuple` and `dict`. It
 //! travels through any serde channel (postcard frames), and its `Display` is
 //! Python's `repr`, so `[42, None, 'hello']`, `('Computers', 1)` and `'x'`
@@ -17,7 +17,7 @@ use std::fmt::{self, Display, Formatter, Write};
 ///
 /// Decoding refuses values nested deeper than [`MAX_DEPTH`] (see there).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum Value {
+pub enum PyValue {
     /// Python's `None`.
     None,
     /// `True` / `False`.
@@ -31,14 +31,14 @@ pub enum Value {
     /// A `bytes` object.
     Bytes(Vec<u8>),
     /// A `list`.
-    List(Vec<Value>),
+    List(Vec<PyValue>),
     /// A `tuple`.
-    Tuple(Vec<Value>),
+    Tuple(Vec<PyValue>),
     /// A `dict`, in insertion order (as Python's).
-    Dict(Vec<(Value, Value)>),
+    Dict(Vec<(PyValue, PyValue)>),
 }
 
-/// How deeply lists, tuples and dicts may nest in a decoded [`Value`].
+/// How deeply lists, tuples and dicts may nest in a decoded [`PyValue`].
 ///
 /// Decoding, cloning, printing and dropping a value all recurse once per
 /// level: a 200 KB message nesting lists 100,000 deep would overflow the
@@ -52,10 +52,10 @@ thread_local! {
     static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The derived decoder of [`Value`] (serde's "remote" derive), which
-/// [`Value`]'s own `Deserialize` wraps with the depth count.
+/// The derived decoder of [`PyValue`] (serde's "remote" derive), which
+/// [`PyValue`]'s own `Deserialize` wraps with the depth count.
 #[derive(Deserialize)]
-#[serde(remote = "Value")]
+#[serde(remote = "PyValue")]
 enum ValueDef {
     None,
     Bool(bool),
@@ -63,14 +63,14 @@ enum ValueDef {
     Float(f64),
     Str(String),
     Bytes(Vec<u8>),
-    List(Vec<Value>),
-    Tuple(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
+    List(Vec<PyValue>),
+    Tuple(Vec<PyValue>),
+    Dict(Vec<(PyValue, PyValue)>),
 }
 
-impl<'de> Deserialize<'de> for Value {
+impl<'de> Deserialize<'de> for PyValue {
     /// Decodes one level, failing past [`MAX_DEPTH`] levels.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<PyValue, D::Error> {
         let depth = DEPTH.with(|c| c.replace(c.get() + 1));
         let value = if depth >= MAX_DEPTH {
             Err(serde::de::Error::custom(format!(
@@ -89,25 +89,25 @@ impl<'de> Deserialize<'de> for Value {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// `x += v` (numbers add; strings, lists and tuples concatenate).
-    Add(Value),
+    Add(PyValue),
     /// `x *= v` (numbers multiply; a string or list times an int repeats).
-    Mul(Value),
+    Mul(PyValue),
 }
 
-impl Value {
+impl PyValue {
     /// The tutorials' message `[42, None, 'hello']`.
-    pub fn hello() -> Value {
-        Value::List(vec![
-            Value::Int(42),
-            Value::None,
-            Value::Str("hello".into()),
+    pub fn hello() -> PyValue {
+        PyValue::List(vec![
+            PyValue::Int(42),
+            PyValue::None,
+            PyValue::Str("hello".into()),
         ])
     }
 
     /// The integer inside, or an error naming what was found instead.
     pub fn as_int(&self) -> Result<i64> {
         match self {
-            Value::Int(i) => Ok(*i),
+            PyValue::Int(i) => Ok(*i),
             other => Err(type_error("an int", other)),
         }
     }
@@ -115,8 +115,8 @@ impl Value {
     /// The number inside as a float (an `int` converts), or an error.
     pub fn as_float(&self) -> Result<f64> {
         match self {
-            Value::Float(f) => Ok(*f),
-            Value::Int(i) => Ok(*i as f64),
+            PyValue::Float(f) => Ok(*f),
+            PyValue::Int(i) => Ok(*i as f64),
             other => Err(type_error("a float", other)),
         }
     }
@@ -124,15 +124,15 @@ impl Value {
     /// The string inside, or an error.
     pub fn as_str(&self) -> Result<&str> {
         match self {
-            Value::Str(s) => Ok(s),
+            PyValue::Str(s) => Ok(s),
             other => Err(type_error("a str", other)),
         }
     }
 
     /// The items of a list or tuple, or an error.
-    pub fn as_items(&self) -> Result<&[Value]> {
+    pub fn as_items(&self) -> Result<&[PyValue]> {
         match self {
-            Value::List(v) | Value::Tuple(v) => Ok(v),
+            PyValue::List(v) | PyValue::Tuple(v) => Ok(v),
             other => Err(type_error("a list or tuple", other)),
         }
     }
@@ -140,28 +140,28 @@ impl Value {
     /// Python's type name of the value (`'int'`, `'str'`, ...).
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::None => "NoneType",
-            Value::Bool(_) => "bool",
-            Value::Int(_) => "int",
-            Value::Float(_) => "float",
-            Value::Str(_) => "str",
-            Value::Bytes(_) => "bytes",
-            Value::List(_) => "list",
-            Value::Tuple(_) => "tuple",
-            Value::Dict(_) => "dict",
+            PyValue::None => "NoneType",
+            PyValue::Bool(_) => "bool",
+            PyValue::Int(_) => "int",
+            PyValue::Float(_) => "float",
+            PyValue::Str(_) => "str",
+            PyValue::Bytes(_) => "bytes",
+            PyValue::List(_) => "list",
+            PyValue::Tuple(_) => "tuple",
+            PyValue::Dict(_) => "dict",
         }
     }
 
     /// Applies `op` the way Python's `+=` / `*=` would, returning the new value.
-    pub fn apply(&self, op: &Op) -> Result<Value> {
+    pub fn apply(&self, op: &Op) -> Result<PyValue> {
         match op {
             Op::Add(rhs) => self.add(rhs),
             Op::Mul(rhs) => self.mul(rhs),
         }
     }
 
-    fn add(&self, rhs: &Value) -> Result<Value> {
-        use Value::*;
+    fn add(&self, rhs: &PyValue) -> Result<PyValue> {
+        use PyValue::*;
         Ok(match (self, rhs) {
             (Int(a), Int(b)) => Int(a.checked_add(*b).ok_or_else(|| overflow("+", self, rhs))?),
             (Int(_) | Float(_), Int(_) | Float(_)) => Float(self.as_float()? + rhs.as_float()?),
@@ -173,8 +173,8 @@ impl Value {
         })
     }
 
-    fn mul(&self, rhs: &Value) -> Result<Value> {
-        use Value::*;
+    fn mul(&self, rhs: &PyValue) -> Result<PyValue> {
+        use PyValue::*;
         Ok(match (self, rhs) {
             (Int(a), Int(b)) => Int(a.checked_mul(*b).ok_or_else(|| overflow("*", self, rhs))?),
             (Int(_) | Float(_), Int(_) | Float(_)) => Float(self.as_float()? * rhs.as_float()?),
@@ -189,14 +189,14 @@ impl Value {
     }
 }
 
-fn type_error(wanted: &str, found: &Value) -> Error {
+fn type_error(wanted: &str, found: &PyValue) -> Error {
     Error::invalid(
         "value",
         format!("expected {wanted}, found {} {found}", found.type_name()),
     )
 }
 
-fn operand_error(op: &str, a: &Value, b: &Value) -> Error {
+fn operand_error(op: &str, a: &PyValue, b: &PyValue) -> Error {
     Error::invalid(
         "operation",
         format!(
@@ -207,7 +207,7 @@ fn operand_error(op: &str, a: &Value, b: &Value) -> Error {
     )
 }
 
-fn overflow(op: &str, a: &Value, b: &Value) -> Error {
+fn overflow(op: &str, a: &PyValue, b: &PyValue) -> Error {
     Error::invalid(
         "operation",
         format!("OverflowError: {a} {op} {b} does not fit in 64 bits"),
@@ -215,20 +215,20 @@ fn overflow(op: &str, a: &Value, b: &Value) -> Error {
 }
 
 /// Python's `repr`.
-impl Display for Value {
+impl Display for PyValue {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
-            Value::None => f.write_str("None"),
-            Value::Bool(true) => f.write_str("True"),
-            Value::Bool(false) => f.write_str("False"),
-            Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => f.write_str(&float_repr(*x)),
-            Value::Str(s) => f.write_str(&str_repr(s)),
-            Value::Bytes(b) => f.write_str(&bytes_repr(b)),
-            Value::List(items) => write_seq(f, "[", items, "]"),
-            Value::Tuple(items) if items.len() == 1 => write!(f, "({},)", items[0]),
-            Value::Tuple(items) => write_seq(f, "(", items, ")"),
-            Value::Dict(pairs) => {
+            PyValue::None => f.write_str("None"),
+            PyValue::Bool(true) => f.write_str("True"),
+            PyValue::Bool(false) => f.write_str("False"),
+            PyValue::Int(i) => write!(f, "{i}"),
+            PyValue::Float(x) => f.write_str(&float_repr(*x)),
+            PyValue::Str(s) => f.write_str(&str_repr(s)),
+            PyValue::Bytes(b) => f.write_str(&bytes_repr(b)),
+            PyValue::List(items) => write_seq(f, "[", items, "]"),
+            PyValue::Tuple(items) if items.len() == 1 => write!(f, "({},)", items[0]),
+            PyValue::Tuple(items) => write_seq(f, "(", items, ")"),
+            PyValue::Dict(pairs) => {
                 f.write_str("{")?;
                 for (i, (k, v)) in pairs.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ", " };
@@ -240,7 +240,7 @@ impl Display for Value {
     }
 }
 
-fn write_seq(f: &mut Formatter<'_>, open: &str, items: &[Value], close: &str) -> fmt::Result {
+fn write_seq(f: &mut Formatter<'_>, open: &str, items: &[PyValue], close: &str) -> fmt::Result {
     f.write_str(open)?;
     for (i, v) in items.iter().enumerate() {
         let sep = if i == 0 { "" } else { ", " };
@@ -326,45 +326,45 @@ pub(crate) fn bytes_repr(b: &[u8]) -> String {
     out
 }
 
-impl From<i64> for Value {
+impl From<i64> for PyValue {
     fn from(i: i64) -> Self {
-        Value::Int(i)
+        PyValue::Int(i)
     }
 }
-impl From<i32> for Value {
+impl From<i32> for PyValue {
     fn from(i: i32) -> Self {
-        Value::Int(i.into())
+        PyValue::Int(i.into())
     }
 }
-impl From<f64> for Value {
+impl From<f64> for PyValue {
     fn from(x: f64) -> Self {
-        Value::Float(x)
+        PyValue::Float(x)
     }
 }
-impl From<bool> for Value {
+impl From<bool> for PyValue {
     fn from(b: bool) -> Self {
-        Value::Bool(b)
+        PyValue::Bool(b)
     }
 }
-impl From<&str> for Value {
+impl From<&str> for PyValue {
     fn from(s: &str) -> Self {
-        Value::Str(s.into())
+        PyValue::Str(s.into())
     }
 }
-impl From<String> for Value {
+impl From<String> for PyValue {
     fn from(s: String) -> Self {
-        Value::Str(s)
+        PyValue::Str(s)
     }
 }
-impl From<Vec<Value>> for Value {
-    fn from(v: Vec<Value>) -> Self {
-        Value::List(v)
+impl From<Vec<PyValue>> for PyValue {
+    fn from(v: Vec<PyValue>) -> Self {
+        PyValue::List(v)
     }
 }
-impl<A: Into<Value>, B: Into<Value>> From<(A, B)> for Value {
+impl<A: Into<PyValue>, B: Into<PyValue>> From<(A, B)> for PyValue {
     /// A Rust pair becomes a Python 2-tuple.
     fn from((a, b): (A, B)) -> Self {
-        Value::Tuple(vec![a.into(), b.into()])
+        PyValue::Tuple(vec![a.into(), b.into()])
     }
 }
 
@@ -374,14 +374,14 @@ mod tests {
 
     #[test]
     fn reprs_match_python() {
-        let v = Value::List(vec![
+        let v = PyValue::List(vec![
             ("a", 1).into(),
-            Value::None,
+            PyValue::None,
             1.5.into(),
-            Value::Bytes(b"x".to_vec()),
-            Value::Dict(vec![(
+            PyValue::Bytes(b"x".to_vec()),
+            PyValue::Dict(vec![(
                 "k".into(),
-                Value::List(vec![1.into(), Value::Tuple(vec![2.into()])]),
+                PyValue::List(vec![1.into(), PyValue::Tuple(vec![2.into()])]),
             )]),
             true.into(),
         ]);
@@ -389,9 +389,28 @@ mod tests {
             v.to_string(),
             "[('a', 1), None, 1.5, b'x', {'k': [1, (2,)]}, True]"
         );
-        assert_eq!(Value::from("it's").to_string(), "\"it's\"");
-        assert_eq!(Value::from("a\nb'\"").to_string(), "'a\\nb\\'\"'");
-        assert_eq!(Value::Bytes(vec![0, 65, 255]).to_string(), "b'\\x00A\\xff'");
+        assert_eq!(PyValue::from("it's").to_string(), "\"it's\"");
+        assert_eq!(PyValue::from("a\nb'\"").to_string(), "'a\\nb\\'\"'");
+        assert_eq!(
+            PyValue::Bytes(vec![0, 65, 255]).to_string(),
+            "b'\\x00A\\xff'"
+        );
+    }
+
+    /// Bytes holding both quotes keep single quotes and escape them.
+    #[test]
+    fn bytes_with_both_quotes_escape_the_single_one() {
+        assert_eq!(PyValue::Bytes(b"'\"".to_vec()).to_string(), "b'\\'\"'");
+    }
+
+    /// Control characters (below 0x20, and 0x7f) print as `\xNN`, as `repr`
+    /// shows them; a space is printed as it is.
+    #[test]
+    fn control_characters_print_as_hex_escapes() {
+        assert_eq!(
+            PyValue::from("a \u{1}\u{1f}\u{7f}").to_string(),
+            "'a \\x01\\x1f\\x7f'"
+        );
     }
 
     #[test]
@@ -407,22 +426,47 @@ mod tests {
             (0.00001, "1e-05"),
             (f64::INFINITY, "inf"),
         ] {
-            assert_eq!(Value::Float(x).to_string(), want);
+            assert_eq!(PyValue::Float(x).to_string(), want);
         }
     }
 
     #[test]
     fn ops_follow_python_and_refuse_what_python_refuses() {
-        let add = |a: Value, b: Value| a.apply(&Op::Add(b));
-        assert_eq!(add(1.into(), 5.into()).unwrap(), Value::Int(6));
-        assert_eq!(add(1.into(), 0.5.into()).unwrap(), Value::Float(1.5));
-        assert_eq!(add("a".into(), "b".into()).unwrap(), Value::from("ab"));
+        let add = |a: PyValue, b: PyValue| a.apply(&Op::Add(b));
+        assert_eq!(add(1.into(), 5.into()).unwrap(), PyValue::Int(6));
+        assert_eq!(add(1.into(), 0.5.into()).unwrap(), PyValue::Float(1.5));
+        assert_eq!(add("a".into(), "b".into()).unwrap(), PyValue::from("ab"));
         assert_eq!(
-            Value::from(1).apply(&Op::Mul(10.into())).unwrap(),
-            Value::Int(10)
+            PyValue::from(1).apply(&Op::Mul(10.into())).unwrap(),
+            PyValue::Int(10)
         );
         let e = add(1.into(), "x".into()).unwrap_err();
         assert!(e.to_string().contains("'int' and 'str'"), "{e}");
         assert!(add(i64::MAX.into(), 1.into()).is_err());
+    }
+
+    /// Every kind `+=` and `*=` take, with Python's results.
+    #[test]
+    fn sequences_concatenate_and_repeat_as_in_python() {
+        use PyValue::*;
+        let add = |a: PyValue, b: PyValue| a.apply(&Op::Add(b)).unwrap();
+        let mul = |a: PyValue, b: PyValue| a.apply(&Op::Mul(b)).unwrap();
+        assert_eq!(
+            add(Bytes(b"ab".to_vec()), Bytes(b"c".to_vec())),
+            Bytes(b"abc".to_vec())
+        );
+        assert_eq!(
+            add(List(vec![Int(1)]), List(vec![Int(2)])),
+            List(vec![Int(1), Int(2)])
+        );
+        assert_eq!(
+            add(Tuple(vec![Int(1)]), Tuple(vec![None])),
+            Tuple(vec![Int(1), None])
+        );
+        assert_eq!(mul(Float(1.5), Int(4)), Float(6.0));
+        assert_eq!(mul("ab".into(), Int(3)), PyValue::from("ababab"));
+        assert_eq!(mul("ab".into(), Int(-1)), PyValue::from(""));
+        assert_eq!(mul(List(vec![Int(7)]), Int(2)), List(vec![Int(7), Int(7)]));
+        assert!(List(vec![]).apply(&Op::Add(Int(1))).is_err());
     }
 }

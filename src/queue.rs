@@ -49,7 +49,7 @@
 
 use crate::error::{Error, Result};
 use crate::frame;
-use crate::shm::{AnonMapping, SharedRegion};
+use crate::region::{AnonMapping, SharedRegion};
 use crate::sync::{MutexGuard, MutexKind, RobustMutex, SharedCondvar};
 use serde::{Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
@@ -154,17 +154,23 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let map = AnonMapping::new(header + capacity)?;
         let ptr: *mut Header = map.place(0)?;
         // SAFETY: `ptr` is the start of a fresh, zeroed, page-aligned shared
-        // mapping big enough for the header; nobody else can see it yet. The
-        // mutex and condition variables are initialised in place, the plain
-        // fields are written before the queue is shared by any fork.
-        unsafe {
-            RobustMutex::init_at(std::ptr::addr_of_mut!((*ptr).mutex), MutexKind::ErrorCheck)?;
-            SharedCondvar::init_at(std::ptr::addr_of_mut!((*ptr).not_empty))?;
-            SharedCondvar::init_at(std::ptr::addr_of_mut!((*ptr).not_full))?;
-            SharedCondvar::init_at(std::ptr::addr_of_mut!((*ptr).all_done))?;
-            std::ptr::addr_of_mut!((*ptr).maxsize).write(maxsize);
-            std::ptr::addr_of_mut!((*ptr).capacity).write(capacity);
+        // mapping big enough for the header, and nobody else can see it yet (no
+        // fork has shared it), so this reference is unique; all zeroes is a
+        // valid `Header` (integers, atomics, a mutex not yet initialised).
+        let h = unsafe { &mut *ptr };
+        // SAFETY: the mutex's place in the header: valid, aligned, unused, and
+        // kept mapped by the queue. It is initialised before any fork.
+        unsafe { RobustMutex::init_at(&raw mut h.mutex, MutexKind::ErrorCheck)? };
+        for cond in [
+            &raw mut h.not_empty,
+            &raw mut h.not_full,
+            &raw mut h.all_done,
+        ] {
+            // SAFETY: as for the mutex: each is its own place in the header.
+            unsafe { SharedCondvar::init_at(cond)? };
         }
+        h.maxsize = maxsize;
+        h.capacity = capacity;
         Ok(Queue {
             map: Arc::new(map),
             _items: PhantomData,
@@ -395,12 +401,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn copy_in(&self, at: usize, src: &[u8]) -> usize {
         let cap = self.header().capacity;
         let first = src.len().min(cap - at);
-        // SAFETY: `at < cap` and `first <= cap - at`, so both copies stay in
-        // the ring; the caller holds the mutex, so no one else writes there.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring().add(at), first);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.ring(), src.len() - first);
-        }
+        let (head, tail) = src.split_at(first);
+        // SAFETY: `at < cap`, so the offset is inside the ring.
+        let dst = unsafe { self.ring().add(at) };
+        // SAFETY: `first <= cap - at` bytes from `at` stay in the ring; the
+        // caller holds the mutex, so no one else writes there.
+        unsafe { std::ptr::copy_nonoverlapping(head.as_ptr(), dst, head.len()) };
+        // SAFETY: the rest (`src.len() - first <= cap - first`, as a frame never
+        // exceeds the ring) wraps to the ring's start, under the same mutex.
+        unsafe { std::ptr::copy_nonoverlapping(tail.as_ptr(), self.ring(), tail.len()) };
         (at + src.len()) % cap
     }
 
@@ -408,16 +417,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn copy_out(&self, at: usize, dst: &mut [u8]) -> usize {
         let cap = self.header().capacity;
         let first = dst.len().min(cap - at);
+        let len = dst.len();
+        let (head, tail) = dst.split_at_mut(first);
+        // SAFETY: `at < cap`, so the offset is inside the ring.
+        let src = unsafe { self.ring().add(at) };
         // SAFETY: as in `copy_in`; the bytes were written by a committed put.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ring().add(at), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(
-                self.ring(),
-                dst.as_mut_ptr().add(first),
-                dst.len() - first,
-            );
-        }
-        (at + dst.len()) % cap
+        unsafe { std::ptr::copy_nonoverlapping(src, head.as_mut_ptr(), head.len()) };
+        // SAFETY: as in `copy_in`: the wrapped rest, from the ring's start.
+        unsafe { std::ptr::copy_nonoverlapping(self.ring(), tail.as_mut_ptr(), tail.len()) };
+        (at + len) % cap
     }
 }
 

@@ -223,6 +223,28 @@ impl<S: std::os::fd::AsFd> std::io::Read for SpinRead<S> {
     }
 }
 
+/// The absolute time `timeout` from now on `clock` (`clock_gettime(2)`), as the
+/// timed `pthread_*`, `sem_*` and `mq_*` calls want it (Linux: macOS has no
+/// timed variants of these, and polls instead).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn deadline_on(clock: libc::clockid_t, timeout: std::time::Duration) -> libc::timespec {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(clock, &mut now) };
+    let nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
+    let secs = (now.tv_sec as u64)
+        .saturating_add(timeout.as_secs())
+        .saturating_add(nanos / 1_000_000_000)
+        .min(libc::time_t::MAX as u64);
+    libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as _,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::SpinRead;

@@ -11,7 +11,7 @@ use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::channel::{self, Connection, connection};
 use ipckit::process::{self, ExitStatus};
-use ipckit::pyvalue::Value;
+use ipckit::pyvalue::PyValue;
 use nix::errno::Errno;
 use proptest::prelude::*;
 use rstest::rstest;
@@ -131,9 +131,12 @@ fn duplex_ends_both_send_and_receive_whole_messages() {
     let scope = Scope::new();
     let (a, b) = connection::pipe(true).unwrap();
     assert!(a.readable() && a.writable() && b.readable() && b.writable());
-    a.send(&Value::hello()).unwrap();
+    a.send(&PyValue::hello()).unwrap();
     b.send(&(7i32, None::<()>, "reply".to_string())).unwrap();
-    assert_eq!(b.recv_timeout::<Value>(DEADLINE).unwrap(), Value::hello());
+    assert_eq!(
+        b.recv_timeout::<PyValue>(DEADLINE).unwrap(),
+        PyValue::hello()
+    );
     let got: (i32, Option<()>, String) = a.recv_timeout(DEADLINE).unwrap();
     assert_eq!(got, (7, None, "reply".into()));
     scope.assert_clean();
@@ -219,7 +222,9 @@ fn an_oversized_length_prefix_is_refused_before_allocating() {
     drop((r, w));
 
     let (mut r, w) = connection::pipe(true).unwrap();
+    assert_eq!(r.max_message(), ipckit::frame::DEFAULT_MAX_FRAME);
     r.set_max_message(10);
+    assert_eq!(r.max_message(), 10);
     w.send_bytes(&[0u8; 11]).unwrap();
     let e = r.recv_bytes_timeout(DEADLINE).unwrap_err();
     assert!(e.to_string().contains("larger than the limit of 10"), "{e}");
@@ -229,12 +234,25 @@ fn an_oversized_length_prefix_is_refused_before_allocating() {
     scope.assert_clean();
 }
 
+/// A read that fails for a reason other than the deadline (here `ECONNRESET`:
+/// the peer closed with our message unread) is that errno, not a timeout.
+#[test]
+fn a_reset_connection_is_its_errno_not_a_timeout() {
+    let scope = Scope::new();
+    let (a, b) = connection::pipe(true).unwrap();
+    a.send_bytes(b"never read").unwrap();
+    drop(b);
+    let e = a.recv_bytes_timeout(DEADLINE).unwrap_err();
+    assert_eq!(e.errno(), Some(Errno::ECONNRESET), "{e}");
+    scope.assert_clean();
+}
+
 #[test]
 fn a_corrupt_message_is_a_protocol_error() {
     let scope = Scope::new();
     let (r, w) = connection::pipe(true).unwrap();
-    w.send_bytes(&[0xff, 0xff, 0xff]).unwrap(); // no such Value variant
-    let e = r.recv_timeout::<Value>(DEADLINE).unwrap_err();
+    w.send_bytes(&[0xff, 0xff, 0xff]).unwrap(); // no such PyValue variant
+    let e = r.recv_timeout::<PyValue>(DEADLINE).unwrap_err();
     assert!(matches!(e, Error::Protocol(_)), "{e}");
     scope.assert_clean();
 }
@@ -354,17 +372,17 @@ fn control_a_plain_write_to_a_vanished_reader_dies_of_sigpipe() {
 
 // ---- Framing through arbitrary read boundaries -------------------------------
 
-fn py_value() -> impl Strategy<Value = Value> {
+fn py_value() -> impl Strategy<Value = PyValue> {
     let leaf = prop_oneof![
-        Just(Value::None),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::Int),
-        proptest::num::f64::NORMAL.prop_map(Value::Float),
-        ".{0,40}".prop_map(Value::Str),
-        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Value::Bytes),
+        Just(PyValue::None),
+        any::<bool>().prop_map(PyValue::Bool),
+        any::<i64>().prop_map(PyValue::Int),
+        proptest::num::f64::NORMAL.prop_map(PyValue::Float),
+        ".{0,40}".prop_map(PyValue::Str),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(PyValue::Bytes),
     ];
     leaf.prop_recursive(3, 48, 6, |inner| {
-        proptest::collection::vec(inner, 0..6).prop_map(Value::List)
+        proptest::collection::vec(inner, 0..6).prop_map(PyValue::List)
     })
 }
 
@@ -397,10 +415,10 @@ proptest! {
             }
         });
         for v in &values {
-            prop_assert_eq!(&r.recv_timeout::<Value>(DEADLINE).unwrap(), v);
+            prop_assert_eq!(&r.recv_timeout::<PyValue>(DEADLINE).unwrap(), v);
         }
         writer.join().unwrap();
-        prop_assert!(matches!(r.recv_timeout::<Value>(DEADLINE), Err(Error::Eof(_))));
+        prop_assert!(matches!(r.recv_timeout::<PyValue>(DEADLINE), Err(Error::Eof(_))));
         scope.assert_clean();
     }
 }

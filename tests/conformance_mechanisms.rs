@@ -330,9 +330,9 @@ struct KitManager<const LOCAL_LIST: bool, const DICT_REPR: bool> {
 
 type GoodManager = KitManager<false, false>;
 
-fn int(v: ipckit::manager::Value) -> ipckit::Result<i64> {
+fn int(v: ipckit::manager::PyValue) -> ipckit::Result<i64> {
     match v {
-        ipckit::manager::Value::Int(n) => Ok(n),
+        ipckit::manager::PyValue::Int(n) => Ok(n),
         other => Err(ipckit::Error::other(format!("{other:?} is not an int"))),
     }
 }
@@ -376,7 +376,7 @@ impl<const LOCAL_LIST: bool, const DICT_REPR: bool> ManagerPort
         self.dict.set(key, x)
     }
     fn dict_get(&self, key: &str) -> ipckit::Result<Option<i64>> {
-        let want = ipckit::manager::Value::from(key);
+        let want = ipckit::manager::PyValue::from(key);
         let found = self.dict.items()?.into_iter().find(|(k, _)| *k == want);
         found.map(|(_, v)| int(v)).transpose()
     }

@@ -51,9 +51,9 @@ fn parallel_waits_for_every_process_and_reports_each_status() {
     let parallel = Parallel::new()
         .with(meet(Arc::clone(&map)))
         .with(meet(Arc::clone(&map)))
-        // SAFETY: kill and getpid are async-signal-safe.
-        .with(|| unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
+        // kill and getpid are async-signal-safe (nix's wrappers are safe).
+        .with(|| {
+            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::SIGKILL);
         });
     // SAFETY: every body only uses atomics, sleeps (nanosleep) or aborts:
     // async-signal-safe.

@@ -518,14 +518,14 @@ fn sigterm_ignored_means_sigkill_after_the_grace() {
 fn a_port_gets_default_signal_actions_even_from_a_grader_that_ignores_sigint() {
     use std::os::unix::process::CommandExt;
     let mut grader = Command::new(common::ipckit());
-    // SAFETY: signal(2) is async-signal-safe; this is what a shell does to a
-    // job it starts in the background.
-    unsafe {
-        grader.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    let ignore_sigint = || {
+        // SAFETY: SIG_IGN for SIGINT, as a shell does to a job it starts in the
+        // background; no handler is installed.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+        Ok(())
+    };
+    // SAFETY: the closure calls only signal(2), async-signal-safe.
+    unsafe { grader.pre_exec(ignore_sigint) };
     let script = fixture("broken/interrupt-self.sh");
     let g = grade_by(grader, "fork-basic", &[], &["/bin/sh", &script]);
     assert!(g.detail("exit").contains("SIGINT"), "{:#}", g.json);

@@ -11,7 +11,7 @@ use ipckit::audit::Scope;
 use ipckit::frame::{decode, read_frame, write_frame};
 use ipckit::manager::protocol::{MAX_MESSAGE, Reply};
 use ipckit::manager::server::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS};
-use ipckit::manager::{AuthKey, Client, Link, Manager, ManagerConfig, Op, Value};
+use ipckit::manager::{AuthKey, Client, Link, Manager, ManagerConfig, Op, PyValue};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -62,15 +62,15 @@ fn proxies_share_state_and_print_like_python() {
     let mut scope = Scope::new();
     let m = start(&mut scope);
     let l = m.list(vec![("Computers", 1).into()]).unwrap();
-    l.append(Value::None).unwrap();
+    l.append(PyValue::None).unwrap();
     l.append("x").unwrap();
     assert_eq!(l.to_string(), "[('Computers', 1), None, 'x']");
-    assert_eq!(l.get(-1).unwrap(), Value::from("x"));
+    assert_eq!(l.get(-1).unwrap(), PyValue::from("x"));
     let e = l.get(3).unwrap_err();
     assert!(e.to_string().contains("IndexError"), "{e}");
 
     let d = m.dict(vec![("a".into(), 1.into())]).unwrap();
-    d.set("b", vec![Value::from(1), 2.into()]).unwrap();
+    d.set("b", vec![PyValue::from(1), 2.into()]).unwrap();
     assert_eq!(d.get("b").unwrap().to_string(), "[1, 2]");
     assert!(
         d.get("zz")
@@ -109,12 +109,12 @@ fn get_then_set_loses_an_update_but_the_atomic_update_does_not() {
         .unwrap();
     b.set("x", seen_b.apply(&Op::Add(5.into())).unwrap())
         .unwrap();
-    assert_eq!(ns.get("x").unwrap(), Value::Int(6), "one += was lost");
+    assert_eq!(ns.get("x").unwrap(), PyValue::Int(6), "one += was lost");
 
     ns.set("x", 1).unwrap();
     a.update("x", Op::Add(5.into())).unwrap();
     b.update("x", Op::Add(5.into())).unwrap();
-    assert_eq!(ns.get("x").unwrap(), Value::Int(11), "no update is lost");
+    assert_eq!(ns.get("x").unwrap(), PyValue::Int(11), "no update is lost");
     drop(m);
     scope.assert_clean();
 }
@@ -153,7 +153,7 @@ fn malformed_requests_get_an_error_reply_and_do_not_crash_the_server() {
         Err(Error::Eof(_))
     ));
     ns.set("still", "alive").unwrap();
-    assert_eq!(ns.get("still").unwrap(), Value::from("alive"));
+    assert_eq!(ns.get("still").unwrap(), PyValue::from("alive"));
     drop(m);
     scope.assert_clean();
 }
@@ -172,7 +172,7 @@ fn raw_client(m: &Manager) -> ipckit::Result<Link> {
 /// the id, the value), with `value` a list nested `depth` deep.
 fn deep_append(depth: usize) -> Vec<u8> {
     let mut bytes = vec![4u8, 1];
-    bytes.extend([6u8, 1].repeat(depth - 1)); // Value::List of one item...
+    bytes.extend([6u8, 1].repeat(depth - 1)); // PyValue::List of one item...
     bytes.extend([6u8, 0]); // ...down to an empty list
     bytes
 }
@@ -192,9 +192,9 @@ fn a_request_nested_100_000_deep_gets_an_error_reply_and_the_server_lives() {
     // The connection is still in step, and a value within the limit is fine.
     write_frame(&mut raw, &deep_append(ipckit::pyvalue::MAX_DEPTH - 1)).unwrap();
     let reply: Reply = decode(&read_frame(&mut raw, MAX_MESSAGE).unwrap()).unwrap();
-    assert_eq!(reply, Ok(Value::None));
+    assert_eq!(reply, Ok(PyValue::None));
     // Legitimate clients never noticed.
-    list.append(Value::Int(7)).unwrap();
+    list.append(PyValue::Int(7)).unwrap();
     assert_eq!(list.len().unwrap(), 2);
     m.shutdown().unwrap();
     scope.assert_clean();
@@ -214,7 +214,7 @@ fn a_handshake_dribbled_a_byte_at_a_time_is_cut_off_at_its_deadline() {
     let cut_off = loop {
         // Legitimate clients keep working throughout.
         ns.set("alive", 1).unwrap();
-        assert_eq!(ns.get("alive").unwrap(), Value::Int(1));
+        assert_eq!(ns.get("alive").unwrap(), PyValue::Int(1));
         if std::io::Write::write(&mut slow.socket(), &[0]).is_err() {
             break start.elapsed();
         }
@@ -251,7 +251,7 @@ fn connections_past_the_limit_are_refused_clearly_and_the_rest_keep_working() {
         why.contains("refused the connection") && why.contains("limit"),
         "{why}"
     );
-    list.append(Value::Int(1)).unwrap();
+    list.append(PyValue::Int(1)).unwrap();
     assert_eq!(list.len().unwrap(), 1);
     open.pop();
     let start = Instant::now();

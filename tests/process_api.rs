@@ -123,17 +123,16 @@ fn a_signal_death_is_reported_as_that_signal(#[case] sig: Signal) {
     let mut scope = Scope::new();
     let (ready_r, ready_w) = nix::unistd::pipe().unwrap();
     let w = ready_w.as_fd();
+    let default_then_wait = move || {
+        // SAFETY: SigDfl installs no handler.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+        let _ = nix::unistd::write(w, b"r");
+        std::thread::sleep(Duration::from_secs(30));
+        0
+    };
     // SAFETY: the child calls signal, setrlimit, write and sleeps: plain system calls.
-    let mut child = unsafe {
-        process::fork(move || {
-            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
-            let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-            let _ = nix::unistd::write(w, b"r");
-            std::thread::sleep(Duration::from_secs(30));
-            0
-        })
-    }
-    .unwrap();
+    let mut child = unsafe { process::fork(default_then_wait) }.unwrap();
     drop(ready_w);
     scope.track(child.pid());
     // The signal goes only once the child has its default action and no core limit.

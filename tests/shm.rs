@@ -14,7 +14,7 @@ use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
 use ipckit::shm::{
-    AnonMapping, Array, Char, Options, PosixName, SharedMemory, SharedRegion, Value,
+    AnonMapping, Array, Char, PosixName, SharedMemory, SharedRegion, Value, ValueOptions,
 };
 use ipckit::sync::{
     BoundedSemaphore, Lock, MutexKind, NamedSemaphore, PosixSemaphore, RLock, RobustMutex,
@@ -174,14 +174,12 @@ fn rlock_is_reentrant_and_counts_its_releases() {
 /// A mutex at offset 0, a condition variable at 256 and a flag at 1024 of
 /// one anonymous mapping, as a shared-memory queue would lay them out.
 fn mutex_and_condvar(map: &AnonMapping) -> (&RobustMutex, &SharedCondvar) {
-    // SAFETY: offsets 0 and 256 of a 4096-byte mapping are aligned, in bounds
-    // and unused; the returned references borrow the mapping.
-    unsafe {
-        (
-            RobustMutex::init_at(map.place(0).unwrap(), MutexKind::ErrorCheck).unwrap(),
-            SharedCondvar::init_at(map.place(256).unwrap()).unwrap(),
-        )
-    }
+    // SAFETY: offset 0 of a 4096-byte mapping is aligned, in bounds and
+    // unused; the returned reference borrows the mapping.
+    let mutex = unsafe { RobustMutex::init_at(map.place(0).unwrap(), MutexKind::ErrorCheck) };
+    // SAFETY: as for the mutex, at offset 256 (past the mutex's 40 bytes).
+    let cond = unsafe { SharedCondvar::init_at(map.place(256).unwrap()) };
+    (mutex.unwrap(), cond.unwrap())
 }
 
 /// How soon a notified process must be running again: far inside the
@@ -271,9 +269,9 @@ fn lost_update_without_a_lock_is_forced_deterministically() {
     let mut scope = Scope::new();
     let v = Value::with_options(
         0i32,
-        &Options {
+        &ValueOptions {
             lock: false,
-            ..Options::default()
+            ..ValueOptions::default()
         },
     )
     .unwrap();
@@ -556,9 +554,9 @@ fn opening_objects_that_do_not_exist_names_them() {
 fn typecode_mismatches_are_clear_errors() {
     let scope = Scope::new();
     let name = PosixName::new(&scope.name("val")).unwrap();
-    let named = Options {
+    let named = ValueOptions {
         name: Some(name.clone()),
-        ..Options::default()
+        ..ValueOptions::default()
     };
     let v = Value::with_options(2.5f64, &named).unwrap();
     let err = Value::<i32>::open(&name).unwrap_err().to_string();
@@ -579,9 +577,9 @@ fn typecode_mismatches_are_clear_errors() {
     assert!(err.contains("not a Value or Array"), "{err}");
     drop(raw);
 
-    let wrong = Options {
+    let wrong = ValueOptions {
         typecode: Some('d'),
-        ..Options::default()
+        ..ValueOptions::default()
     };
     assert!(Value::with_options(1i32, &wrong).is_err());
     assert!(ipckit::shm::describe('x').is_err());
@@ -611,9 +609,9 @@ fn arrays_index_check_and_lock_free_objects_have_no_lock() {
     assert!(arr.get(7).is_err());
     let raw = Array::from_slice_with(
         &[Char(b'a')],
-        &Options {
+        &ValueOptions {
             lock: false,
-            ..Options::default()
+            ..ValueOptions::default()
         },
     )
     .unwrap();

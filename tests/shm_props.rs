@@ -8,7 +8,7 @@ mod shm_common;
 
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
-use ipckit::shm::{Array, Char, Options, PosixName, Typecode, Value};
+use ipckit::shm::{Array, Char, PosixName, Typecode, Value, ValueOptions};
 use ipckit::sync::{Lock, PosixSemaphore, Semaphore, SysvSemSet};
 use nix::sys::signal::Signal;
 use proptest::prelude::*;
@@ -152,10 +152,10 @@ fn round_trip<T: Typecode>(values: &[T]) -> Result<(), TestCaseError> {
     for (i, code) in codes.enumerate() {
         prop_assert!(ipckit::shm::describe(code).is_ok());
         let name = PosixName::new(&scope.name(&format!("tc{i}"))).unwrap();
-        let options = Options {
+        let options = ValueOptions {
             name: Some(name.clone()),
             typecode: Some(code),
-            ..Options::default()
+            ..ValueOptions::default()
         };
         let made = Array::from_slice_with(values, &options).unwrap();
         let opened = Array::<T>::open(&name).unwrap();

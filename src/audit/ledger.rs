@@ -173,23 +173,22 @@ fn remove_sysv(obj: &IpcObject) -> Result<()> {
     let id = obj
         .id
         .ok_or_else(|| Error::invalid("System V object", "no id"))?;
-    // SAFETY: IPC_RMID takes no buffer (null is allowed for msgctl/shmctl) and
-    // semctl's fourth argument is unused for IPC_RMID.
-    let ret = unsafe {
-        match obj.kind {
-            #[cfg(target_os = "linux")]
-            ObjectKind::SysvMsg => libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()),
-            // The libc crate has no msgctl for macOS; the ledger only lists
-            // System V objects from Linux's /proc/sysvipc anyway.
-            #[cfg(not(target_os = "linux"))]
-            ObjectKind::SysvMsg => {
-                return Err(Error::Unsupported(
-                    "removing System V queues needs Linux here".into(),
-                ));
-            }
-            ObjectKind::SysvShm => libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()),
-            _ => libc::semctl(id, 0, libc::IPC_RMID),
+    let ret = match obj.kind {
+        #[cfg(target_os = "linux")]
+        // SAFETY: IPC_RMID takes no buffer; a null `buf` is allowed for it.
+        ObjectKind::SysvMsg => unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) },
+        // The libc crate has no msgctl for macOS; the ledger only lists
+        // System V objects from Linux's /proc/sysvipc anyway.
+        #[cfg(not(target_os = "linux"))]
+        ObjectKind::SysvMsg => {
+            return Err(Error::Unsupported(
+                "removing System V queues needs Linux here".into(),
+            ));
         }
+        // SAFETY: IPC_RMID takes no buffer; a null `buf` is allowed for it.
+        ObjectKind::SysvShm => unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) },
+        // SAFETY: semctl's fourth (variadic) argument is not read for IPC_RMID.
+        _ => unsafe { libc::semctl(id, 0, libc::IPC_RMID) },
     };
     crate::sys::check("IPC_RMID", &obj.name, ret).map(|_| ())
 }

@@ -18,8 +18,10 @@
 #[cfg(target_os = "linux")]
 pub(crate) mod isolate;
 pub mod ledger;
+/// The process table (`/proc`): a base-layer module, re-exported here where
+/// the audit's readers look for it.
 #[cfg(target_os = "linux")]
-pub mod procfs;
+pub use crate::procfs;
 #[cfg(target_os = "linux")]
 pub(crate) mod run;
 mod scope;

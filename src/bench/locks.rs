@@ -102,7 +102,7 @@ mod raw {
         let p = map.place::<Shared>(0)?;
         // SAFETY: `p` is aligned and in bounds of a zeroed shared mapping that
         // outlives every use below.
-        let r = unsafe { libc::sem_init(&raw mut (*p).sem, 1, 1) };
+        let r = unsafe { libc::sem_init(sem(p), 1, 1) };
         if r != 0 {
             return Err(Error::io("sem_init", std::io::Error::last_os_error()));
         }
@@ -112,13 +112,20 @@ mod raw {
     /// `sem_wait`, then `inside`, then `sem_post`.
     fn locked(p: *mut Shared, inside: impl Fn()) -> Result<()> {
         // SAFETY: `p` points to an initialised semaphore in a live mapping.
-        if unsafe { libc::sem_wait(&raw mut (*p).sem) } != 0 {
+        if unsafe { libc::sem_wait(sem(p)) } != 0 {
             return Err(Error::io("sem_wait", std::io::Error::last_os_error()));
         }
         inside();
         // SAFETY: as above.
-        unsafe { libc::sem_post(&raw mut (*p).sem) };
+        unsafe { libc::sem_post(sem(p)) };
         Ok(())
+    }
+
+    /// The semaphore's address inside the `Shared` at `p`.
+    fn sem(p: *mut Shared) -> *mut libc::sem_t {
+        // SAFETY: every `p` here comes from `shared()`: aligned and in bounds of
+        // a mapping that outlives its use; no reference is made, only an address.
+        unsafe { &raw mut (*p).sem }
     }
 
     pub fn value(_: &Ctx, place: Where, n: u64) -> Result<f64> {

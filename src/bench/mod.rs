@@ -195,7 +195,7 @@ impl Ctx {
 /// Runs the benchmarks `opts` asks for (a progress line on standard error
 /// says which) and returns the report.
 pub fn run(opts: &Options) -> Result<Report> {
-    crate::programs::require_single_thread()?;
+    crate::process::require_single_thread()?;
     let benches: Vec<&Bench> = match &opts.only {
         Some(name) => vec![find(name).ok_or_else(|| {
             Error::invalid(

@@ -149,21 +149,20 @@ impl Drop for SigpipeBlocked {
 }
 
 fn sigpipe_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset initialises the set we pass; sigaddset adds a valid
-    // signal number to it.
-    unsafe {
-        let mut set = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGPIPE);
-        set
-    }
+    // SAFETY: `sigset_t` is plain data: all zeroes is a valid value.
+    let mut set = unsafe { std::mem::zeroed() };
+    // SAFETY: sigemptyset initialises the set we pass.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: a valid signal number, added to an initialised set.
+    unsafe { libc::sigaddset(&mut set, libc::SIGPIPE) };
+    set
 }
 
 fn sigpipe_pending() -> bool {
-    // SAFETY: sigpending fills the set we pass; sigismember only reads it.
-    unsafe {
-        let mut set = std::mem::zeroed();
-        libc::sigpending(&mut set);
-        libc::sigismember(&set, libc::SIGPIPE) == 1
-    }
+    // SAFETY: `sigset_t` is plain data: all zeroes is a valid value.
+    let mut set = unsafe { std::mem::zeroed() };
+    // SAFETY: sigpending fills the set we pass.
+    unsafe { libc::sigpending(&mut set) };
+    // SAFETY: sigismember only reads the set sigpending filled.
+    unsafe { libc::sigismember(&set, libc::SIGPIPE) == 1 }
 }

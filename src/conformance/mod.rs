@@ -811,18 +811,22 @@ impl Mailbox {
         while !text.is_char_boundary(n) {
             n -= 1;
         }
+        // SAFETY: offset 8 is inside the mapping (its size is more than 8).
+        let at = unsafe { self.0.as_ptr().add(8) };
         // SAFETY: bytes 8..8+n lie inside the mapping (n <= its size - 8); only
         // this child writes them, and the parent reads them after it exited.
-        unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), self.0.as_ptr().add(8), n) };
+        unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), at, n) };
         self.len_word().store(n as u64, Ordering::Release);
         code
     }
 
     fn read(&self) -> String {
         let n = (self.len_word().load(Ordering::Acquire) as usize).min(self.1 - 8);
+        // SAFETY: offset 8 is inside the mapping (its size is more than 8).
+        let at = unsafe { self.0.as_ptr().add(8) };
         // SAFETY: bytes 8..8+n are inside the mapping and were written before
         // the length was stored.
-        let bytes = unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(8), n) };
+        let bytes = unsafe { std::slice::from_raw_parts(at, n) };
         String::from_utf8_lossy(bytes).into_owned()
     }
 }

@@ -230,14 +230,14 @@ mod tests {
     fn the_pid_of_a_writer_that_exited_is_still_its_own() {
         let (ours, port) = stream_pair().unwrap();
         let raw = port.as_raw_fd();
+        let write_hi = move || {
+            // SAFETY: write(2) from a valid 3-byte buffer to a descriptor the
+            // child inherited open.
+            unsafe { libc::write(raw, b"hi\n".as_ptr().cast(), 3) };
+            0
+        };
         // SAFETY: the child only calls write(2), async-signal-safe.
-        let mut child = unsafe {
-            crate::process::fork(move || {
-                libc::write(raw, b"hi\n".as_ptr().cast(), 3);
-                0
-            })
-        }
-        .unwrap();
+        let mut child = unsafe { crate::process::fork(write_hi) }.unwrap();
         let pid = child.pid().as_raw();
         child.wait().unwrap();
         // SAFETY: write(2) from a valid buffer to a valid descriptor.

@@ -349,19 +349,20 @@ mod linux {
         let (stdout, port_out) = super::super::output::stream_pair()?;
         let (stderr, port_err) = super::super::output::stream_pair()?;
         cmd.stdout(port_out).stderr(port_err);
+        let setup = move || {
+            child_setup(&limits, join.as_deref(), nproc)?;
+            if trace {
+                // SAFETY: called in the child between fork and exec (pre_exec);
+                // the filter was built before the fork and lives until exec.
+                unsafe { trace::install_in_child(&filter)? };
+            }
+            Ok(())
+        };
         // SAFETY: the closure runs in the child between fork and exec of this
         // single-threaded process and makes only async-signal-safe calls
         // (setsid, setrlimit, open/write/close, sigprocmask, prctl, ptrace);
         // the filter was built before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                child_setup(&limits, join.as_deref(), nproc)?;
-                if trace {
-                    trace::install_in_child(&filter)?;
-                }
-                Ok(())
-            });
-        }
+        unsafe { cmd.pre_exec(setup) };
         let child = cmd.spawn().map_err(|e| {
             let errno = e.raw_os_error().unwrap_or(0);
             match e.kind() {
@@ -539,54 +540,63 @@ mod linux {
             (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
             (libc::RLIMIT_NOFILE, l.open_files, l.open_files),
         ];
-        // SAFETY: setsid, getrlimit, setrlimit, open, write, close, signal and
-        // sigprocmask are async-signal-safe and get valid pointers to live
-        // stack values.
-        unsafe {
-            if libc::setsid() < 0 {
+        // Each call below is async-signal-safe (this runs between fork and exec).
+        // SAFETY: setsid(2) takes no arguments.
+        if unsafe { libc::setsid() } < 0 {
+            return fail();
+        }
+        for (res, soft, hard) in limits {
+            // Never raise a limit (that needs privilege): at most the current hard one.
+            // SAFETY: `rlimit` is plain data: all zeroes is a valid value.
+            let mut cur: libc::rlimit = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid resource and a pointer to a live `rlimit` on our stack.
+            unsafe { libc::getrlimit(res, &mut cur) };
+            let r = libc::rlimit {
+                rlim_cur: soft.min(cur.rlim_max),
+                rlim_max: hard.min(cur.rlim_max),
+            };
+            // SAFETY: a valid resource and a pointer to a live `rlimit`.
+            if unsafe { libc::setrlimit(res, &r) } != 0 {
                 return fail();
             }
-            for (res, soft, hard) in limits {
-                // Never raise a limit (that needs privilege): at most the current hard one.
-                let mut cur: libc::rlimit = std::mem::zeroed();
-                libc::getrlimit(res, &mut cur);
-                let r = libc::rlimit {
-                    rlim_cur: soft.min(cur.rlim_max),
-                    rlim_max: hard.min(cur.rlim_max),
-                };
-                if libc::setrlimit(res, &r) != 0 {
-                    return fail();
-                }
-            }
-            if let Some(n) = nproc {
-                let r = libc::rlimit {
-                    rlim_cur: n,
-                    rlim_max: n,
-                };
-                if libc::setrlimit(libc::RLIMIT_NPROC, &r) != 0 {
-                    return fail();
-                }
-            }
-            if let Some(path) = cgroup_procs {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 || libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
-                    return fail();
-                }
-                libc::close(fd);
-            }
-            // Every signal's default action: a grader started in the background
-            // by a shell (CI, nohup) has SIGINT and SIGQUIT ignored, and a port
-            // must not inherit that. (Caught signals are reset by exec anyway;
-            // 32 and up are the real-time signals, some used by libc itself.)
-            for sig in 1..32 {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         }
+        if let Some(n) = nproc {
+            let r = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: a valid resource and a pointer to a live `rlimit`.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &r) } != 0 {
+                return fail();
+            }
+        }
+        if let Some(path) = cgroup_procs {
+            // SAFETY: `path` is a NUL-terminated C string that outlives the call.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            // SAFETY: write(2) of 2 bytes from a static buffer (to -1 it fails with EBADF,
+            // but `||` does not reach it then).
+            if fd < 0 || unsafe { libc::write(fd, b"0\n".as_ptr().cast(), 2) } != 2 {
+                return fail();
+            }
+            // SAFETY: `fd` was opened above and is closed once.
+            unsafe { libc::close(fd) };
+        }
+        // Every signal's default action: a grader started in the background
+        // by a shell (CI, nohup) has SIGINT and SIGQUIT ignored, and a port
+        // must not inherit that. (Caught signals are reset by exec anyway;
+        // 32 and up are the real-time signals, some used by libc itself.)
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                // SAFETY: SIG_DFL for a valid signal number that may be changed.
+                unsafe { libc::signal(sig, libc::SIG_DFL) };
+            }
+        }
+        // SAFETY: `sigset_t` is plain data: all zeroes is a valid value.
+        let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigemptyset initialises the set we pass.
+        unsafe { libc::sigemptyset(&mut empty) };
+        // SAFETY: an initialised set; the old mask is not asked for (null).
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
         Ok(())
     }
 

@@ -14,7 +14,7 @@
 //!    challenge-response handshake with the manager's key ([`auth`]);
 //! 4. every process sees every other's updates, because there is one copy:
 //!    the server's. Values are a small dynamic type that prints like Python
-//!    ([`Value`]).
+//!    ([`PyValue`]).
 //!
 //! # Why the server is exec'd, not just forked
 //! Python forks the server. A forked server runs threads, allocates and does
@@ -44,7 +44,7 @@ pub mod protocol;
 mod proxy;
 pub mod server;
 
-pub use crate::pyvalue::{Op, Value};
+pub use crate::pyvalue::{Op, PyValue};
 pub use auth::AuthKey;
 pub use link::{Link, RECORD, pair};
 pub use proxy::{Client, DictProxy, ListProxy, NamespaceProxy};
@@ -233,12 +233,12 @@ impl Manager {
     }
 
     /// `manager.list(items)`.
-    pub fn list(&self, items: Vec<Value>) -> Result<ListProxy> {
+    pub fn list(&self, items: Vec<PyValue>) -> Result<ListProxy> {
         ListProxy::create(self.client()?, items)
     }
 
     /// `manager.dict()` with initial pairs.
-    pub fn dict(&self, pairs: Vec<(Value, Value)>) -> Result<DictProxy> {
+    pub fn dict(&self, pairs: Vec<(PyValue, PyValue)>) -> Result<DictProxy> {
         DictProxy::create(self.client()?, pairs)
     }
 

@@ -5,7 +5,7 @@
 //! value)` or `('#ERROR', exception)`; the kit's requests are a closed enum,
 //! and an error comes back as its message.
 
-use crate::pyvalue::{Op, Value};
+use crate::pyvalue::{Op, PyValue};
 use serde::{Deserialize, Serialize};
 
 /// Which kind of shared object a [`Request::Create`] makes.
@@ -32,37 +32,37 @@ pub enum Request {
         /// The kind of object.
         kind: Kind,
         /// Its initial contents.
-        init: Value,
+        init: PyValue,
     },
     /// `obj[key]` / `getattr(obj, key)`.
     Get {
         /// The object.
         id: ObjectId,
         /// The index, key or attribute name.
-        key: Value,
+        key: PyValue,
     },
     /// `obj[key] = value` / `setattr(obj, key, value)`.
     Set {
         /// The object.
         id: ObjectId,
         /// The index, key or attribute name.
-        key: Value,
+        key: PyValue,
         /// The new value.
-        value: Value,
+        value: PyValue,
     },
     /// `del obj[key]` / `delattr(obj, key)`.
     Del {
         /// The object.
         id: ObjectId,
         /// The index, key or attribute name.
-        key: Value,
+        key: PyValue,
     },
     /// `list.append(value)`.
     Append {
         /// The list.
         id: ObjectId,
         /// The new last item.
-        value: Value,
+        value: PyValue,
     },
     /// `len(obj)`.
     Len {
@@ -80,7 +80,7 @@ pub enum Request {
         /// The object.
         id: ObjectId,
         /// The index, key or attribute name.
-        key: Value,
+        key: PyValue,
         /// The operation.
         op: Op,
     },
@@ -89,7 +89,7 @@ pub enum Request {
 }
 
 /// The answer to a request: the value, or the error's message.
-pub type Reply = std::result::Result<Value, String>;
+pub type Reply = std::result::Result<PyValue, String>;
 
 /// The largest request or reply frame either side accepts (16 MiB).
 pub const MAX_MESSAGE: usize = 16 << 20;

@@ -13,7 +13,7 @@ use super::link::Link;
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
 use crate::error::{Error, Result};
 use crate::frame::{decode, read_frame, write_value};
-use crate::pyvalue::{Op, Value};
+use crate::pyvalue::{Op, PyValue};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::ErrorKind;
@@ -62,7 +62,7 @@ impl Client {
 
     /// Sends one request and waits for its reply. An error reply is returned as
     /// [`Error::Invalid`] carrying the server's message (`IndexError: ...`).
-    pub fn call(&self, req: &Request) -> Result<Value> {
+    pub fn call(&self, req: &Request) -> Result<PyValue> {
         if self.closed.get() {
             return Err(Error::Closed(format!(
                 "the manager at {} (it was shut down)",
@@ -140,7 +140,7 @@ impl Client {
         }
     }
 
-    fn create(self: &Rc<Self>, kind: Kind, init: Value) -> Result<ObjectId> {
+    fn create(self: &Rc<Self>, kind: Kind, init: PyValue) -> Result<ObjectId> {
         let id = self.call(&Request::Create { kind, init })?.as_int()?;
         Ok(id as ObjectId)
     }
@@ -154,13 +154,13 @@ struct Handle {
 }
 
 impl Handle {
-    fn call(&self, req: Request) -> Result<Value> {
+    fn call(&self, req: Request) -> Result<PyValue> {
         self.client.call(&req)
     }
-    fn get(&self, key: Value) -> Result<Value> {
+    fn get(&self, key: PyValue) -> Result<PyValue> {
         self.call(Request::Get { id: self.id, key })
     }
-    fn set(&self, key: Value, value: Value) -> Result<()> {
+    fn set(&self, key: PyValue, value: PyValue) -> Result<()> {
         self.call(Request::Set {
             id: self.id,
             key,
@@ -168,16 +168,16 @@ impl Handle {
         })
         .map(drop)
     }
-    fn del(&self, key: Value) -> Result<()> {
+    fn del(&self, key: PyValue) -> Result<()> {
         self.call(Request::Del { id: self.id, key }).map(drop)
     }
     fn len(&self) -> Result<usize> {
         Ok(self.call(Request::Len { id: self.id })?.as_int()? as usize)
     }
-    fn snapshot(&self) -> Result<Value> {
+    fn snapshot(&self) -> Result<PyValue> {
         self.call(Request::Snapshot { id: self.id })
     }
-    fn update(&self, key: Value, op: Op) -> Result<Value> {
+    fn update(&self, key: PyValue, op: Op) -> Result<PyValue> {
         self.call(Request::Update {
             id: self.id,
             key,
@@ -217,8 +217,8 @@ pub struct ListProxy(Handle);
 proxy_common!(ListProxy);
 
 impl ListProxy {
-    pub(super) fn create(client: &Rc<Client>, items: Vec<Value>) -> Result<Self> {
-        let id = client.create(Kind::List, Value::List(items))?;
+    pub(super) fn create(client: &Rc<Client>, items: Vec<PyValue>) -> Result<Self> {
+        let id = client.create(Kind::List, PyValue::List(items))?;
         Ok(ListProxy(Handle {
             client: Rc::clone(client),
             id,
@@ -226,35 +226,35 @@ impl ListProxy {
     }
 
     /// `l.append(value)`.
-    pub fn append(&self, value: impl Into<Value>) -> Result<()> {
+    pub fn append(&self, value: impl Into<PyValue>) -> Result<()> {
         let (id, value) = (self.0.id, value.into());
         self.0.call(Request::Append { id, value }).map(drop)
     }
 
     /// `l[i]` (negative `i` counts from the end).
-    pub fn get(&self, i: i64) -> Result<Value> {
-        self.0.get(Value::Int(i))
+    pub fn get(&self, i: i64) -> Result<PyValue> {
+        self.0.get(PyValue::Int(i))
     }
 
     /// `l[i] = value`.
-    pub fn set(&self, i: i64, value: impl Into<Value>) -> Result<()> {
-        self.0.set(Value::Int(i), value.into())
+    pub fn set(&self, i: i64, value: impl Into<PyValue>) -> Result<()> {
+        self.0.set(PyValue::Int(i), value.into())
     }
 
     /// `del l[i]`.
     pub fn remove(&self, i: i64) -> Result<()> {
-        self.0.del(Value::Int(i))
+        self.0.del(PyValue::Int(i))
     }
 
     /// `l[i] = l[i] <op> v`, in the server in one step.
-    pub fn update(&self, i: i64, op: Op) -> Result<Value> {
-        self.0.update(Value::Int(i), op)
+    pub fn update(&self, i: i64, op: Op) -> Result<PyValue> {
+        self.0.update(PyValue::Int(i), op)
     }
 
     /// `list(l)`: a copy of every item.
-    pub fn to_vec(&self) -> Result<Vec<Value>> {
+    pub fn to_vec(&self) -> Result<Vec<PyValue>> {
         match self.0.snapshot()? {
-            Value::List(v) => Ok(v),
+            PyValue::List(v) => Ok(v),
             other => Err(Error::Protocol(format!(
                 "a list snapshot came back as {other}"
             ))),
@@ -268,8 +268,8 @@ pub struct DictProxy(Handle);
 proxy_common!(DictProxy);
 
 impl DictProxy {
-    pub(super) fn create(client: &Rc<Client>, pairs: Vec<(Value, Value)>) -> Result<Self> {
-        let id = client.create(Kind::Dict, Value::Dict(pairs))?;
+    pub(super) fn create(client: &Rc<Client>, pairs: Vec<(PyValue, PyValue)>) -> Result<Self> {
+        let id = client.create(Kind::Dict, PyValue::Dict(pairs))?;
         Ok(DictProxy(Handle {
             client: Rc::clone(client),
             id,
@@ -277,29 +277,29 @@ impl DictProxy {
     }
 
     /// `d[key]` (`KeyError` if absent).
-    pub fn get(&self, key: impl Into<Value>) -> Result<Value> {
+    pub fn get(&self, key: impl Into<PyValue>) -> Result<PyValue> {
         self.0.get(key.into())
     }
 
     /// `d[key] = value`.
-    pub fn set(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
+    pub fn set(&self, key: impl Into<PyValue>, value: impl Into<PyValue>) -> Result<()> {
         self.0.set(key.into(), value.into())
     }
 
     /// `del d[key]`.
-    pub fn remove(&self, key: impl Into<Value>) -> Result<()> {
+    pub fn remove(&self, key: impl Into<PyValue>) -> Result<()> {
         self.0.del(key.into())
     }
 
     /// `d[key] = d[key] <op> v`, in the server in one step.
-    pub fn update(&self, key: impl Into<Value>, op: Op) -> Result<Value> {
+    pub fn update(&self, key: impl Into<PyValue>, op: Op) -> Result<PyValue> {
         self.0.update(key.into(), op)
     }
 
     /// `list(d.items())`, in insertion order.
-    pub fn items(&self) -> Result<Vec<(Value, Value)>> {
+    pub fn items(&self) -> Result<Vec<(PyValue, PyValue)>> {
         match self.0.snapshot()? {
-            Value::Dict(d) => Ok(d),
+            PyValue::Dict(d) => Ok(d),
             other => Err(Error::Protocol(format!(
                 "a dict snapshot came back as {other}"
             ))),
@@ -315,7 +315,7 @@ proxy_common!(NamespaceProxy);
 
 impl NamespaceProxy {
     pub(super) fn create(client: &Rc<Client>) -> Result<Self> {
-        let id = client.create(Kind::Namespace, Value::Dict(Vec::new()))?;
+        let id = client.create(Kind::Namespace, PyValue::Dict(Vec::new()))?;
         Ok(NamespaceProxy(Handle {
             client: Rc::clone(client),
             id,
@@ -323,12 +323,12 @@ impl NamespaceProxy {
     }
 
     /// `ns.name` (`AttributeError` if it was never set).
-    pub fn get(&self, name: &str) -> Result<Value> {
+    pub fn get(&self, name: &str) -> Result<PyValue> {
         self.0.get(name.into())
     }
 
     /// `ns.name = value`.
-    pub fn set(&self, name: &str, value: impl Into<Value>) -> Result<()> {
+    pub fn set(&self, name: &str, value: impl Into<PyValue>) -> Result<()> {
         self.0.set(name.into(), value.into())
     }
 
@@ -340,20 +340,20 @@ impl NamespaceProxy {
     /// `ns.name = ns.name <op> v` done by the server in one step. Python's
     /// `ns.x += 5` is a get then a set: two processes doing it at once can
     /// lose an update; this cannot.
-    pub fn update(&self, name: &str, op: Op) -> Result<Value> {
+    pub fn update(&self, name: &str, op: Op) -> Result<PyValue> {
         self.0.update(name.into(), op)
     }
 
     /// The printed form, exactly as Python's: `Namespace(x=1, y=1)`, the
     /// `name=repr` strings sorted, names starting with `_` hidden.
     pub fn repr(&self) -> Result<String> {
-        let Value::Dict(attrs) = self.0.snapshot()? else {
+        let PyValue::Dict(attrs) = self.0.snapshot()? else {
             return Err(Error::Protocol("a namespace snapshot is not a dict".into()));
         };
         let mut shown: Vec<String> = attrs
             .iter()
             .filter_map(|(k, v)| match k {
-                Value::Str(name) if !name.starts_with('_') => Some(format!("{name}={v}")),
+                PyValue::Str(name) if !name.starts_with('_') => Some(format!("{name}={v}")),
                 _ => None,
             })
             .collect();

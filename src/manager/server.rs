@@ -25,7 +25,7 @@ use super::link::Link;
 use super::protocol::{Kind, MAX_MESSAGE, ObjectId, Reply, Request};
 use crate::error::{Error, Result};
 use crate::frame::{decode, read_frame, write_frame, write_value};
-use crate::pyvalue::{Op, Value};
+use crate::pyvalue::{Op, PyValue};
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -118,7 +118,7 @@ fn serve_connection(stream: UnixStream, key: &AuthKey, state: &Mutex<Objects>) -
         let reply: Reply = match &frame {
             Ok(bytes) => match decode::<Request>(bytes) {
                 Ok(Request::Shutdown) => {
-                    write_value(&mut link, &Reply::Ok(Value::None))?;
+                    write_value(&mut link, &Reply::Ok(PyValue::None))?;
                     std::process::exit(0);
                 }
                 Ok(req) => lock(state).handle(req).map_err(|e| e.to_string()),
@@ -184,9 +184,9 @@ fn lock(state: &Mutex<Objects>) -> std::sync::MutexGuard<'_, Objects> {
 /// One shared object as the server holds it.
 #[derive(Debug)]
 enum Object {
-    List(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
-    Namespace(Vec<(String, Value)>),
+    List(Vec<PyValue>),
+    Dict(Vec<(PyValue, PyValue)>),
+    Namespace(Vec<(String, PyValue)>),
 }
 
 /// Every object of the server, by id.
@@ -197,25 +197,27 @@ struct Objects {
 }
 
 impl Objects {
-    fn handle(&mut self, req: Request) -> Result<Value> {
+    fn handle(&mut self, req: Request) -> Result<PyValue> {
         match req {
             Request::Create { kind, init } => self.create(kind, init),
             Request::Get { id, key } => self.get(id)?.get(&key),
-            Request::Set { id, key, value } => self.get(id)?.set(key, value).map(|()| Value::None),
-            Request::Del { id, key } => self.get(id)?.del(&key).map(|()| Value::None),
-            Request::Append { id, value } => self.get(id)?.append(value).map(|()| Value::None),
-            Request::Len { id } => Ok(Value::Int(self.get(id)?.len() as i64)),
+            Request::Set { id, key, value } => {
+                self.get(id)?.set(key, value).map(|()| PyValue::None)
+            }
+            Request::Del { id, key } => self.get(id)?.del(&key).map(|()| PyValue::None),
+            Request::Append { id, value } => self.get(id)?.append(value).map(|()| PyValue::None),
+            Request::Len { id } => Ok(PyValue::Int(self.get(id)?.len() as i64)),
             Request::Snapshot { id } => Ok(self.get(id)?.snapshot()),
             Request::Update { id, key, op } => self.get(id)?.update(key, &op),
             Request::Shutdown => unreachable!("handled by the connection loop"),
         }
     }
 
-    fn create(&mut self, kind: Kind, init: Value) -> Result<Value> {
+    fn create(&mut self, kind: Kind, init: PyValue) -> Result<PyValue> {
         let object = match (kind, init) {
-            (Kind::List, Value::List(v) | Value::Tuple(v)) => Object::List(v),
-            (Kind::Dict, Value::Dict(d)) => Object::Dict(d),
-            (Kind::Namespace, Value::Dict(d)) => Object::Namespace(
+            (Kind::List, PyValue::List(v) | PyValue::Tuple(v)) => Object::List(v),
+            (Kind::Dict, PyValue::Dict(d)) => Object::Dict(d),
+            (Kind::Namespace, PyValue::Dict(d)) => Object::Namespace(
                 d.into_iter()
                     .map(|(k, v)| Ok((attr_name(&k)?.to_string(), v)))
                     .collect::<Result<_>>()?,
@@ -229,7 +231,7 @@ impl Objects {
         };
         self.next += 1;
         self.map.insert(self.next, object);
-        Ok(Value::Int(self.next as i64))
+        Ok(PyValue::Int(self.next as i64))
     }
 
     fn get(&mut self, id: ObjectId) -> Result<&mut Object> {
@@ -240,13 +242,13 @@ impl Objects {
 }
 
 impl Object {
-    fn get(&mut self, key: &Value) -> Result<Value> {
+    fn get(&mut self, key: &PyValue) -> Result<PyValue> {
         Ok(self.slot(key)?.clone())
     }
 
     /// The place `key` names; an error if there is none (IndexError, KeyError,
     /// AttributeError).
-    fn slot(&mut self, key: &Value) -> Result<&mut Value> {
+    fn slot(&mut self, key: &PyValue) -> Result<&mut PyValue> {
         match self {
             Object::List(v) => {
                 let i = index(key, v.len())?;
@@ -271,7 +273,7 @@ impl Object {
         }
     }
 
-    fn set(&mut self, key: Value, value: Value) -> Result<()> {
+    fn set(&mut self, key: PyValue, value: PyValue) -> Result<()> {
         match self {
             Object::Dict(d) if !d.iter().any(|(k, _)| *k == key) => d.push((key, value)),
             Object::Namespace(a) if !a.iter().any(|(k, _)| k == attr_name(&key).unwrap_or("")) => {
@@ -282,7 +284,7 @@ impl Object {
         Ok(())
     }
 
-    fn del(&mut self, key: &Value) -> Result<()> {
+    fn del(&mut self, key: &PyValue) -> Result<()> {
         self.slot(key)?; // the same error as a get when there is nothing to delete
         match self {
             Object::List(v) => {
@@ -295,7 +297,7 @@ impl Object {
         Ok(())
     }
 
-    fn append(&mut self, value: Value) -> Result<()> {
+    fn append(&mut self, value: PyValue) -> Result<()> {
         match self {
             Object::List(v) => {
                 v.push(value);
@@ -315,19 +317,19 @@ impl Object {
         }
     }
 
-    fn snapshot(&self) -> Value {
+    fn snapshot(&self) -> PyValue {
         match self {
-            Object::List(v) => Value::List(v.clone()),
-            Object::Dict(d) => Value::Dict(d.clone()),
-            Object::Namespace(a) => Value::Dict(
+            Object::List(v) => PyValue::List(v.clone()),
+            Object::Dict(d) => PyValue::Dict(d.clone()),
+            Object::Namespace(a) => PyValue::Dict(
                 a.iter()
-                    .map(|(k, v)| (Value::Str(k.clone()), v.clone()))
+                    .map(|(k, v)| (PyValue::Str(k.clone()), v.clone()))
                     .collect(),
             ),
         }
     }
 
-    fn update(&mut self, key: Value, op: &Op) -> Result<Value> {
+    fn update(&mut self, key: PyValue, op: &Op) -> Result<PyValue> {
         let slot = self.slot(&key)?;
         *slot = slot.apply(op)?;
         Ok(slot.clone())
@@ -335,7 +337,7 @@ impl Object {
 }
 
 /// A Python list index (negative counts from the end) checked against `len`.
-fn index(key: &Value, len: usize) -> Result<usize> {
+fn index(key: &PyValue, len: usize) -> Result<usize> {
     let i = key.as_int()?;
     let j = if i < 0 { i + len as i64 } else { i };
     if (0..len as i64).contains(&j) {
@@ -347,7 +349,7 @@ fn index(key: &Value, len: usize) -> Result<usize> {
     }
 }
 
-fn attr_name(key: &Value) -> Result<&str> {
+fn attr_name(key: &PyValue) -> Result<&str> {
     key.as_str().map_err(|_| {
         python_error(format!(
             "TypeError: attribute name must be string, not {key}"

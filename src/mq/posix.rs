@@ -25,7 +25,7 @@
 //! [`Error::Unsupported`] there.
 
 use crate::error::{Error, Result};
-use crate::shm::{Owner, Removable, check_name, unique_name};
+use crate::names::{Owner, Removable, check_name, unique_name};
 use crate::sys;
 use nix::errno::Errno;
 use std::ffi::CString;
@@ -434,7 +434,7 @@ mod imp {
         // One absolute CLOCK_REALTIME deadline for every try: a signal does
         // not extend it. A zero timeout is a deadline already passed, so the
         // call never blocks (without touching the shared `O_NONBLOCK` flag).
-        let deadline = wait.map(|t| crate::sync::deadline_on(libc::CLOCK_REALTIME, t));
+        let deadline = wait.map(|t| crate::sys::deadline_on(libc::CLOCK_REALTIME, t));
         loop {
             let ret = match deadline {
                 // SAFETY: `msg` is valid for `msg.len()` bytes.
@@ -462,7 +462,7 @@ mod imp {
         // One absolute CLOCK_REALTIME deadline for every try: a signal does
         // not extend it. A zero timeout is a deadline already passed, so the
         // call never blocks (without touching the shared `O_NONBLOCK` flag).
-        let deadline = wait.map(|t| crate::sync::deadline_on(libc::CLOCK_REALTIME, t));
+        let deadline = wait.map(|t| crate::sys::deadline_on(libc::CLOCK_REALTIME, t));
         loop {
             let ret = match deadline {
                 // SAFETY: `buf` is writable for `buf.len()` bytes; `prio` is a valid u32.

@@ -95,7 +95,8 @@ impl ChildGuard {
         if let Some(status) = self.status {
             return Ok(status);
         }
-        let status = wait::wait_exit(self.pid)?;
+        let status = wait::wait_pid(self.pid, WaitOptions::default())?
+            .expect("waitpid without WNOHANG always reports a status");
         self.status = Some(status);
         Ok(status)
     }

@@ -79,6 +79,29 @@ pub fn exit_normally(code: i32) -> ! {
     std::process::exit(code)
 }
 
+/// Checks that this process has a single thread (`/proc/self/task`, `proc(5)`),
+/// which is what makes it sound for forked children to print and allocate.
+/// Reference programs and benchmarks call it before their first fork; from a
+/// multi-threaded process (a test binary) they refuse to run instead of risking
+/// a deadlock in the child.
+pub fn require_single_thread() -> crate::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let threads = std::fs::read_dir("/proc/self/task")
+            .map(|d| d.count())
+            .unwrap_or(1);
+        if threads > 1 {
+            return Err(crate::Error::invalid(
+                "caller",
+                format!(
+                    "reference programs and benchmarks fork and print, so they must run in a single-threaded process (this one has {threads} threads); run them with `ipckit run ID` or `ipckit bench`"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Sends `sig` to `pid` with `kill(2)`.
 pub fn send_signal(pid: Pid, sig: nix::sys::signal::Signal) -> crate::Result<()> {
     crate::sys::nix("kill", pid, nix::sys::signal::kill(pid, sig))
@@ -90,7 +113,7 @@ pub fn send_signal(pid: Pid, sig: nix::sys::signal::Signal) -> crate::Result<()>
 pub fn state_of(pid: Pid) -> crate::Result<Option<char>> {
     #[cfg(target_os = "linux")]
     {
-        Ok(crate::audit::procfs::state_of(pid.as_raw()))
+        Ok(crate::procfs::state_of(pid.as_raw()))
     }
     #[cfg(not(target_os = "linux"))]
     {

@@ -95,17 +95,17 @@ impl Process {
         })?;
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let daemon = self.daemon;
+        let parent = nix::unistd::getpid();
+        let work = move || {
+            if daemon {
+                die_with_parent(parent);
+            }
+            target();
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            0
+        };
         // SAFETY: forwarded to the caller.
-        let child = unsafe {
-            fork(move || {
-                if daemon {
-                    set_parent_death_signal();
-                }
-                target();
-                let _ = std::io::Write::flush(&mut std::io::stdout());
-                0
-            })
-        }?;
+        let child = unsafe { fork(work) }?;
         self.child = Some(child);
         Ok(())
     }
@@ -182,12 +182,61 @@ impl Drop for Process {
 }
 
 /// Asks the kernel to send `SIGKILL` to this (child) process when the thread
-/// that forked it dies (`prctl(2)`, `PR_SET_PDEATHSIG`; Linux only).
+/// that forked it dies (`prctl(2)`, `PR_SET_PDEATHSIG`; Linux only), and dies
+/// at once if `parent` is already gone: a parent that exited between `fork`
+/// and the `prctl` sends no signal, so the child checks `getppid(2)` after it.
+/// Async-signal-safe (prctl, getppid, kill).
 #[cfg(target_os = "linux")]
-fn set_parent_death_signal() {
+fn die_with_parent(parent: Pid) {
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; async-signal-safe.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid() != parent {
+        let _ = nix::sys::signal::raise(Signal::SIGKILL);
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_parent_death_signal() {}
+fn die_with_parent(_parent: Pid) {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A child whose parent is not the one it was forked by (the parent died
+    /// before the `prctl`) kills itself; one whose parent lives runs on.
+    #[test]
+    fn a_daemon_whose_parent_is_already_gone_dies() {
+        let not_our_parent = Pid::from_raw(i32::MAX);
+        // SAFETY: the child calls prctl, getppid and kill, async-signal-safe.
+        let mut orphaned = unsafe {
+            fork(move || {
+                die_with_parent(not_our_parent);
+                0
+            })
+        }
+        .unwrap();
+        let status = orphaned.wait_deadline(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            status,
+            ExitStatus::Signaled {
+                signal: libc::SIGKILL,
+                core: false
+            }
+        );
+        let parent = nix::unistd::getpid();
+        // SAFETY: as above.
+        let mut adopted = unsafe {
+            fork(move || {
+                die_with_parent(parent);
+                0
+            })
+        }
+        .unwrap();
+        assert!(
+            adopted
+                .wait_deadline(Duration::from_secs(10))
+                .unwrap()
+                .success()
+        );
+    }
+}

@@ -46,30 +46,32 @@ pub unsafe fn double_fork(work: impl FnOnce() -> i32) -> Result<Orphan> {
     // of the `OwnedFd` (`close(2)`): after `fork` a child's memory is a copy,
     // so taking an end out of its `Option` there leaves the parent's in place.
     let (mut read_end, mut write_end) = (Some(read_end), Some(write_end));
-    // SAFETY: forwarded to the caller; the middle child only forks, writes and exits.
-    let mut middle = unsafe {
-        fork(|| {
-            drop(read_end.take());
-            let middle_pid = nix::unistd::getpid();
-            // SAFETY: the grandchild uses only getppid, nanosleep, write, close, and `work`.
-            let grandchild = fork(|| {
-                while nix::unistd::getppid() == middle_pid {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                if let Some(writer) = write_end.take() {
-                    write_pid(&writer, nix::unistd::getppid());
-                }
-                work()
-            });
-            match (grandchild, &write_end) {
-                (Ok(guard), Some(writer)) => {
-                    write_pid(writer, guard.into_pid()); // reaped by its adopter, not by us
-                    0
-                }
-                _ => 1,
+    let middle_work = || {
+        drop(read_end.take());
+        let middle_pid = nix::unistd::getpid();
+        let grandchild_work = || {
+            while nix::unistd::getppid() == middle_pid {
+                std::thread::sleep(Duration::from_millis(1));
             }
-        })
-    }?;
+            if let Some(writer) = write_end.take() {
+                write_pid(&writer, nix::unistd::getppid());
+            }
+            work()
+        };
+        // SAFETY: forwarded to our caller: the middle child is a fork of the
+        // caller's process, and the grandchild uses only getppid, nanosleep,
+        // write, close, and `work`.
+        let grandchild = unsafe { fork(grandchild_work) };
+        match (grandchild, &write_end) {
+            (Ok(guard), Some(writer)) => {
+                write_pid(writer, guard.into_pid()); // reaped by its adopter, not by us
+                0
+            }
+            _ => 1,
+        }
+    };
+    // SAFETY: forwarded to the caller; the middle child only forks, writes and exits.
+    let mut middle = unsafe { fork(middle_work) }?;
     drop(write_end);
     let status = middle.wait()?;
     if !status.success() {

@@ -6,7 +6,7 @@ use crate::channel::{self, Connection, file};
 use crate::error::{Error, Result};
 use crate::pi;
 use crate::process::{self, ChildGuard, Fork};
-use crate::pyvalue::Value;
+use crate::pyvalue::PyValue;
 use std::os::fd::OwnedFd;
 
 /// The programs of this section.
@@ -46,13 +46,13 @@ fn pipe_hello(_args: &[String]) -> Result<i32> {
     match super::fork_raw()? {
         Fork::Child => {
             drop(parent_conn);
-            let sent = child_conn.send(&Value::hello());
+            let sent = child_conn.send(&PyValue::hello());
             child_conn.close();
             child_exit(sent)
         }
         Fork::Parent(mut child) => {
             drop(child_conn);
-            let message: Value = parent_conn.recv()?;
+            let message: PyValue = parent_conn.recv()?;
             println!("{message}");
             expect_success(&mut child)?;
             Ok(0)

@@ -3,7 +3,7 @@
 
 use super::{Program, join_all, require_single_thread, start};
 use crate::error::Result;
-use crate::manager::{ListProxy, Manager, ManagerConfig, Op, Value};
+use crate::manager::{ListProxy, Manager, ManagerConfig, Op, PyValue};
 use crate::pi;
 
 /// The programs of this section.
@@ -42,7 +42,7 @@ fn manager_list(_args: &[String]) -> Result<i32> {
     Ok(0)
 }
 
-fn insert_record(records: &ListProxy, record: Value) -> Result<()> {
+fn insert_record(records: &ListProxy, record: PyValue) -> Result<()> {
     records.append(record)?;
     println!("A New record is added");
     Ok(())
@@ -52,7 +52,7 @@ fn print_records(records: &ListProxy) -> Result<()> {
     for record in records.to_vec()? {
         let (name, score) = match record.as_items() {
             Ok([name, score]) => (name.clone(), score.clone()),
-            _ => (record.clone(), Value::None),
+            _ => (record.clone(), PyValue::None),
         };
         let name = name
             .as_str()
@@ -89,7 +89,7 @@ fn pi_manager(args: &[String]) -> Result<i32> {
     let n = pi::parse_n(args)?;
     require_single_thread()?;
     let manager = Manager::start(&ManagerConfig::default())?;
-    let sums = manager.list(vec![Value::Float(0.0); pi::PARTS as usize])?;
+    let sums = manager.list(vec![PyValue::Float(0.0); pi::PARTS as usize])?;
     let mut children = Vec::new();
     for i in 0..pi::PARTS {
         let sums = sums.clone();
@@ -102,7 +102,7 @@ fn pi_manager(args: &[String]) -> Result<i32> {
     let total: f64 = sums
         .to_vec()?
         .iter()
-        .map(Value::as_float)
+        .map(PyValue::as_float)
         .sum::<Result<f64>>()?;
     pi::print_answer(pi::pi_from(total));
     Ok(0)

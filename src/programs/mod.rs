@@ -60,27 +60,7 @@ pub fn sleep(tutorial_seconds: f64) {
     std::thread::sleep(scaled(tutorial_seconds));
 }
 
-/// Checks that this process has a single thread, which is what makes it sound
-/// for the programs' children to print and allocate after `fork`. Programs call
-/// it before their first fork; from a multi-threaded process (a test binary)
-/// they refuse to run instead of risking a deadlock in the child.
-pub fn require_single_thread() -> Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        let threads = std::fs::read_dir("/proc/self/task")
-            .map(|d| d.count())
-            .unwrap_or(1);
-        if threads > 1 {
-            return Err(crate::Error::invalid(
-                "caller",
-                format!(
-                    "reference programs fork and print, so they must run in a single-threaded process (this one has {threads} threads); run them with `ipckit run ID`"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
+pub use crate::process::require_single_thread;
 
 // ---------------------------------------------------------------------------
 // A safe fork for single-threaded programs.

@@ -4,7 +4,7 @@
 use super::{Program, join_all, require_single_thread, sleep, start};
 use crate::error::{Error, Result};
 use crate::pi;
-use crate::pyvalue::Value;
+use crate::pyvalue::PyValue;
 use crate::queue::{Queue, Wait};
 
 /// The programs of this section.
@@ -35,9 +35,9 @@ pub const PROGRAMS: &[Program] = &[
 /// print(q.get()); p.join()`, where `f` puts `[42, None, 'hello']`.
 fn queue_hello(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
-    let q: Queue<Value> = Queue::new(0)?;
+    let q: Queue<PyValue> = Queue::new(0)?;
     let child_q = q.clone();
-    let p = start(move || child_q.put(&Value::hello(), Wait::Forever))?;
+    let p = start(move || child_q.put(&PyValue::hello(), Wait::Forever))?;
     println!("{}", q.get(Wait::Forever)?);
     join_all([p])?;
     Ok(0)

@@ -4,10 +4,10 @@
 //! the children inherit anonymous mappings), starts them as `Process`es,
 //! joins every one, and then prints what the parent sees.
 
-use super::{Program, join_all, require_single_thread, start};
-use crate::error::Result;
+use super::{Program, fork_raw, join_all, require_single_thread, start};
+use crate::error::{Error, Result};
 use crate::pi;
-use crate::process;
+use crate::process::{self, Fork};
 use crate::shm::{Array, Char, PosixName, SharedMemory, SharedRegion, Value};
 use crate::sync::{NamedSemaphore, PosixSemaphore, Semaphore};
 use std::sync::Arc;
@@ -129,11 +129,13 @@ fn semaphore(_args: &[String]) -> Result<i32> {
 
 /// `pi-shm-sem`: a named semaphore (initial 1) guards an 8-byte named shared
 /// memory object holding a double. Each child opens both by name, computes its
-/// slice, acquires, reads, adds, writes, releases. The parent joins all, reads
-/// the total, prints pi and unlinks both. The tutorial's names `/pi_sem_lock`
-/// and `/pi_rw` get this process's pid appended, so parallel runs never collide.
+/// slice, acquires, reads, adds, writes, releases. The parent waits for every
+/// child, reads the total, prints pi and unlinks both. The tutorial's names
+/// `/pi_sem_lock` and `/pi_rw` get this process's pid appended, so parallel
+/// runs never collide. Like the tutorial it forks and waits by hand
+/// (`os.fork()`, `os._exit(0)`, `os.waitpid(pid, 0)`): every system call is
+/// at most two calls away from this function.
 fn pi_shm_sem(args: &[String]) -> Result<i32> {
-    require_single_thread()?;
     let n = pi::parse_n(args)?;
     let pid = std::process::id();
     let sem_name = PosixName::new(&format!("/pi_sem_lock_{pid}"))?;
@@ -141,26 +143,45 @@ fn pi_shm_sem(args: &[String]) -> Result<i32> {
     let mut sem = NamedSemaphore::create(&sem_name, 1)?;
     let mut rw = SharedMemory::create(&rw_name, std::mem::size_of::<f64>())?;
     rw.write(0, 0.0f64)?;
-    let children = (0..pi::PARTS)
-        .map(|i| {
-            let (sem_name, rw_name) = (sem_name.clone(), rw_name.clone());
-            start(move || {
-                let sem = NamedSemaphore::open(&sem_name)?;
-                let rw = SharedMemory::open_at_least(&rw_name, std::mem::size_of::<f64>())?;
-                let s = pi::partial_sum(pi::slice(i, n));
-                sem.acquire()?;
-                let total: f64 = rw.read(0)?;
-                rw.write(0, total + s)?;
-                sem.release()
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    join_all(children)?;
+    let mut children = Vec::new();
+    for i in 0..pi::PARTS {
+        match fork_raw()? {
+            Fork::Child => {
+                let code = match add_slice(&sem_name, &rw_name, i, n) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("child {}: {e}", process::getpid());
+                        1
+                    }
+                };
+                process::exit_immediately(code)
+            }
+            Fork::Parent(child) => children.push(child),
+        }
+    }
+    for mut child in children {
+        let status = child.wait()?;
+        if !status.success() {
+            return Err(Error::Died(format!("child {} {status}", child.pid())));
+        }
+    }
     let total: f64 = rw.read(0)?;
     pi::print_answer(pi::pi_from(total));
     rw.remove()?;
     sem.remove()?;
     Ok(0)
+}
+
+/// One child of `pi-shm-sem`: opens both objects by name and adds the sum of
+/// slice `i` to the shared double under the semaphore.
+fn add_slice(sem_name: &PosixName, rw_name: &PosixName, i: u64, n: u64) -> Result<()> {
+    let sem = NamedSemaphore::open(sem_name)?;
+    let rw = SharedMemory::open(rw_name)?;
+    let s = pi::partial_sum(pi::slice(i, n));
+    sem.acquire()?;
+    let total: f64 = rw.read(0)?;
+    rw.write(0, total + s)?;
+    sem.release()
 }
 
 /// `pi-value`: `total = Value('d', 0.0)`; each child adds its slice's sum

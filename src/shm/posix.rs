@@ -12,8 +12,9 @@
 //!
 //! [`ShmOwner`] does step 5 on drop, so a program cannot forget it.
 
-use super::{Owner, PosixName, Removable, SharedRegion};
 use crate::error::{Error, Result};
+use crate::names::{Owner, PosixName, Removable};
+use crate::region::SharedRegion;
 use crate::sys;
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
@@ -111,7 +112,12 @@ impl SharedRegion for SharedMemory {
 impl Removable for SharedMemory {
     /// `shm_unlink(3)`: existing mappings, including this one, stay valid.
     fn remove_name(&self) -> Result<()> {
-        shm_unlink(&self.name)
+        let name = &self.name;
+        sys::nix(
+            "shm_unlink",
+            name,
+            nix::sys::mman::shm_unlink(name.as_c_str()),
+        )
     }
 }
 

@@ -21,16 +21,14 @@
 
 use crate::error::{Error, Result};
 use crate::pyvalue::{bytes_repr, float_repr};
+use crate::region::Plain;
 use std::fmt;
 
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A plain C type with a typecode. Sealed: implemented for the 13 types of the
-/// table in the module documentation, and only for them.
+/// A plain C type with a typecode. Sealed (through [`Plain`], which only this
+/// crate implements): implemented for the 13 types of the table in the module
+/// documentation, and only for them.
 pub trait Typecode:
-    sealed::Sealed + Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static
+    Plain + Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static
 {
     /// The type's own typecode (`'d'` for `f64`).
     const TYPECODE: char;
@@ -121,7 +119,8 @@ impl fmt::Display for Char {
     }
 }
 
-impl sealed::Sealed for Char {}
+impl crate::region::sealed::Sealed for Char {}
+impl Plain for Char {}
 impl Typecode for Char {
     const TYPECODE: char = 'c';
     fn fmt_python(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,7 +134,6 @@ impl Typecode for Char {
 
 macro_rules! integer_typecode {
     ($($t:ty => $code:literal $(, $alias:literal)?;)*) => {$(
-        impl sealed::Sealed for $t {}
         impl Typecode for $t {
             const TYPECODE: char = $code;
             $(const ALIASES: &'static str = $alias;)?
@@ -157,7 +155,6 @@ integer_typecode! {
     u64 => 'Q', "L";
 }
 
-impl sealed::Sealed for f64 {}
 impl Typecode for f64 {
     const TYPECODE: char = 'd';
     fn fmt_python(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,7 +162,6 @@ impl Typecode for f64 {
     }
 }
 
-impl sealed::Sealed for f32 {}
 impl Typecode for f32 {
     const TYPECODE: char = 'f';
     /// Python reads a C float into a double, so it prints the double's digits.

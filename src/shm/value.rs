@@ -4,7 +4,7 @@
 //! The steps (what `Value('d', 0.0)` does under the hood):
 //! 1. map shared memory big enough for a small header, a lock and the data:
 //!    anonymous (inherited by children forked afterwards) or, with
-//!    [`Options::name`], a named object other processes can open;
+//!    [`ValueOptions::name`], a named object other processes can open;
 //! 2. record the typecode and the length in the header, so that
 //!    [`Value::open`] / [`Array::open`] can refuse the wrong type;
 //! 3. initialise the lock unless `lock: false`: as in Python, a recursive
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// How to make a [`Value`] or an [`Array`] (Python's `lock=` argument, plus a
 /// name for sharing with unrelated processes).
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct ValueOptions {
     /// Make a lock for [`Value::get_lock`] (Python's default, `lock=True`).
     /// `false` gives the lock-free `RawValue` / `RawArray`.
     pub lock: bool,
@@ -39,9 +39,9 @@ pub struct Options {
     pub name: Option<PosixName>,
 }
 
-impl Default for Options {
+impl Default for ValueOptions {
     fn default() -> Self {
-        Options {
+        ValueOptions {
             lock: true,
             typecode: None,
             name: None,
@@ -58,11 +58,11 @@ pub struct Array<T: Typecode>(Block<T>);
 impl<T: Typecode> Value<T> {
     /// `Value(typecode, value)`: anonymous memory, with a lock.
     pub fn new(value: T) -> Result<Value<T>> {
-        Value::with_options(value, &Options::default())
+        Value::with_options(value, &ValueOptions::default())
     }
 
     /// `Value(typecode, value, lock=...)`, optionally named.
-    pub fn with_options(value: T, options: &Options) -> Result<Value<T>> {
+    pub fn with_options(value: T, options: &ValueOptions) -> Result<Value<T>> {
         Block::create(1, &[value], options).map(Value)
     }
 
@@ -107,23 +107,23 @@ impl<T: Typecode> Value<T> {
 impl<T: Typecode> Array<T> {
     /// `Array(typecode, [..])`: a copy of `items`, with a lock.
     pub fn from_slice(items: &[T]) -> Result<Array<T>> {
-        Array::from_slice_with(items, &Options::default())
+        Array::from_slice_with(items, &ValueOptions::default())
     }
 
     /// `Array(typecode, n)`: `len` zeros, with a lock.
     pub fn zeroed(len: usize) -> Result<Array<T>> {
-        Array::zeroed_with(len, &Options::default())
+        Array::zeroed_with(len, &ValueOptions::default())
     }
 
     /// `Array(typecode, [..], lock=...)`, optionally named.
-    pub fn from_slice_with(items: &[T], options: &Options) -> Result<Array<T>> {
+    pub fn from_slice_with(items: &[T], options: &ValueOptions) -> Result<Array<T>> {
         Block::create(items.len(), items, options).map(Array)
     }
 
     /// `Array(typecode, n, lock=...)`, optionally named: `len` zeros (new
     /// shared memory is zero-filled by the kernel, and all-zero bytes are 0 for
     /// every typecode, so nothing is written).
-    pub fn zeroed_with(len: usize, options: &Options) -> Result<Array<T>> {
+    pub fn zeroed_with(len: usize, options: &ValueOptions) -> Result<Array<T>> {
         Block::create(len, &[], options).map(Array)
     }
 
@@ -264,7 +264,7 @@ struct Block<T> {
 
 impl<T: Typecode> Block<T> {
     /// A new block of `len` items: a copy of `items`, or zeros if `items` is empty.
-    fn create(len: usize, items: &[T], options: &Options) -> Result<Block<T>> {
+    fn create(len: usize, items: &[T], options: &ValueOptions) -> Result<Block<T>> {
         let typecode = options.typecode.unwrap_or(T::TYPECODE);
         expect_typecode::<T>(typecode, "the new shared object")?;
         let size = std::mem::size_of::<T>()
@@ -291,13 +291,13 @@ impl<T: Typecode> Block<T> {
     /// Steps 2 to 4 of the module documentation.
     fn init(&self, items: &[T]) -> Result<()> {
         let header = self.header()?;
-        // SAFETY: the memory is fresh and ours; nobody else reads it until the
-        // magic number is published below.
-        unsafe {
-            (*header).typecode = u32::from(self.typecode);
-            (*header).locked = u32::from(self.locked);
-            (*header).len = self.len as u64;
-        }
+        // SAFETY: in bounds and aligned (checked by `place`); the memory is
+        // fresh and ours, and nobody else reads it until the magic number is
+        // published below, so this reference is unique while it lives.
+        let fields = unsafe { &mut *header };
+        fields.typecode = u32::from(self.typecode);
+        fields.locked = u32::from(self.locked);
+        fields.len = self.len as u64;
         if self.locked {
             // SAFETY: in bounds and aligned (checked by `place`), fresh memory
             // that lives as long as the block.

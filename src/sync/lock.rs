@@ -8,7 +8,7 @@
 
 use super::{MutexGuard, MutexKind, RobustMutex};
 use crate::error::Result;
-use crate::shm::{AnonMapping, SharedRegion};
+use crate::region::{AnonMapping, SharedRegion};
 use std::time::Duration;
 
 /// A lock shared by a process and the children it forks after making it:

@@ -44,26 +44,6 @@ fn pthread_check(call: &'static str, what: &str, ret: libc::c_int) -> Result<()>
     }
 }
 
-/// The absolute time `timeout` from now on `clock` (`clock_gettime(2)`), as the
-/// timed `pthread_*` and `sem_*` calls want it.
-pub(crate) fn deadline_on(clock: libc::clockid_t, timeout: Duration) -> libc::timespec {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(clock, &mut now) };
-    let nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
-    let secs = (now.tv_sec as u64)
-        .saturating_add(timeout.as_secs())
-        .saturating_add(nanos / 1_000_000_000)
-        .min(libc::time_t::MAX as u64);
-    libc::timespec {
-        tv_sec: secs as libc::time_t,
-        tv_nsec: (nanos % 1_000_000_000) as _,
-    }
-}
-
 /// The [`Error::Timeout`] of a timed acquire.
 fn timeout_error(what: &str, after: Duration) -> Error {
     Error::Timeout {

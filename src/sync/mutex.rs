@@ -93,35 +93,37 @@ impl RobustMutex {
             MutexKind::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
             MutexKind::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
         };
-        // SAFETY: `attr.0` was initialised above and is destroyed only by `AttrGuard`.
-        unsafe {
-            pthread_check(
-                "pthread_mutexattr_settype",
-                what,
-                libc::pthread_mutexattr_settype(attr.0, typ),
-            )?;
-            pthread_check(
-                "pthread_mutexattr_setpshared",
-                what,
-                libc::pthread_mutexattr_setpshared(attr.0, libc::PTHREAD_PROCESS_SHARED),
-            )?;
-            #[cfg(target_os = "linux")]
-            pthread_check(
-                "pthread_mutexattr_setrobust",
-                what,
-                libc::pthread_mutexattr_setrobust(attr.0, libc::PTHREAD_MUTEX_ROBUST),
-            )?;
-        }
-        // SAFETY: the caller guarantees `ptr` is valid, aligned and unused.
-        unsafe {
-            let inner = std::ptr::addr_of_mut!((*ptr).inner).cast::<libc::pthread_mutex_t>();
-            pthread_check(
-                "pthread_mutex_init",
-                what,
-                libc::pthread_mutex_init(inner, attr.0),
-            )?;
-            Ok(&*ptr)
-        }
+        pthread_check(
+            "pthread_mutexattr_settype",
+            what,
+            // SAFETY: `attr.0` was initialised above and is destroyed only by `AttrGuard`.
+            unsafe { libc::pthread_mutexattr_settype(attr.0, typ) },
+        )?;
+        pthread_check(
+            "pthread_mutexattr_setpshared",
+            what,
+            // SAFETY: as above.
+            unsafe { libc::pthread_mutexattr_setpshared(attr.0, libc::PTHREAD_PROCESS_SHARED) },
+        )?;
+        #[cfg(target_os = "linux")]
+        pthread_check(
+            "pthread_mutexattr_setrobust",
+            what,
+            // SAFETY: as above.
+            unsafe { libc::pthread_mutexattr_setrobust(attr.0, libc::PTHREAD_MUTEX_ROBUST) },
+        )?;
+        // SAFETY: the caller guarantees `ptr` is valid and aligned: the field's
+        // address is inside it (no reference is made).
+        let inner = unsafe { &raw mut (*ptr).inner }.cast::<libc::pthread_mutex_t>();
+        pthread_check(
+            "pthread_mutex_init",
+            what,
+            // SAFETY: `inner` is valid, aligned and unused (the caller's promise);
+            // `attr.0` is an initialised attribute object.
+            unsafe { libc::pthread_mutex_init(inner, attr.0) },
+        )?;
+        // SAFETY: just initialised; the caller keeps it mapped for `'a`.
+        Ok(unsafe { &*ptr })
     }
 
     /// A mutex that [`init_at`](Self::init_at) already initialised at `ptr`,
@@ -161,7 +163,7 @@ impl RobustMutex {
         #[cfg(target_os = "linux")]
         {
             // The deadline is on CLOCK_REALTIME, as pthread_mutex_timedlock wants.
-            let deadline = super::deadline_on(libc::CLOCK_REALTIME, timeout);
+            let deadline = crate::sys::deadline_on(libc::CLOCK_REALTIME, timeout);
             // SAFETY: the mutex was initialised; `deadline` is a valid timespec.
             let ret = unsafe { libc::pthread_mutex_timedlock(self.raw(), &deadline) };
             if ret == libc::ETIMEDOUT {

@@ -24,9 +24,9 @@
 //! acquires poll `sem_trywait`) nor a working `sem_getvalue`.
 
 use crate::error::{Error, Result};
+use crate::names::{Owner, PosixName, Removable};
 #[cfg(target_os = "linux")]
-use crate::shm::{AnonMapping, SharedRegion};
-use crate::shm::{Owner, PosixName, Removable};
+use crate::region::{AnonMapping, SharedRegion};
 use crate::sys;
 use nix::errno::Errno;
 use std::time::Duration;
@@ -76,7 +76,7 @@ pub trait PosixSemaphore: sealed::Sealed {
     fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
         #[cfg(target_os = "linux")]
         {
-            let deadline = super::deadline_on(libc::CLOCK_REALTIME, timeout);
+            let deadline = crate::sys::deadline_on(libc::CLOCK_REALTIME, timeout);
             loop {
                 // SAFETY: a live semaphore and a valid timespec.
                 let ret = unsafe { libc::sem_timedwait(self.sem_ptr(), &deadline) };
@@ -300,14 +300,10 @@ impl Drop for NamedSemaphore {
 }
 
 impl Removable for NamedSemaphore {
+    /// `sem_unlink(3)`: processes that have it open keep using it.
     fn remove_name(&self) -> Result<()> {
-        sem_unlink(&self.name)
+        // SAFETY: a valid, NUL-terminated C string.
+        let ret = unsafe { libc::sem_unlink(self.name.as_c_str().as_ptr()) };
+        sys::check("sem_unlink", &self.name, ret).map(drop)
     }
-}
-
-/// `sem_unlink(3)` by name.
-fn sem_unlink(name: &PosixName) -> Result<()> {
-    // SAFETY: a valid C string.
-    let ret = unsafe { libc::sem_unlink(name.as_c_str().as_ptr()) };
-    sys::check("sem_unlink", name, ret).map(drop)
 }

@@ -16,7 +16,7 @@
 //!    process (`ipcs -s` lists it).
 
 use crate::error::{Error, Result};
-use crate::shm::{Owner, Removable};
+use crate::names::{Owner, Removable};
 use crate::sys;
 use nix::errno::Errno;
 use std::time::{Duration, Instant};

@@ -1,4 +1,8 @@
-//! The name of a POSIX named object: `/name`.
+//! Names (base layer): the name of a POSIX named object (`/name`), and the
+//! [`Owner`] that removes a named object when its creator is done with it.
+//! Used by every named mechanism: shared memory, semaphores, message queues.
+//!
+//! ## The name of a POSIX named object: `/name`
 //!
 //! `shm_open(3)`, `sem_open(3)` and `mq_open(3)` all take a name that starts
 //! with a slash and contains no other slash (`shm_overview(7)`,
@@ -6,6 +10,10 @@
 //! (semaphores as `/dev/shm/sem.name`, hence the shorter limit); macOS allows
 //! only 31 characters. A [`PosixName`] can only hold a name that is valid on the
 //! system it was built for, so every function taking one can skip the checks.
+
+mod owner;
+
+pub use owner::{Owner, Removable};
 
 use crate::error::{Error, Result};
 use std::ffi::{CStr, CString};

@@ -4,7 +4,7 @@
 //! removed (`shm_unlink(3)`, `sem_unlink(3)`, `semctl(IPC_RMID)`). An
 //! [`Owner`] wraps the creator's handle, derefs to it, and removes the name
 //! exactly once: explicitly with [`Owner::remove`] (which reports errors) or
-//! when dropped (which cannot). [`ShmOwner`](super::ShmOwner),
+//! when dropped (which cannot). [`ShmOwner`](crate::shm::ShmOwner),
 //! [`NamedSemOwner`](crate::sync::NamedSemOwner) and
 //! [`SysvSemOwner`](crate::sync::SysvSemOwner) are this type.
 
