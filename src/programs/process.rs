@@ -218,7 +218,8 @@ fn child_output_after_exit(exit: fn(i32) -> !) -> Result<String> {
 fn zombie(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
     let mut child = super::fork(|| 0)?;
-    sleep(1.0);
+    sleep(1.0); // the tutorial's pause; the line below waits for the exit itself
+    exited_not_reaped(child.pid())?;
     println!(
         "child {} has exited; before wait its state is {}",
         child.pid(),
@@ -227,6 +228,22 @@ fn zombie(_args: &[String]) -> Result<i32> {
     child.wait()?;
     println!("after wait the child is {}", state_word(child.pid()));
     Ok(0)
+}
+
+/// Waits until `pid` has exited, without reaping it: `waitid(P_PID, pid,
+/// WEXITED | WNOWAIT)` (waitid(2)). The child stays a zombie, and a loaded
+/// machine can no longer make the tutorial's 1 s pause too short.
+#[cfg(target_os = "linux")]
+fn exited_not_reaped(pid: nix::unistd::Pid) -> Result<()> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)?;
+    Ok(())
+}
+
+/// Elsewhere `waitid` has no `WNOWAIT` in nix: the tutorial's pause decides.
+#[cfg(not(target_os = "linux"))]
+fn exited_not_reaped(_pid: nix::unistd::Pid) -> Result<()> {
+    Ok(())
 }
 
 fn state_word(pid: nix::unistd::Pid) -> String {
