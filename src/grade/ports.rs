@@ -301,8 +301,12 @@ pub fn grade_dir(
     }
     let build = BuildDir::new()?;
     let progress = super::class::Progress::new(ports.len());
-    let grades = grade_all(&ports, jobs, |p| {
-        let g = grade_port(p, &build.0, opts);
+    let (threads, serial_note) = super::containment::threads_for(opts, jobs);
+    let grades = grade_all(&ports, threads, |p| {
+        let mut g = grade_port(p, &build.0, opts);
+        if let (Some(note), Some(c)) = (&serial_note, &mut g.containment) {
+            c.notes.push(note.clone());
+        }
         progress.done(&format!(
             "{}: {}",
             g.port.as_deref().unwrap_or(""),
@@ -332,6 +336,9 @@ pub fn missing_grade(id: &str) -> Grade {
 /// Builds and grades one port (a build failure is an `error` grade); the
 /// grade's `port` is the file's name.
 pub fn grade_port(p: &Port, build: &Path, opts: &Options) -> Grade {
+    if let Some(why) = super::interruption() {
+        return Grade::error(&p.id, why);
+    }
     let graded =
         spec::builtin(&p.id).and_then(|spec| Ok(super::grade(&spec, &p.command(build)?, opts)));
     let mut g = graded.unwrap_or_else(|e| Grade::error(&p.id, e));
@@ -344,6 +351,7 @@ pub fn verdict_word(g: &Grade) -> &'static str {
     match g.verdict {
         super::Verdict::Pass => "pass",
         super::Verdict::Fail => "fail",
+        super::Verdict::Incomplete => "incomplete",
         super::Verdict::Error => "error",
     }
 }
