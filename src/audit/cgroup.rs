@@ -90,7 +90,7 @@ impl PidsCgroup {
 
     /// [`PidsCgroup::create`] for a run of `kind` (`grade`, `audit`).
     pub fn create_as(kind: &str, max: u64) -> Result<PidsCgroup> {
-        let name = format!("ipckit-{kind}-{}", std::process::id());
+        let name = format!("ipckit-{kind}-{}", super::tree::run_id());
         let v1 = PathBuf::from(PIDS_ROOT);
         let dir = if v1.is_dir() {
             v1.join(name)

@@ -66,7 +66,7 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
     let mut notes = Vec::new();
     let isolation = prepare_namespaces(opts, mq_dir, &mut notes);
     let cap = process_cap(opts, &isolation, &mut notes);
-    cap.require_containment()?;
+    cap.require_containment(None)?;
     let _subreaper = super::Subreaper::acquire()?;
     let sources = ledger_sources(mq_dir, tmpdir, opts, &mut notes);
     let before = Ledger::snapshot(&sources);

@@ -30,10 +30,25 @@ pub struct WorkArea {
     pub mqueue: PathBuf,
 }
 
+/// The id a run's folders and control group are named after: this
+/// process's pid, or, inside a PID namespace of the run's own (where this
+/// process is PID 1), the pid its supervisor has on the host, set once with
+/// [`set_run_id`]. The grader finds what a killed supervisor left by it.
+pub fn run_id() -> u32 {
+    RUN_ID.get().copied().unwrap_or_else(std::process::id)
+}
+
+/// Names this process's runs after `id` (see [`run_id`]); the first call wins.
+pub fn set_run_id(id: u32) {
+    let _ = RUN_ID.set(id);
+}
+
+static RUN_ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
 impl WorkArea {
-    /// Makes `$TMPDIR/ipckit-<kind>-<pid>` with `tmp` and `work` in it.
+    /// Makes `$TMPDIR/ipckit-<kind>-<run id>` with `tmp` and `work` in it.
     pub fn new(kind: &str) -> Result<WorkArea> {
-        let root = std::env::temp_dir().join(format!("ipckit-{kind}-{}", std::process::id()));
+        let root = std::env::temp_dir().join(format!("ipckit-{kind}-{}", run_id()));
         let area = WorkArea {
             tmp: root.join("tmp"),
             work: root.join("work"),
@@ -120,14 +135,16 @@ impl ProcessCap {
         cap
     }
 
-    /// Refuses to run anything without a pids control group: `RLIMIT_NPROC`
+    /// Refuses to run anything without a pids control group unless
+    /// `otherwise` names what else contains the tree (a PID namespace of
+    /// its own, a fresh uid the caller kills with `kill(-1)`): `RLIMIT_NPROC`
     /// alone does not contain a fork bomb whose processes call `setsid(2)`
     /// (one escaped a grader run as an unprivileged user: a thousand
     /// processes under init that the final kill never reached). An error
     /// naming the reason, so that the caller exits 2 before any process of
     /// the tree exists.
-    pub fn require_containment(&self) -> Result<()> {
-        if self.cgroup.is_some() {
+    pub fn require_containment(&self, otherwise: Option<&str>) -> Result<()> {
+        if self.cgroup.is_some() || otherwise.is_some() {
             return Ok(());
         }
         let why = match &self.how {
@@ -136,7 +153,8 @@ impl ProcessCap {
         };
         Err(Error::Unsupported(format!(
             "refusing to run: a fork bomb could not be contained here ({why}); \
-             a pids control group is needed (run as root, where cgroups are mounted)"
+             a PID namespace (unprivileged user namespaces allowed), a pids control \
+             group (root, cgroups writable) or a fresh uid (root) is needed"
         )))
     }
 

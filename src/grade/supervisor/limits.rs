@@ -100,6 +100,55 @@ pub(super) fn uid_piece(dropped: Option<u32>) -> Piece {
     }
 }
 
+/// Kills every process of `uid` (a fresh uid nothing else runs as): a
+/// child takes that uid and sends `SIGKILL` with `kill(2)`'s pid `-1` (every
+/// process it may signal: those of its uid) until none is left (`ESRCH`),
+/// at most 10 000 rounds. A process that left the port's tree (`setsid`, a
+/// double fork, a fork bomb racing the tree walk) cannot escape that.
+/// Returns the rounds that found a process. Root only.
+pub(super) fn sweep_uid(uid: u32) -> usize {
+    // SAFETY: the child makes only async-signal-safe calls (setresgid,
+    // setresuid, kill, _exit) before it exits, so forking a process that
+    // may have other threads is sound.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        sweep_as(uid);
+    }
+    if pid < 0 {
+        return 0;
+    }
+    let mut status = 0;
+    // SAFETY: status is a valid int; pid is this process's child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && nix::errno::Errno::last() == nix::errno::Errno::EINTR
+    {}
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as usize * 100
+    } else {
+        0
+    }
+}
+
+/// The child of [`sweep_uid`]: never returns. Exits with the rounds that
+/// found a process, in hundreds (an exit status holds 0..=255).
+fn sweep_as(uid: u32) -> ! {
+    // SAFETY: setresgid takes plain ids.
+    let g = unsafe { libc::setresgid(uid, uid, uid) };
+    // SAFETY: setresuid takes plain ids.
+    let u = unsafe { libc::setresuid(uid, uid, uid) };
+    if g != 0 || u != 0 {
+        // SAFETY: _exit ends this forked child without running destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut rounds = 0u32;
+    // SAFETY: kill with pid -1 and a valid signal; it signals only this uid's processes.
+    while rounds < 10_000 && unsafe { libc::kill(-1, libc::SIGKILL) } == 0 {
+        rounds += 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(rounds.div_ceil(100).min(255) as i32) }
+}
+
 pub(super) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

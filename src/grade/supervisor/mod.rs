@@ -32,6 +32,8 @@ mod limits;
 #[cfg(target_os = "linux")]
 mod namespaces;
 #[cfg(target_os = "linux")]
+mod pidns;
+#[cfg(target_os = "linux")]
 mod rescue;
 #[cfg(target_os = "linux")]
 mod run;
@@ -226,11 +228,13 @@ pub fn run_supervised(req: &Request) -> Result<Outcome> {
     let host_before = (!(req.isolate && super::containment::private_namespaces_possible()))
         .then(|| crate::audit::ledger::Ledger::snapshot(&Default::default()));
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
-    let mut child = std::process::Command::new(&exe)
-        .arg("__supervise")
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg("__supervise")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    dies_with_this_thread(&mut cmd);
+    let mut child = cmd
         .spawn()
         .map_err(|e| Error::io(format!("starting {} __supervise", exe.display()), e))?;
     let pid = child.id() as i32;
@@ -320,6 +324,34 @@ pub fn run_supervised(req: &Request) -> Result<Outcome> {
     })
 }
 
+/// The supervisor gets `SIGKILL` when the grader's thread that started it
+/// ends (`PR_SET_PDEATHSIG`; the grader killed, or panicking): with it dies
+/// PID 1 of the run's namespace, and with that every process of the run.
+/// Were the grader gone before the request, `getppid(2)` no longer names
+/// it, and the supervisor exits at once.
+#[cfg(target_os = "linux")]
+fn dies_with_this_thread(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let grader = std::process::id() as i32;
+    let hook = move || {
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes a plain signal number.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } != grader {
+            // SAFETY: _exit ends the forked child without running destructors.
+            unsafe { libc::_exit(2) };
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and makes only
+    // async-signal-safe calls (prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
 /// Supervising needs Linux (subreaper, `/proc`, ptrace).
 #[cfg(not(target_os = "linux"))]
 pub fn run_supervised(_req: &Request) -> Result<Outcome> {
@@ -335,9 +367,21 @@ pub fn serve() -> i32 {
     crate::audit::interrupt::not_dumpable();
     let mut input = String::new();
     let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input);
-    let answer: std::result::Result<Outcome, String> = serde_json::from_str::<Request>(&input)
-        .map_err(|e| format!("bad request: {e}"))
-        .and_then(|req| supervise(&req).map_err(|e| e.to_string()));
+    let request = serde_json::from_str::<Request>(&input).map_err(|e| format!("bad request: {e}"));
+    #[cfg(target_os = "linux")]
+    if let Ok(req) = &request
+        && req.isolate
+    {
+        // A PID namespace of the run's own when the kernel allows it: this
+        // process only waits, PID 1 of the namespace supervises and answers.
+        match pidns::enter() {
+            Ok(pidns::Side::Outer(status)) => return status,
+            Ok(pidns::Side::Inner) => {}
+            Err(e) => pidns::refused(e.to_string()),
+        }
+    }
+    let answer: std::result::Result<Outcome, String> =
+        request.and_then(|req| supervise(&req).map_err(|e| e.to_string()));
     println!(
         "{}",
         serde_json::to_string(&answer).expect("outcome serialises")

@@ -8,14 +8,32 @@ use super::limits::is_root;
 use crate::audit::Isolation;
 
 pub(super) fn namespaces_piece(isolation: &Isolation, notes: &[String]) -> Piece {
+    if super::pidns::inside() {
+        let user = if is_root() {
+            ""
+        } else {
+            " in an unprivileged user namespace"
+        };
+        return Piece::held(
+            format!(
+                "private PID, IPC and mount namespaces{user} (fresh /proc, /dev/shm and mqueue)"
+            ),
+            "every object found was made by the port; it sees only its own processes, and every process it leaves dies with the run",
+        );
+    }
+    let pid_note = super::pidns::why_not()
+        .map(|why| format!("; no PID namespace ({why})"))
+        .unwrap_or_default();
     match isolation {
         Isolation::Namespaces if is_root() => Piece::held(
-            "private IPC and mount namespaces (fresh /dev/shm and mqueue)",
-            "every object found was made by the port",
+            format!("private IPC and mount namespaces (fresh /dev/shm and mqueue){pid_note}"),
+            "every object found was made by the port; it can see the host's processes",
         ),
         Isolation::Namespaces => Piece::held(
-            "private IPC and mount namespaces in an unprivileged user namespace (fresh /dev/shm and mqueue)",
-            "every object found was made by the port",
+            format!(
+                "private IPC and mount namespaces in an unprivileged user namespace (fresh /dev/shm and mqueue){pid_note}"
+            ),
+            "every object found was made by the port; it can see the host's processes",
         ),
         Isolation::Shared => Piece::missing(
             notes

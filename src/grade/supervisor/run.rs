@@ -54,6 +54,9 @@ pub(super) fn tracing_piece(traced: bool, asked: bool) -> Piece {
 
 pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     let me = std::process::id() as i32;
+    // The run's name on the host (the outer supervisor's pid inside a PID
+    // namespace): its mark, its fresh uid, its folders and group.
+    let id = crate::audit::tree::run_id() as i32;
     let area = WorkArea::new("grade")?;
     let mut notes = Vec::new();
     let audit_opts = crate::audit::Options {
@@ -72,7 +75,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
         uid_drop: uid_piece(None),
         ..Default::default()
     };
-    let user = port_user(req.run_as, me);
+    let user = port_user(req.run_as, id);
     if let Some((uid, gid)) = user {
         for d in [&area.tmp, &area.work] {
             crate::sys::nix(
@@ -111,6 +114,9 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     // grader's uid in a user namespace of its own from this supervisor.
     let runner = if is_root() {
         Runner::Root
+    } else if super::pidns::inside() {
+        // The outer supervisor and this PID 1, in the user namespace.
+        Runner::OwnUid { already: 2 }
     } else if isolation == Isolation::Namespaces {
         Runner::OwnUid { already: 1 }
     } else {
@@ -118,7 +124,14 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     };
     let cap = ProcessCap::new("grade", req.limits.processes, runner, user.is_some());
     containment.pids_limit = super::limits::cap_piece(&cap);
-    cap.require_containment()?;
+    let otherwise = if super::pidns::inside() {
+        Some("a PID namespace of its own")
+    } else if user.is_some() && req.run_as == RunAs::Fresh {
+        Some("a fresh uid, swept with kill(-1)")
+    } else {
+        None
+    };
+    cap.require_containment(otherwise)?;
     let cap = std::sync::Arc::new(cap);
     let in_child = cap.clone();
     let limits = req.limits.clone();
@@ -131,7 +144,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
         .current_dir(&area.work)
         .envs(&req.env)
         .env("TMPDIR", &area.tmp)
-        .env(RUN_MARK, me.to_string())
+        .env(RUN_MARK, id.to_string())
         .stdin(port_stdin(&area, req.stdin.as_deref())?);
     // g10: standard output and error are socket pairs that name each writer (grade::output).
     let (stdout, port_out) = super::super::output::stream_pair()?;
@@ -201,6 +214,17 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     };
     watch.tree.proc(main, 0.0);
     watch.follow(req, &sigfd);
+    if let (Some((uid, _)), RunAs::Fresh, false) = (user, req.run_as, super::pidns::inside()) {
+        // No PID namespace to die with: whatever of the fresh uid escaped
+        // the tree (setsid, a double fork) is killed by uid.
+        let swept = super::limits::sweep_uid(uid);
+        if swept > 0 {
+            notes.push(format!(
+                "{swept} kill(-1) round(s) as uid {uid} after the run: processes of the port had left its tree"
+            ));
+        }
+        watch.reap();
+    }
     let seconds = start.elapsed().as_secs_f64();
 
     let after = Ledger::snapshot(&sources);
