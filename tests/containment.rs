@@ -408,12 +408,16 @@ fn a_port_that_attacks_its_supervisor_fails_and_leaves_nothing(
     assert_eq!(g.verdict(), "fail", "{:#}", g.json);
     let attacked = g.detail("containment");
     // An attack the kernel refused leaves an ordinary failing grade (the
-    // port never finishes): any attack by a port under a dropped uid, and
-    // PTRACE_ATTACH on a non-dumpable supervisor of the same uid.
+    // port never finishes): any attack by a port under a dropped uid,
+    // PTRACE_ATTACH on a non-dumpable supervisor of the same uid, and a
+    // signal to PID 1 of the port's PID namespace (dropped by the kernel).
     if attacked.is_empty() {
         let dropped = g.json["containment"]["uid_drop"]["held"] == true && env != Env::User;
+        let pidns = g.json["containment"]["namespaces"]["how"]
+            .to_string()
+            .contains("PID");
         assert!(
-            dropped || (name == "trace-grader" && env == Env::User),
+            dropped || pidns || (name == "trace-grader" && env == Env::User),
             "{name} not reported as an attack: {:#}",
             g.json
         );
