@@ -41,13 +41,19 @@ fn dirs_of(supervisor: u32) -> Vec<PathBuf> {
 /// parent offers the `pids` controller (`cgroup.controllers`).
 fn v2_parent() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    v2_parent_from(&mounts, &own)
+}
+
+/// [`v2_parent`] from the text of `/proc/self/mountinfo` and
+/// `/proc/self/cgroup` (the files under the mount point are read).
+fn v2_parent_from(mounts: &str, own: &str) -> Option<PathBuf> {
     let root = mounts.lines().find_map(|l| {
         let (left, right) = l.split_once(" - ")?;
         right
             .starts_with("cgroup2 ")
             .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
     })?;
-    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     let group = root.join(rel.trim_start_matches('/'));
     let parent = group.parent()?.to_path_buf();
@@ -101,12 +107,24 @@ impl PidsCgroup {
                     "no cgroup v1 pids hierarchy, and no cgroup v2 parent offering the pids controller",
                 )
             })?;
-            // Best effort: already enabled, or refused (then mkdir below
-            // makes a group without pids.max, and writing it fails).
-            let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+pids");
-            parent.join(name)
+            return Self::make_v2(&parent, &name, max);
         };
-        // A group left by a supervisor that died with this pid: removed if empty.
+        Self::make(dir, max)
+    }
+
+    /// A cgroup v2 group `name` under `parent` (a delegated subtree when not
+    /// root): `+pids` in the parent's `cgroup.subtree_control` (best effort:
+    /// already enabled, or refused, and then writing `pids.max` fails), then
+    /// the group itself.
+    fn make_v2(parent: &std::path::Path, name: &str, max: u64) -> Result<PidsCgroup> {
+        let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+pids");
+        Self::make(parent.join(name), max)
+    }
+
+    /// `mkdir` the group `dir` (an empty one of that name, left by a
+    /// supervisor that died with this pid, is removed first) and writes its
+    /// `pids.max`.
+    fn make(dir: PathBuf, max: u64) -> Result<PidsCgroup> {
         let _ = std::fs::remove_dir(&dir);
         std::fs::create_dir(&dir).map_err(|e| Error::io(format!("mkdir {}", dir.display()), e))?;
         let group = PidsCgroup { dir };
@@ -144,5 +162,62 @@ impl Drop for PidsCgroup {
         while std::fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The cgroup v2 file logic against a folder laid out like a cgroup2
+    //! mount (this machine's cgroup2 has no `pids` controller, so the live
+    //! v2 path is not exercised by the tests here).
+    use super::*;
+
+    fn fake_v2(tag: &str) -> (PathBuf, String, String) {
+        let root = std::env::temp_dir().join(format!(
+            "ipckit-cgroup-v2-test-{}-{tag}",
+            std::process::id()
+        ));
+        let parent = root.join("user.slice/user@1000.service/app.slice");
+        std::fs::create_dir_all(parent.join("me.scope")).unwrap();
+        std::fs::write(parent.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(parent.join("cgroup.subtree_control"), "").unwrap();
+        let mounts = format!(
+            "22 1 0:21 / /proc rw - proc proc rw\n30 25 0:26 / {} rw,nosuid - cgroup2 cgroup2 rw\n",
+            root.display()
+        );
+        let own = "0::/user.slice/user@1000.service/app.slice/me.scope\n".to_string();
+        (root, mounts, own)
+    }
+
+    #[test]
+    fn the_v2_parent_is_beside_this_process_group_when_it_offers_pids() {
+        let (root, mounts, own) = fake_v2("parent");
+        let parent = root.join("user.slice/user@1000.service/app.slice");
+        assert_eq!(v2_parent_from(&mounts, &own), Some(parent.clone()));
+        std::fs::write(parent.join("cgroup.controllers"), "cpu memory\n").unwrap();
+        assert_eq!(v2_parent_from(&mounts, &own), None, "no pids controller");
+        let v1_only = "30 25 0:26 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n";
+        assert_eq!(v2_parent_from(v1_only, &own), None, "no cgroup2 mount");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_v2_group_enables_pids_writes_its_limit_and_is_removed_on_drop() {
+        let (root, _, _) = fake_v2("group");
+        let parent = root.join("user.slice/user@1000.service/app.slice");
+        let group = PidsCgroup::make_v2(&parent, "ipckit-grade-7", 64).unwrap();
+        let dir = group.path().to_path_buf();
+        assert_eq!(dir, parent.join("ipckit-grade-7"));
+        assert_eq!(
+            std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap(),
+            "+pids"
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("pids.max")).unwrap(), "64");
+        assert_eq!(group.procs_file(), dir.join("cgroup.procs"));
+        // A real group's files vanish with it; here they are plain files.
+        std::fs::remove_file(dir.join("pids.max")).unwrap();
+        drop(group);
+        assert!(!dir.exists());
+        std::fs::remove_dir_all(root).unwrap();
     }
 }
