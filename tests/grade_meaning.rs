@@ -280,7 +280,7 @@ fn every_sample_port_has_its_verdict_asserted() {
 /// Each port graded [`TIMES`] times, several at once: the expected verdict
 /// and failing checks every time.
 #[test]
-#[ignore = "known defect: a run of all grades leaves one empty ipckit-grade control group (assert_machine_clean fails); run with --ignored"]
+#[ignore = "takes ~70 s; g11b: no control group is left any more (it passed once), but 2 of 3 runs failed on broken/fork-ids-nowait.py, whose `output` check is racy (its child may print its parent's pid after the parent exited); run with --ignored"]
 fn every_sample_port_gets_its_verdict_five_times_in_a_row() {
     let dir = BuildDir::new();
     let cmds: Vec<Vec<String>> = CASES.iter().map(|c| command(c.port, dir.path())).collect();
