@@ -166,23 +166,28 @@ impl ProcessCap {
     /// Call only in a freshly forked child, before `exec`.
     pub unsafe fn apply_in_child(&self) -> std::io::Result<()> {
         let fail = || Err(std::io::Error::last_os_error());
-        // SAFETY: open/write/close/setrlimit get valid pointers to live values.
-        unsafe {
-            if let Some(n) = self.nproc {
-                let r = libc::rlimit {
-                    rlim_cur: n,
-                    rlim_max: n,
-                };
-                if libc::setrlimit(libc::RLIMIT_NPROC, &r) != 0 {
-                    return fail();
-                }
+        if let Some(n) = self.nproc {
+            let r = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit gets a valid pointer to a live rlimit.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &r) } != 0 {
+                return fail();
             }
-            if let Some(path) = &self.join {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 || libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
-                    return fail();
-                }
-                libc::close(fd);
+        }
+        if let Some(path) = &self.join {
+            // SAFETY: path is a valid NUL-terminated string.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return fail();
+            }
+            // SAFETY: fd is open; the buffer is 2 valid bytes.
+            let written = unsafe { libc::write(fd, b"0\n".as_ptr().cast(), 2) };
+            // SAFETY: fd is open and closed once.
+            unsafe { libc::close(fd) };
+            if written != 2 {
+                return fail();
             }
         }
         Ok(())

@@ -192,21 +192,22 @@ pub fn private_namespaces_possible() -> bool {
     };
     // SAFETY: the child only calls unshare and _exit, both
     // async-signal-safe, so forking a multi-threaded process is sound.
-    unsafe {
-        match libc::fork() {
-            0 => {
-                let ok = libc::unshare(user | libc::CLONE_NEWIPC | libc::CLONE_NEWNS) == 0;
-                libc::_exit(if ok { 0 } else { 1 })
-            }
-            -1 => false,
-            pid => {
-                let mut status = 0;
-                while libc::waitpid(pid, &mut status, 0) < 0
-                    && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-                {
-                }
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
-            }
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => {
+            // SAFETY: unshare takes plain flags.
+            let ok = unsafe { libc::unshare(user | libc::CLONE_NEWIPC | libc::CLONE_NEWNS) } == 0;
+            // SAFETY: _exit ends the forked child without running destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        -1 => false,
+        pid => {
+            let mut status = 0;
+            // SAFETY: status is a valid int; pid is this process's child.
+            while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+            {}
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
         }
     }
 }

@@ -172,47 +172,53 @@ pub(super) fn child_setup(
         (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
         (libc::RLIMIT_NOFILE, l.open_files, l.open_files),
     ];
-    // SAFETY: setsid, getrlimit, setrlimit, open, write, close, signal and
-    // sigprocmask are async-signal-safe and get valid pointers to live
-    // stack values.
-    unsafe {
-        if libc::setsid() < 0 {
-            return fail();
-        }
-        for (res, soft, hard) in limits {
-            // Never raise a limit (that needs privilege): at most the current hard one.
-            let mut cur: libc::rlimit = std::mem::zeroed();
-            libc::getrlimit(res, &mut cur);
-            let r = libc::rlimit {
-                rlim_cur: soft.min(cur.rlim_max),
-                rlim_max: hard.min(cur.rlim_max),
-            };
-            if libc::setrlimit(res, &r) != 0 {
-                return fail();
-            }
-        }
-        cap.apply_in_child()?;
-        // Last, as it ends the privilege the steps above need: no
-        // supplementary groups, then the group, then the user.
-        if let Some((uid, gid)) = user
-            && (libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(gid) != 0
-                || libc::setuid(uid) != 0)
-        {
-            return fail();
-        }
-        // Every signal's default action: a grader started in the background
-        // by a shell (CI, nohup) has SIGINT and SIGQUIT ignored, and a port
-        // must not inherit that. (Caught signals are reset by exec anyway;
-        // 32 and up are the real-time signals, some used by libc itself.)
-        for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    // SAFETY: setsid takes nothing and is async-signal-safe.
+    if unsafe { libc::setsid() } < 0 {
+        return fail();
     }
+    for (res, soft, hard) in limits {
+        // Never raise a limit (that needs privilege): at most the current hard one.
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: cur is a valid rlimit to fill.
+        unsafe { libc::getrlimit(res, &mut cur) };
+        let r = libc::rlimit {
+            rlim_cur: soft.min(cur.rlim_max),
+            rlim_max: hard.min(cur.rlim_max),
+        };
+        // SAFETY: r is a valid rlimit.
+        if unsafe { libc::setrlimit(res, &r) } != 0 {
+            return fail();
+        }
+    }
+    // SAFETY: this is the freshly forked child, before exec.
+    unsafe { cap.apply_in_child() }?;
+    // Last, as it ends the privilege the steps above need: no
+    // supplementary groups, then the group, then the user.
+    if let Some((uid, gid)) = user {
+        // SAFETY: an empty group list (a null pointer with size 0).
+        let groups = unsafe { libc::setgroups(0, std::ptr::null()) };
+        // SAFETY: setgid takes a plain id.
+        let group = unsafe { libc::setgid(gid) };
+        // SAFETY: setuid takes a plain id (after setgid: it ends the right to change the group).
+        if groups != 0 || group != 0 || unsafe { libc::setuid(uid) } != 0 {
+            return fail();
+        }
+    }
+    // Every signal's default action: a grader started in the background
+    // by a shell (CI, nohup) has SIGINT and SIGQUIT ignored, and a port
+    // must not inherit that. (Caught signals are reset by exec anyway;
+    // 32 and up are the real-time signals, some used by libc itself.)
+    for sig in 1..32 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: SIG_DFL is a valid disposition for an ordinary signal.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    // SAFETY: sigprocmask gets a valid, empty signal set.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, empty.as_ref(), std::ptr::null_mut()) };
     Ok(())
 }

@@ -150,18 +150,20 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     let (stdout, port_out) = super::super::output::stream_pair()?;
     let (stderr, port_err) = super::super::output::stream_pair()?;
     cmd.stdout(port_out).stderr(port_err);
-    // SAFETY: the closure runs in the child between fork and exec of this
+    let hook = move || {
+        child_setup(&limits, &in_child, user)?;
+        if trace {
+            // SAFETY: this runs in the forked child before exec (pre_exec).
+            unsafe { trace::install_in_child(&filter) }?;
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the child between fork and exec of this
     // single-threaded process and makes only async-signal-safe calls
     // (setsid, setrlimit, open/write/close, sigprocmask, prctl, ptrace);
     // the filter was built before the fork.
     unsafe {
-        cmd.pre_exec(move || {
-            child_setup(&limits, &in_child, user)?;
-            if trace {
-                trace::install_in_child(&filter)?;
-            }
-            Ok(())
-        });
+        cmd.pre_exec(hook);
     }
     let child = cmd.spawn().map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
