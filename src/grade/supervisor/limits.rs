@@ -154,6 +154,33 @@ fn sweep_as(uid: u32) -> ! {
     unsafe { libc::_exit(rounds.div_ceil(100).min(255) as i32) }
 }
 
+/// Removes `object` as `uid`/`gid` (its owner): a child takes those ids and
+/// removes it (`audit::ledger::remove`). True when it was removed. Call
+/// only from this single-threaded supervisor.
+pub(super) fn remove_as(uid: u32, gid: u32, object: &crate::audit::ledger::IpcObject) -> bool {
+    // SAFETY: the supervisor is single-threaded (module doc of `super`),
+    // so the child may run any code before it exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: setresgid takes plain ids.
+        let g = unsafe { libc::setresgid(gid, gid, gid) };
+        // SAFETY: setresuid takes plain ids.
+        let u = unsafe { libc::setresuid(uid, uid, uid) };
+        let ok = g == 0 && u == 0 && crate::audit::ledger::remove(object).is_ok();
+        // SAFETY: _exit ends the forked child without running destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    if pid < 0 {
+        return false;
+    }
+    let mut status = 0;
+    // SAFETY: status is a valid int; pid is this process's child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && nix::errno::Errno::last() == nix::errno::Errno::EINTR
+    {}
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
 pub(super) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

@@ -234,7 +234,11 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
         .new_since(&before)
         .into_iter()
         .map(|object| {
-            let removed = crate::audit::ledger::remove(&object).is_ok();
+            // Root without CAP_SYS_ADMIN may not remove a System V object of
+            // the port's uid (msgctl(2): owner, creator or CAP_SYS_ADMIN):
+            // it is then removed as that uid.
+            let removed = crate::audit::ledger::remove(&object).is_ok()
+                || user.is_some_and(|(uid, gid)| super::limits::remove_as(uid, gid, &object));
             let attribution = match isolation {
                 Isolation::Namespaces => "made in the run's private namespace",
                 Isolation::Shared => {
