@@ -96,6 +96,10 @@ enum Command {
         /// Write the report to this file instead of standard output.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// With --dir or --class: grade with the specs in this folder (every
+        /// `ID.toml`; they are the only exercises) instead of the built-in ones.
+        #[arg(long, conflicts_with_all = ["exercise", "spec"])]
+        specs: Option<std::path::PathBuf>,
         /// Grade with this spec file (a teacher's own, docs/specs.md); with
         /// `--exercise` too, the spec's id must be that exercise.
         #[arg(long)]
@@ -321,6 +325,7 @@ fn main() -> ExitCode {
             report_dir,
             no_trace,
             timeout,
+            specs,
             ..
         } => {
             let opts = ipckit::grade::Options {
@@ -329,7 +334,7 @@ fn main() -> ExitCode {
                 ..Default::default()
             };
             let report_dir = report_dir.expect("clap requires --report-dir with --class");
-            grade_class(&class, require, jobs, &report_dir, &opts)
+            grade_class(&class, require, jobs, specs.as_deref(), &report_dir, &opts)
         }
         Command::Grade {
             exercise,
@@ -339,6 +344,7 @@ fn main() -> ExitCode {
             format,
             out,
             spec,
+            specs,
             timeout,
             no_trace,
             run_as,
@@ -357,6 +363,7 @@ fn main() -> ExitCode {
                 exercise,
                 dir,
                 spec,
+                specs,
                 cmd,
                 jobs: jobs.map_or_else(ipckit::grade::ports::cores, usize::from),
                 require,
@@ -440,6 +447,8 @@ struct GradeJob {
     exercise: Option<String>,
     dir: Option<std::path::PathBuf>,
     spec: Option<std::path::PathBuf>,
+    /// The folder of specs `--dir` grades with (`--specs`), else the built-in ones.
+    specs: Option<std::path::PathBuf>,
     cmd: Vec<String>,
     /// Ports graded at once (`--dir`).
     jobs: usize,
@@ -472,7 +481,9 @@ fn grade(
         grade::class::prepare_file(path)?;
     }
     let (grades, several) = match (&job.dir, &job.exercise) {
-        (Some(dir), _) => match grade::ports::grade_dir(dir, opts, job.jobs, &job.require) {
+        (Some(dir), _) => match spec_set(job.specs.as_deref())
+            .and_then(|specs| grade::ports::grade_dir(dir, opts, job.jobs, &job.require, &specs))
+        {
             Ok(g) => (g, true),
             Err(e) => (vec![Grade::error(&dir.display().to_string(), e)], true),
         },
@@ -509,12 +520,19 @@ fn grade(
     })
 }
 
+/// The specs of `--specs DIR`, else the built-in ones.
+fn spec_set(dir: Option<&std::path::Path>) -> ipckit::Result<ipckit::grade::spec::SpecSet> {
+    use ipckit::grade::spec::SpecSet;
+    dir.map_or_else(SpecSet::builtin, SpecSet::from_dir)
+}
+
 /// `ipckit grade --class DIR --report-dir OUT`: exit 0 when every port
 /// handed in passed and nothing required is missing, 1 otherwise.
 fn grade_class(
     dir: &std::path::Path,
     require: Vec<String>,
     jobs: Option<u16>,
+    specs: Option<&std::path::Path>,
     out: &std::path::Path,
     opts: &ipckit::grade::Options,
 ) -> ipckit::Result<i32> {
@@ -523,6 +541,7 @@ fn grade_class(
     let options = class::ClassOptions {
         require,
         jobs: jobs.map_or_else(ipckit::grade::ports::cores, usize::from),
+        specs: spec_set(specs)?,
     };
     let graded = class::grade_class(dir, &options, opts)?;
     class::write_reports(&graded, out)?;

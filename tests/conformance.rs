@@ -15,6 +15,7 @@ use ipckit::conformance::pipe::PipePort;
 use ipckit::conformance::queue::QueuePort;
 use ipckit::conformance::{Report, Status, check_all, lock, pipe, queue};
 use ipckit::queue::{Queue, Wait};
+#[cfg(target_os = "linux")]
 use ipckit::shm::SharedRegion;
 use ipckit::sync::{Lock, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,34 @@ impl QueuePort for KitQueue {
     fn close(&self) -> ipckit::Result<()> {
         self.0.close()
     }
+}
+
+/// The [`QueuePort`] methods a broken queue keeps from the working one it
+/// wraps (`self.0`): `queue_forward!(get, qsize)` in its `impl`.
+macro_rules! queue_forward {
+    (put) => {
+        fn put(&self, item: u64, timeout: Option<Duration>) -> ipckit::Result<()> {
+            self.0.put(item, timeout)
+        }
+    };
+    (get) => {
+        fn get(&self, timeout: Option<Duration>) -> ipckit::Result<u64> {
+            self.0.get(timeout)
+        }
+    };
+    (qsize) => {
+        fn qsize(&self) -> ipckit::Result<usize> {
+            self.0.qsize()
+        }
+    };
+    (close) => {
+        fn close(&self) -> ipckit::Result<()> {
+            self.0.close()
+        }
+    };
+    ($($method:ident),+) => {
+        $(queue_forward!($method);)+
+    };
 }
 
 /// `ipckit::sync::Lock` as a [`LockPort`].
@@ -178,15 +207,7 @@ impl QueuePort for DropsEvery7th {
             _ => self.0.put(item, timeout),
         }
     }
-    fn get(&self, timeout: Option<Duration>) -> ipckit::Result<u64> {
-        self.0.get(timeout)
-    }
-    fn qsize(&self) -> ipckit::Result<usize> {
-        self.0.qsize()
-    }
-    fn close(&self) -> ipckit::Result<()> {
-        self.0.close()
-    }
+    queue_forward!(get, qsize, close);
 }
 
 /// A `close` that does nothing.
@@ -196,18 +217,10 @@ impl QueuePort for IgnoresClose {
     fn new(maxsize: usize) -> ipckit::Result<Self> {
         KitQueue::new(maxsize).map(IgnoresClose)
     }
-    fn put(&self, item: u64, timeout: Option<Duration>) -> ipckit::Result<()> {
-        self.0.put(item, timeout)
-    }
-    fn get(&self, timeout: Option<Duration>) -> ipckit::Result<u64> {
-        self.0.get(timeout)
-    }
-    fn qsize(&self) -> ipckit::Result<usize> {
-        self.0.qsize()
-    }
     fn close(&self) -> ipckit::Result<()> {
         Ok(())
     }
+    queue_forward!(put, get, qsize);
 }
 
 /// Never waits: a timed put or get gives up at once.
@@ -223,12 +236,7 @@ impl QueuePort for NeverWaits {
     fn get(&self, _timeout: Option<Duration>) -> ipckit::Result<u64> {
         self.0.get(Some(Duration::ZERO))
     }
-    fn qsize(&self) -> ipckit::Result<usize> {
-        self.0.qsize()
-    }
-    fn close(&self) -> ipckit::Result<()> {
-        self.0.close()
-    }
+    queue_forward!(qsize, close);
 }
 
 /// A "lock" that never excludes anyone.
@@ -305,13 +313,11 @@ impl QueuePort for ClosesLocally {
             other => other,
         }
     }
-    fn qsize(&self) -> ipckit::Result<usize> {
-        self.0.qsize()
-    }
     fn close(&self) -> ipckit::Result<()> {
         self.1.store(true, Ordering::SeqCst);
         Ok(())
     }
+    queue_forward!(qsize);
 }
 
 /// A queue capped at 10 items whatever `maxsize` says, as a POSIX message
@@ -328,18 +334,7 @@ impl<const SAYS: bool> QueuePort for CappedAt10<SAYS> {
         let cap = if maxsize == 0 { 10 } else { maxsize.min(10) };
         KitQueue::new(cap).map(CappedAt10)
     }
-    fn put(&self, item: u64, timeout: Option<Duration>) -> ipckit::Result<()> {
-        self.0.put(item, timeout)
-    }
-    fn get(&self, timeout: Option<Duration>) -> ipckit::Result<u64> {
-        self.0.get(timeout)
-    }
-    fn qsize(&self) -> ipckit::Result<usize> {
-        self.0.qsize()
-    }
-    fn close(&self) -> ipckit::Result<()> {
-        self.0.close()
-    }
+    queue_forward!(put, get, qsize, close);
 }
 
 /// Makes a POSIX shared memory object of its own name (no kit prefix) for
@@ -361,18 +356,7 @@ impl QueuePort for Leaky {
         unsafe { libc::close(fd) };
         KitQueue::new(maxsize).map(Leaky)
     }
-    fn put(&self, item: u64, timeout: Option<Duration>) -> ipckit::Result<()> {
-        self.0.put(item, timeout)
-    }
-    fn get(&self, timeout: Option<Duration>) -> ipckit::Result<u64> {
-        self.0.get(timeout)
-    }
-    fn qsize(&self) -> ipckit::Result<usize> {
-        self.0.qsize()
-    }
-    fn close(&self) -> ipckit::Result<()> {
-        self.0.close()
-    }
+    queue_forward!(put, get, qsize, close);
 }
 
 /// A receive that ignores its timeout and blocks until a message or EOF.
@@ -438,20 +422,20 @@ fn the_whole_report_lists_every_check_in_order() {
     let unbounded = report.get("unbounded").unwrap();
     assert_eq!(unbounded.status, Status::Noted, "{report}");
     assert!(unbounded.detail.contains("msg_max"), "{report}");
-    assert_eq!(failed(&report), Vec::<&str>::new(), "{report}");
+    assert_eq!(report.failed(), Vec::<&str>::new(), "{report}");
 }
 
 #[test]
 fn a_capped_queue_that_does_not_say_so_fails_only_unbounded() {
     let report = queue::check::<CappedAt10<false>>().unwrap_err();
-    assert_eq!(failed(&report), ["unbounded"], "{report}");
+    assert_eq!(report.failed(), ["unbounded"], "{report}");
 }
 
 #[test]
 fn a_queue_closed_only_in_the_closing_process_fails_the_other_process_check() {
     let report = queue::check::<ClosesLocally>().unwrap_err();
     assert_eq!(
-        failed(&report),
+        report.failed(),
         ["close_seen_by_another_process"],
         "{report}"
     );
@@ -462,7 +446,7 @@ fn a_port_that_leaks_a_named_object_of_its_own_name_fails_every_check() {
     let report = queue::check::<Leaky>().unwrap_err();
     let entries = queue::checks::<KitQueue>();
     let all = ipckit::conformance::names(&entries);
-    assert_eq!(failed(&report), all, "{report}");
+    assert_eq!(report.failed(), all, "{report}");
     for check in &report.checks {
         assert!(check.detail.contains("/leaky-port-"), "{report}");
         assert!(check.detail.contains("was never removed"), "{report}");
@@ -473,7 +457,7 @@ fn a_port_that_leaks_a_named_object_of_its_own_name_fails_every_check() {
 #[test]
 fn a_lock_whose_deadline_forgets_the_carry_fails_the_second_boundary_check() {
     let report = lock::check::<ForgetsCarry>().unwrap_err();
-    let fails = failed(&report);
+    let fails = report.failed();
     assert!(fails.contains(&"timeout_crossing_a_second"), "{report}");
     // The single 200 ms wait fails too when the clock's fraction is >= .8 s.
     let by_chance = ["timeout_while_held", "timeout_crossing_a_second"];
@@ -486,7 +470,7 @@ fn a_lock_whose_deadline_forgets_the_carry_fails_the_second_boundary_check() {
 fn a_pipe_that_ignores_its_timeout_fails_the_silent_peer_check_only() {
     let report = pipe::check::<IgnoresTimeout>().unwrap_err();
     assert_eq!(
-        failed(&report),
+        report.failed(),
         ["recv_timeout_on_a_silent_peer"],
         "{report}"
     );
@@ -496,30 +480,24 @@ fn a_pipe_that_ignores_its_timeout_fails_the_silent_peer_check_only() {
 fn a_pipe_that_cuts_its_timeout_to_whole_seconds_fails_the_silent_peer_check_only() {
     let report = pipe::check::<WholeSeconds>().unwrap_err();
     assert_eq!(
-        failed(&report),
+        report.failed(),
         ["recv_timeout_on_a_silent_peer"],
         "{report}"
     );
-}
-
-/// The names of the checks that failed, in order.
-fn failed(report: &Report) -> Vec<&str> {
-    let fails = report.checks.iter().filter(|c| c.status == Status::Fail);
-    fails.map(|c| c.name.as_str()).collect()
 }
 
 #[test]
 fn a_queue_that_loses_items_fails_fifo_order_unbounded_and_producers_consumer() {
     let report = queue::check::<DropsEvery7th>().unwrap_err();
     let want = ["fifo_order", "unbounded", "producers_consumer"];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
 fn a_queue_that_ignores_close_fails_only_the_close_checks() {
     let report = queue::check::<IgnoresClose>().unwrap_err();
     let want = ["close_drains_then_closed", "close_seen_by_another_process"];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
@@ -531,7 +509,7 @@ fn a_queue_that_never_waits_fails_the_timeouts_and_the_bounded_producers() {
         "get_timeout_crossing_a_second",
     ];
     let want = [&timeouts[..], &["producers_consumer"]].concat();
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
@@ -542,7 +520,7 @@ fn a_lock_that_does_nothing_fails_mutual_exclusion_and_the_timeouts() {
         "timeout_while_held",
         "timeout_crossing_a_second",
     ];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
     let detail = &report.get("timeout_while_held").unwrap().detail;
     assert!(detail.contains("instead of Error::Timeout"), "{report}");
 }
@@ -551,7 +529,7 @@ fn a_lock_that_does_nothing_fails_mutual_exclusion_and_the_timeouts() {
 fn a_pipe_without_end_of_file_fails_both_eof_checks_and_only_those() {
     let report = pipe::check::<NeverEof>().unwrap_err();
     let want = ["simplex", "duplex"].map(|kind| format!("eof_after_peer_closed_{kind}"));
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
@@ -559,5 +537,5 @@ fn a_pipe_that_truncates_fails_every_message_over_64_kib() {
     let report = pipe::check::<Truncates>().unwrap_err();
     let want = ["one_way_65537_simplex", "one_way_1048576_simplex"];
     let echoes = ["echo_65537_duplex", "echo_1048576_duplex"];
-    assert_eq!(failed(&report), [want, echoes].concat(), "{report}");
+    assert_eq!(report.failed(), [want, echoes].concat(), "{report}");
 }

@@ -9,14 +9,16 @@ use ipckit::conformance::joinable::JoinableQueuePort;
 use ipckit::conformance::lock::LockPort;
 use ipckit::conformance::manager::ManagerPort;
 use ipckit::conformance::pool::PoolPort;
+#[cfg(target_os = "linux")]
 use ipckit::conformance::priority::PriorityQueuePort;
 use ipckit::conformance::process::ProcessPort;
 use ipckit::conformance::semaphore::SemaphorePort;
 use ipckit::conformance::shared::SharedPort;
+#[cfg(target_os = "linux")]
 use ipckit::conformance::typed::TypedQueuePort;
-use ipckit::conformance::{
-    Report, Status, joinable, manager, pool, priority, process, rlock, semaphore, shared, typed,
-};
+use ipckit::conformance::{Status, joinable, manager, pool, process, rlock, semaphore, shared};
+#[cfg(target_os = "linux")]
+use ipckit::conformance::{priority, typed};
 use ipckit::queue::{JoinableQueue, Wait};
 use ipckit::sync::{BoundedSemaphore, Lock, MutexGuard, PosixSemaphore, RLock, Semaphore};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -25,48 +27,42 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------
 // Adapters for the reference implementations.
 
-/// `ipckit::sync::Semaphore` as a [`SemaphorePort`].
-struct KitSemaphore(Semaphore);
+/// `$kit` (one of the kit's semaphores) as a [`SemaphorePort`] called
+/// `$port`, bounded or not.
+macro_rules! kit_semaphore {
+    ($(#[$doc:meta])* $port:ident($kit:ty), bounded: $bounded:literal) => {
+        $(#[$doc])*
+        struct $port($kit);
 
-impl SemaphorePort for KitSemaphore {
-    fn new(value: u32) -> ipckit::Result<Self> {
-        Semaphore::new(value).map(KitSemaphore)
-    }
-    fn acquire(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
-        match timeout {
-            None => self.0.acquire(),
-            Some(t) => self.0.acquire_timeout(t),
+        impl SemaphorePort for $port {
+            const BOUNDED: bool = $bounded;
+            fn new(value: u32) -> ipckit::Result<Self> {
+                <$kit>::new(value).map($port)
+            }
+            fn acquire(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
+                match timeout {
+                    None => self.0.acquire(),
+                    Some(t) => self.0.acquire_timeout(t),
+                }
+            }
+            fn release(&self) -> ipckit::Result<()> {
+                self.0.release()
+            }
+            fn get_value(&self) -> ipckit::Result<u32> {
+                self.0.get_value()
+            }
         }
-    }
-    fn release(&self) -> ipckit::Result<()> {
-        self.0.release()
-    }
-    fn get_value(&self) -> ipckit::Result<u32> {
-        self.0.get_value()
-    }
+    };
 }
 
-/// `ipckit::sync::BoundedSemaphore` as a bounded [`SemaphorePort`].
-struct KitBounded(BoundedSemaphore);
-
-impl SemaphorePort for KitBounded {
-    const BOUNDED: bool = true;
-    fn new(value: u32) -> ipckit::Result<Self> {
-        BoundedSemaphore::new(value).map(KitBounded)
-    }
-    fn acquire(&self, timeout: Option<Duration>) -> ipckit::Result<()> {
-        match timeout {
-            None => self.0.acquire(),
-            Some(t) => self.0.acquire_timeout(t),
-        }
-    }
-    fn release(&self) -> ipckit::Result<()> {
-        self.0.release()
-    }
-    fn get_value(&self) -> ipckit::Result<u32> {
-        self.0.get_value()
-    }
-}
+kit_semaphore!(
+    /// `ipckit::sync::Semaphore` as a [`SemaphorePort`].
+    KitSemaphore(Semaphore), bounded: false
+);
+kit_semaphore!(
+    /// `ipckit::sync::BoundedSemaphore` as a bounded [`SemaphorePort`].
+    KitBounded(BoundedSemaphore), bounded: true
+);
 
 /// `ipckit::mq::posix::MessageQueue` as a [`PriorityQueuePort`].
 #[cfg(target_os = "linux")]
@@ -578,14 +574,14 @@ fn a_plain_lock_fails_exactly_the_rlock_checks() {
         "reentrant_in_one_process",
         "excludes_others_until_fully_released",
     ];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
 fn a_joinable_queue_counting_tasks_per_process_fails_the_join_check() {
     let report = joinable::check::<LocalTasks>().unwrap_err();
     assert_eq!(
-        failed(&report),
+        report.failed(),
         ["join_waits_for_every_task_done"],
         "{report}"
     );
@@ -594,7 +590,7 @@ fn a_joinable_queue_counting_tasks_per_process_fails_the_join_check() {
 #[test]
 fn a_process_that_ignores_daemon_fails_only_the_daemon_check() {
     let report = process::check::<KitProcess<false, false>>().unwrap_err();
-    assert_eq!(failed(&report), ["daemon_ends_with_its_parent"], "{report}");
+    assert_eq!(report.failed(), ["daemon_ends_with_its_parent"], "{report}");
 }
 
 #[test]
@@ -604,13 +600,7 @@ fn a_process_reporting_signals_as_a_shell_does_fails_the_two_signal_checks() {
         "join_timeout_returns_while_alive",
         "exitcode_is_minus_the_signal",
     ];
-    assert_eq!(failed(&report), want, "{report}");
-}
-
-/// The names of the checks that failed, in order.
-fn failed(report: &Report) -> Vec<&str> {
-    let fails = report.checks.iter().filter(|c| c.status == Status::Fail);
-    fails.map(|c| c.name.as_str()).collect()
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
@@ -630,14 +620,14 @@ fn a_semaphore_counted_in_each_process_fails_the_cross_process_checks() {
         "release_wakes_a_waiter_in_another_process",
         "at_most_n_holders",
     ];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
 fn a_counting_semaphore_that_says_bounded_fails_only_the_bounded_check() {
     let report = semaphore::check::<SaysBounded>().unwrap_err();
     let want = ["bounded_release_above_initial_fails"];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[cfg(target_os = "linux")]
@@ -645,14 +635,14 @@ fn a_counting_semaphore_that_says_bounded_fails_only_the_bounded_check() {
 fn a_queue_without_priorities_fails_the_two_order_checks() {
     let report = priority::check::<BrokenMq<true, false>>().unwrap_err();
     let want = ["priority_order", "fifo_within_a_priority"];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn a_queue_whose_close_unlinks_fails_close_is_not_unlink() {
     let report = priority::check::<BrokenMq<false, true>>().unwrap_err();
-    assert_eq!(failed(&report), ["close_is_not_unlink"], "{report}");
+    assert_eq!(report.failed(), ["close_is_not_unlink"], "{report}");
 }
 
 #[cfg(target_os = "linux")]
@@ -664,7 +654,7 @@ fn a_typed_queue_that_ignores_the_type_fails_every_selection_by_type() {
         "negative_type_takes_the_lowest_type_up_to",
         "messages_cross_processes",
     ];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
@@ -687,7 +677,7 @@ fn a_value_and_array_in_private_memory_fail_every_cross_process_check() {
         "typecodes_hold_their_c_types",
         "updates_under_the_lock_all_count",
     ];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
@@ -697,13 +687,13 @@ fn a_double_stored_as_a_float_fails_the_value_checks() {
         "child_writes_are_visible_to_the_parent",
         "typecodes_hold_their_c_types",
     ];
-    assert_eq!(failed(&report), want, "{report}");
+    assert_eq!(report.failed(), want, "{report}");
 }
 
 #[test]
 fn a_pool_whose_get_ignores_its_timeout_fails_the_timeout_check() {
     let report = pool::check::<KitPool<true>>().unwrap_err();
-    assert_eq!(failed(&report), ["get_timeout_on_a_slow_task"], "{report}");
+    assert_eq!(report.failed(), ["get_timeout_on_a_slow_task"], "{report}");
 }
 
 #[test]
@@ -719,7 +709,7 @@ fn the_kit_manager_loses_updates_with_get_then_set_only_as_a_note() {
 fn a_list_kept_in_each_process_fails_only_the_list_check() {
     let report = manager::check::<KitManager<true, false>>().unwrap_err();
     assert_eq!(
-        failed(&report),
+        report.failed(),
         ["list_update_seen_by_every_process"],
         "{report}"
     );
@@ -729,7 +719,7 @@ fn a_list_kept_in_each_process_fails_only_the_list_check() {
 fn a_namespace_printed_as_a_dict_fails_only_the_namespace_check() {
     let report = manager::check::<KitManager<false, true>>().unwrap_err();
     assert_eq!(
-        failed(&report),
+        report.failed(),
         ["namespace_update_seen_and_printed"],
         "{report}"
     );

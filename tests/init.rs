@@ -55,6 +55,14 @@ fn the_gradescope_autograder_grades_a_submission_laid_out_like_gradescopes() {
     let root = tmp.join("root");
     let source = root.join("source");
     zip.extract(&source).expect("unzip");
+    // The autograder grades with the zip's specs, not the built-in ones: a
+    // teacher's edit (points, visibility) reaches results.json.
+    let zipped_spec = source.join("specs/pi-pipe.toml");
+    let mut text = std::fs::read_to_string(&zipped_spec).unwrap();
+    text.push_str(
+        "\n[scoring]\nruns = [10, 10]\n[scoring.checks.output]\npoints = 4\nvisibility = \"hidden\"\n",
+    );
+    std::fs::write(&zipped_spec, text).unwrap();
     let submission = root.join("submission");
     std::fs::create_dir_all(&submission).unwrap();
     std::fs::copy(
@@ -81,11 +89,18 @@ fn the_gradescope_autograder_grades_a_submission_laid_out_like_gradescopes() {
     assert!(errors.is_empty(), "{errors:?}\n{results:#}");
     let tests = results["tests"].as_array().unwrap();
     let max: f64 = tests.iter().map(|t| t["max_score"].as_f64().unwrap()).sum();
+    // pi-pipe (the zip's spec): 6 checks at 1, output at 4, two runs at 10;
+    // fork-basic (missing): 7.
     assert_eq!(
         (results["score"].as_f64(), max),
-        (Some(7.0), 14.0),
+        (Some(30.0), 37.0),
         "{results:#}"
     );
+    let output = tests
+        .iter()
+        .find(|t| t["name"].as_str().unwrap().contains("pi-pipe") && t["max_score"] == 4.0)
+        .unwrap_or_else(|| panic!("pi-pipe's output test: {results:#}"));
+    assert_eq!(output["visibility"], "hidden", "{output:#}");
     let missing = tests
         .iter()
         .find(|t| t["name"].as_str().unwrap().starts_with("fork-basic"))

@@ -264,7 +264,8 @@ fn spec_model() -> impl Strategy<Value = SpecModel> {
             .collect();
         (
             "[a-z][a-z0-9-]{0,10}",
-            "[ -~]{1,30}",
+            // A summary is not blank (`spec::check` refuses a blank one).
+            "[!-~][ -~]{0,29}",
             1u32..=3600,
             1u32..=600,
             0..=255i32,

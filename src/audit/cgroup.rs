@@ -25,6 +25,9 @@ const PIDS_ROOT: &str = "/sys/fs/cgroup/pids";
 #[derive(Debug)]
 pub struct PidsCgroup {
     dir: PathBuf,
+    /// This process made the group for its own tree (it owns every child
+    /// it has): it reaps exited children while it removes the group.
+    owner: bool,
 }
 
 /// Where the group of a grader's supervisor with pid `supervisor` may be
@@ -69,7 +72,7 @@ pub fn procs_left_by(supervisor: i32) -> Vec<i32> {
     dirs_of(supervisor as u32)
         .into_iter()
         .flat_map(|dir| {
-            let group = PidsCgroup { dir };
+            let group = PidsCgroup { dir, owner: false };
             let procs = group.procs();
             std::mem::forget(group); // not ours to remove here
             procs
@@ -82,7 +85,7 @@ pub fn procs_left_by(supervisor: i32) -> Vec<i32> {
 pub fn remove_left_by(supervisor: i32) {
     for dir in dirs_of(supervisor as u32) {
         if dir.exists() {
-            drop(PidsCgroup { dir });
+            drop(PidsCgroup { dir, owner: false });
         }
     }
 }
@@ -127,7 +130,7 @@ impl PidsCgroup {
     fn make(dir: PathBuf, max: u64) -> Result<PidsCgroup> {
         let _ = std::fs::remove_dir(&dir);
         std::fs::create_dir(&dir).map_err(|e| Error::io(format!("mkdir {}", dir.display()), e))?;
-        let group = PidsCgroup { dir };
+        let group = PidsCgroup { dir, owner: true };
         let max_file = group.dir.join("pids.max");
         std::fs::write(&max_file, max.to_string())
             .map_err(|e| Error::io(format!("writing {}", max_file.display()), e))?;
@@ -155,11 +158,17 @@ impl PidsCgroup {
 }
 
 impl Drop for PidsCgroup {
+    /// Removes the group. `rmdir(2)` fails with `EBUSY` while a process is
+    /// inside, and a zombie still is until it is reaped (g10c: one empty
+    /// group leaked per run of all grades): the owner reaps its exited
+    /// children meanwhile. A killed fork bomb on a loaded machine takes
+    /// seconds to leave.
     fn drop(&mut self) {
-        // rmdir fails with EBUSY while a process (even a dying one) is inside;
-        // a killed fork bomb on a loaded machine takes seconds to leave.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
+            if self.owner {
+                while super::tree::reap_next().is_some() {}
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -3,6 +3,10 @@
 //! at the end), whole programs timed from `fork` to `wait`, and the Python
 //! side (the peer `fixtures/peers/bench_peer.py`, the `pi-*` ports, and the
 //! `posix_ipc`/`sysv_ipc` modules, installed with pip when missing).
+//!
+//! The C and Python sources are compiled into the binary (`include_str!`)
+//! and written into the temporary directory when used, so the benches run
+//! from an installed binary or a packaged crate, with no source tree.
 
 use super::{Bench, Ctx, Figure, Python, Where, place_label};
 use crate::error::{Error, Result};
@@ -21,10 +25,35 @@ const C_SOURCES: [(&str, &str); 2] = [
     ("pi_serial", include_str!("../../benches/c/pi_serial.c")),
 ];
 
+macro_rules! py {
+    ($path:literal) => {
+        ($path, include_str!(concat!("../../fixtures/", $path)))
+    };
+}
+
+/// The Python side, by its path under `fixtures/`: the bench peer, the
+/// `pi-*` Python ports (`peers/pi/`, with the module they share) and the
+/// graded good ports used where no separate peer exists.
+const PY_SOURCES: [(&str, &str); 12] = [
+    py!("peers/bench_peer.py"),
+    py!("peers/pi/pi_common.py"),
+    py!("peers/pi/pi-file.py"),
+    py!("peers/pi/pi-manager.py"),
+    py!("peers/pi/pi-pool.py"),
+    py!("peers/pi/pi-posix-mq.py"),
+    py!("peers/pi/pi-queue.py"),
+    py!("peers/pi/pi-shm-sem.py"),
+    py!("peers/pi/pi-socketpair.py"),
+    py!("peers/pi/pi-value.py"),
+    py!("ports/good/pi-pipe.py"),
+    py!("ports/good/pi-sysv-mq.py"),
+];
+
 /// The compiled C baselines and the Python modules set up so far.
 pub struct Tools {
     dir: PathBuf,
     compiled: [OnceCell<std::result::Result<PathBuf, String>>; 2],
+    python_written: OnceCell<std::result::Result<(), String>>,
     modules: RefCell<Vec<(&'static str, std::result::Result<(), String>)>>,
     notes: RefCell<Vec<String>>,
 }
@@ -35,6 +64,7 @@ impl Tools {
         Tools {
             dir: std::env::temp_dir().join(format!("ipckit-bench-{}", std::process::id())),
             compiled: Default::default(),
+            python_written: OnceCell::new(),
             modules: RefCell::new(Vec::new()),
             notes: RefCell::new(Vec::new()),
         }
@@ -63,6 +93,26 @@ impl Tools {
         built
             .as_deref()
             .map_err(|why| Error::Unsupported(why.clone()))
+    }
+
+    /// The Python file `fixtures/PATH` of [`PY_SOURCES`], written (all of
+    /// them, on first use) under the temporary directory; `None` when `path`
+    /// is not one of them.
+    fn python_file(&self, path: &str) -> Option<Result<PathBuf>> {
+        PY_SOURCES.iter().find(|(p, _)| *p == path)?;
+        let root = self.dir.join("py");
+        let written = self.python_written.get_or_init(|| {
+            PY_SOURCES.iter().try_for_each(|(p, text)| {
+                let file = root.join(p);
+                std::fs::create_dir_all(file.parent().expect("a path under py/"))
+                    .and_then(|()| std::fs::write(&file, text))
+                    .map_err(|e| format!("{}: {e}", file.display()))
+            })
+        });
+        Some(match written {
+            Ok(()) => Ok(root.join(path)),
+            Err(why) => Err(Error::Unsupported(why.clone())),
+        })
     }
 
     fn compile(&self, name: &str, source: &str) -> std::result::Result<PathBuf, String> {
@@ -225,13 +275,6 @@ fn module_for(bench: &str) -> Option<&'static str> {
     }
 }
 
-/// A file of `fixtures/`.
-fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(path)
-}
-
 /// The Python side's figures: one per placement, skipped with the reason
 /// when it cannot run.
 pub fn python(ctx: &Ctx, bench: &Bench, runs: usize, ops: u64) -> Vec<Figure> {
@@ -255,8 +298,8 @@ pub fn python(ctx: &Ctx, bench: &Bench, runs: usize, ops: u64) -> Vec<Figure> {
         return skip(why);
     }
     match bench.python {
-        Python::Port => match python_port(bench.name) {
-            Some(port) => bench
+        Python::Port => match python_port(&ctx.native, bench.name) {
+            Some(Ok(port)) => bench
                 .places
                 .iter()
                 .map(|&place| {
@@ -268,9 +311,10 @@ pub fn python(ctx: &Ctx, bench: &Bench, runs: usize, ops: u64) -> Vec<Figure> {
                     Figure::new("python", place, bench.unit, samples)
                 })
                 .collect(),
+            Some(Err(e)) => skip(e.to_string()),
             None => skip(format!("no Python port of {}", bench.name)),
         },
-        Python::Peer => match python_peer(bench, runs, (ops / 10).max(10)) {
+        Python::Peer => match python_peer(&ctx.native, bench, runs, (ops / 10).max(10)) {
             Ok(samples) => bench
                 .places
                 .iter()
@@ -293,22 +337,24 @@ pub fn python(ctx: &Ctx, bench: &Bench, runs: usize, ops: u64) -> Vec<Figure> {
 }
 
 /// The Python port of a `pi-*` program: `fixtures/peers/pi/ID.py`, else the
-/// graded good port `fixtures/ports/good/ID.py`.
-fn python_port(id: &str) -> Option<PathBuf> {
+/// graded good port `fixtures/ports/good/ID.py` (written from [`PY_SOURCES`]).
+fn python_port(tools: &Tools, id: &str) -> Option<Result<PathBuf>> {
     [format!("peers/pi/{id}.py"), format!("ports/good/{id}.py")]
         .iter()
-        .map(|p| fixture(p))
-        .find(|p| p.exists())
+        .find_map(|p| tools.python_file(p))
 }
 
 /// Runs the peer for `bench` and returns its JSON object: samples per
 /// placement label.
 fn python_peer(
+    tools: &Tools,
     bench: &Bench,
     runs: usize,
     ops: u64,
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let peer = fixture("peers/bench_peer.py");
+    let peer = tools
+        .python_file("peers/bench_peer.py")
+        .expect("the peer is one of PY_SOURCES")?;
     let places: Vec<&str> = bench.places.iter().map(|&p| place_label(p)).collect();
     let (_, out) = run_program(
         &[
@@ -343,4 +389,28 @@ pub fn unpinned(place: Where) {
         place.is_none(),
         "whole programs run at the scheduler's placement"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_python_side_is_compiled_in_and_written_where_it_runs() {
+        let tools = Tools::new();
+        for bench in super::super::BENCHES {
+            let file = match bench.python {
+                Python::Port => python_port(&tools, bench.name),
+                Python::Peer => tools.python_file("peers/bench_peer.py"),
+            };
+            let file = file
+                .unwrap_or_else(|| panic!("{}: no Python source", bench.name))
+                .unwrap();
+            assert!(file.starts_with(&tools.dir), "{}", file.display());
+            assert!(file.is_file(), "{}", file.display());
+        }
+        // The pi ports import their shared module from beside them.
+        assert!(tools.dir.join("py/peers/pi/pi_common.py").is_file());
+        drop(tools);
+    }
 }

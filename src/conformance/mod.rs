@@ -172,6 +172,14 @@ impl Report {
         self.checks.iter().all(|c| c.status != Status::Fail)
     }
 
+    /// The names of the checks that failed, in the order they ran (what a
+    /// test of a deliberately broken port compares with the checks it should
+    /// fail).
+    pub fn failed(&self) -> Vec<&str> {
+        let fails = self.checks.iter().filter(|c| c.status == Status::Fail);
+        fails.map(|c| c.name.as_str()).collect()
+    }
+
     /// The check named `name`, if the suite ran it.
     pub fn get(&self, name: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.name == name)

@@ -458,6 +458,12 @@ fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
     {
         return Fate::ReapedByParent;
     }
+    if o.deadline_kill.is_some() && parent.is_some_and(|q| q.killed.is_some()) {
+        // Its parent was killed by the grader at the deadline before it
+        // waited: whether the child had ended by then is the scheduler's
+        // doing (a slow start, a hang), and the hang is judged by `time`.
+        return Fate::Killed;
+    }
     if o.traced && p.sigchld_ignored && p.reaped_by.is_none() {
         return Fate::KernelReaped; // its parent ignored SIGCHLD when it forked it
     }
@@ -610,8 +616,12 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
     let tree = &o.tree;
     let mut problems = Vec::new();
     let mut adopted = Vec::new();
+    // Once the grader has killed the main process at the deadline, whether
+    // the rest of the tree dies of the grace period's SIGKILL or of the
+    // linger rule's is the scheduler's choice: no orphan is judged then.
+    let deadline = main_killed_at_deadline(o);
     for p in tree.procs.values().filter(|p| p.pid != tree.main) {
-        if p.orphan {
+        if p.orphan && !deadline {
             problems.push(format!(
                 "process {} ({}) {}",
                 p.pid,
@@ -639,7 +649,7 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
                 .into(),
         );
     }
-    if problems.is_empty() && main_killed_at_deadline(o) {
+    if problems.is_empty() && deadline {
         return skip(
             "the main process was killed at the time limit (see `time`): no orphan can be judged",
         );
@@ -712,6 +722,15 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
             o.untraced_reason.as_deref().unwrap_or("untraced")
         ));
     }
+    if main_killed_at_deadline(o) {
+        // How far a killed run got is the scheduler's doing (a slow start
+        // leaves only a launcher's forks in the trace): never a pass.
+        return fail(format!(
+            "the main process was killed at the {:.1} s time limit before it finished: \
+             the trace of an unfinished run is not evidence of the mechanism",
+            o.time_limit
+        ));
+    }
     let tree = &o.tree;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
@@ -778,6 +797,9 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
                 .collect();
             problems.push(format!("{k} ({}): {got}, at most {v} allowed {names:?}: this is not the required mechanism", counter_label(k)));
         }
+    }
+    if let Some(flow) = &m.flow {
+        super::flow::judge(flow, tree, &mut problems, &mut seen);
     }
     let what = if m.description.is_empty() {
         String::new()
@@ -1021,6 +1043,27 @@ regex = 'two=(?P<two>\d+)'
         run.outcome.traced = false;
         assert_eq!(mechanism(&s, &run).0, Status::Skip);
         assert_eq!(mechanism(&spec(""), &run).0, Status::Skip);
+    }
+
+    #[test]
+    fn a_run_killed_at_its_deadline_never_passes_mechanism() {
+        // A slow start can leave a launcher's forks in the trace: whatever
+        // the counters say, an unfinished run is no evidence.
+        let s = spec("[mechanism.parent]\nforks = 1\n");
+        let mut run = run_with(vec![], "");
+        run.outcome
+            .tree
+            .procs
+            .get_mut(&10)
+            .unwrap()
+            .calls
+            .insert("forks".into(), 1);
+        assert_eq!(mechanism(&s, &run).0, Status::Pass);
+        run.outcome.deadline_kill = Some(1.0);
+        run.outcome.main_exited = Some(1.2);
+        let (status, detail) = mechanism(&s, &run);
+        assert_eq!(status, Status::Fail);
+        assert!(detail.contains("killed at the"), "{detail}");
     }
 
     #[test]

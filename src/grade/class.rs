@@ -24,12 +24,14 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// How to grade a class.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClassOptions {
     /// Exercises every student must hand in (a missing one scores 0).
     pub require: Vec<String>,
     /// Ports graded at once (at least 1).
     pub jobs: usize,
+    /// The exercises and their specs (built-in, or `--specs DIR`).
+    pub specs: spec::SpecSet,
 }
 
 /// One row of the class: a student's exercise.
@@ -101,7 +103,7 @@ pub fn prepare_file(file: &Path) -> Result<()> {
 /// Step 2: grades every student's folder of `dir`.
 pub fn grade_class(dir: &Path, class: &ClassOptions, opts: &Options) -> Result<Class> {
     for id in &class.require {
-        spec::builtin(id)?;
+        class.specs.get(id)?;
     }
     let mut students = Vec::new();
     let mut out = Class::default();
@@ -113,7 +115,7 @@ pub fn grade_class(dir: &Path, class: &ClassOptions, opts: &Options) -> Result<C
         if name.starts_with('.') || !e.path().is_dir() {
             continue;
         }
-        let (ports, unmatched) = ports::scan(&e.path())?;
+        let (ports, unmatched) = ports::scan(&e.path(), &class.specs)?;
         out.unmatched
             .extend(unmatched.into_iter().map(|u| (name.clone(), u)));
         students.push((name, ports));
@@ -138,7 +140,7 @@ pub fn grade_class(dir: &Path, class: &ClassOptions, opts: &Options) -> Result<C
         // One build folder per student: two students' pi-pipe.c never share a file.
         let own = build.0.join(safe_name(student));
         let g = match std::fs::create_dir_all(&own) {
-            Ok(()) => ports::grade_port(port, &own, opts),
+            Ok(()) => ports::grade_port(port, &own, opts, &class.specs),
             Err(e) => Grade::error(&port.id, Error::io(own.display().to_string(), e)),
         };
         progress.done(&format!(
@@ -158,7 +160,7 @@ pub fn grade_class(dir: &Path, class: &ClassOptions, opts: &Options) -> Result<C
             .collect();
         for id in &class.require {
             if !ports.iter().any(|p| &p.id == id) {
-                rows.push(missing(student, id));
+                rows.push(missing(student, id, &class.specs));
             }
         }
         rows.sort_by(|a, b| a.exercise.cmp(&b.exercise));
@@ -193,8 +195,9 @@ fn row(student: String, g: Grade) -> Row {
     }
 }
 
-fn missing(student: &str, id: &str) -> Row {
-    let max = spec::builtin(id)
+fn missing(student: &str, id: &str, specs: &spec::SpecSet) -> Row {
+    let max = specs
+        .get(id)
         .and_then(|s| scoring::Marks::of(&s))
         .map_or(0.0, |m| m.max());
     Row {
@@ -261,7 +264,7 @@ fn unmatched_csv(class: &Class) -> Result<String> {
     w.write_record(["student", "file", "nearest"])
         .map_err(csv_err)?;
     for (s, u) in &class.unmatched {
-        w.write_record([s.as_str(), &u.file, u.nearest.unwrap_or("")])
+        w.write_record([s.as_str(), &u.file, u.nearest.as_deref().unwrap_or("")])
             .map_err(csv_err)?;
     }
     let bytes = w
@@ -361,7 +364,11 @@ mod tests {
     #[test]
     fn csv_quotes_what_needs_quoting() {
         let class = Class {
-            rows: vec![missing("doe, jane", "pi-pipe")],
+            rows: vec![missing(
+                "doe, jane",
+                "pi-pipe",
+                &spec::SpecSet::builtin().unwrap(),
+            )],
             unmatched: Vec::new(),
         };
         let csv = summary_csv(&class).unwrap();

@@ -91,6 +91,56 @@ pub struct NamedObject {
     pub created_by: Option<i32>,
     /// The process that unlinked it.
     pub unlinked_by: Option<i32>,
+    /// When it was created, seconds after the start (traced runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<f64>,
+    /// When it was unlinked, seconds after the start (traced runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlinked_at: Option<f64>,
+}
+
+/// A pipe or socket pair the port made, and the data seen crossing it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Channel {
+    /// `pipe` or `socketpair`.
+    pub kind: String,
+    /// The process whose `pipe(2)` or `socketpair(2)` made it.
+    pub made_by: i32,
+    /// When, in seconds after the start.
+    pub made_at: f64,
+    /// The kernel's names of its two ends, as `/proc/PID/fd` shows them
+    /// (`proc(5)`): a pipe's read and write end share one inode
+    /// (`pipe:[N]`); a socket pair's ends are two sockets (`socket:[N]`).
+    pub ends: [String; 2],
+    /// Reads and writes that moved data, in the order seen.
+    pub transfers: Vec<Transfer>,
+}
+
+/// One read or write of at least one byte on a [`Channel`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The process that made it.
+    pub pid: i32,
+    /// Which end it used (`ends` index: a pipe's 0 is its read end).
+    pub end: usize,
+    /// A write (else a read).
+    pub write: bool,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Seconds after the start.
+    pub at: f64,
+    /// The process still held the channel's other end, the one it does not
+    /// use (an unused end left open).
+    pub other_end_open: bool,
+    /// The first bytes moved, as text (invalid UTF-8 escaped).
+    pub text: String,
+}
+
+impl Channel {
+    /// The other end's index.
+    pub fn other(end: usize) -> usize {
+        1 - end
+    }
 }
 
 /// Everything known about the tree of one run.
@@ -102,6 +152,9 @@ pub struct Tree {
     pub procs: BTreeMap<i32, ProcRecord>,
     /// Named objects by `kind:name`.
     pub objects: BTreeMap<String, NamedObject>,
+    /// Pipes and socket pairs the port made, in the order made.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
 }
 
 impl Tree {
@@ -167,6 +220,7 @@ impl Tree {
             }
         }
         self.objects.clear();
+        self.channels.clear();
     }
 
     /// The grader collected `pid`'s exit (as tracer, parent or adopter).
@@ -211,9 +265,39 @@ impl Tree {
             });
         if created {
             o.created_by = Some(pid);
+            o.created_at = Some(now);
         } else {
             o.unlinked_by = Some(pid);
+            o.unlinked_at = Some(now);
         }
+    }
+
+    /// `pid` made a pipe or socket pair whose ends `/proc` names `ends`.
+    pub fn on_channel(&mut self, pid: i32, kind: &str, ends: [String; 2], now: f64) {
+        self.channels.push(Channel {
+            kind: kind.into(),
+            made_by: pid,
+            made_at: now,
+            ends,
+            transfers: Vec::new(),
+        });
+    }
+
+    /// The channel (index) and end (index) that `/proc` names `link`, if
+    /// the port made it (the latest, should the kernel reuse a name). A
+    /// pipe's two ends have one name: `write` decides.
+    pub fn channel_end(&self, link: &str, write: bool) -> Option<(usize, usize)> {
+        self.channels.iter().enumerate().rev().find_map(|(i, c)| {
+            let end = c.ends.iter().position(|e| e == link)?;
+            Some((
+                i,
+                if c.kind == "pipe" {
+                    usize::from(write)
+                } else {
+                    end
+                },
+            ))
+        })
     }
 
     /// A temporary name was renamed into place (`link` then `unlink`, as

@@ -22,6 +22,11 @@ pub const STDERR_KEPT: usize = 4 * 1024;
 pub const BODY_CAP: usize = 8 * 1024;
 /// Output lines shown in a failure text.
 const LINES_SHOWN: usize = 20;
+/// Output lines kept with their writer per run, at most (the timeline draws
+/// each one; they cover no more than the [`STDOUT_KEPT`] bytes kept).
+pub const WRITES_KEPT: usize = 1000;
+/// Longest text of one kept output line, bytes.
+const WRITE_TEXT_CAP: usize = 300;
 
 /// One line the port wrote, with the process that wrote it and when
 /// (seconds after the start), when the evidence knows them.
@@ -70,7 +75,7 @@ impl RunRecord {
             stdout: clean(&o.stdout.text, STDOUT_KEPT),
             stderr: clean(tail(&o.stderr.text, STDERR_KEPT), STDERR_KEPT),
             tree: o.tree.clone(),
-            writes: Vec::new(),
+            writes: writes(&o.stdout),
         }
     }
 
@@ -88,6 +93,31 @@ impl RunRecord {
         matches!(self.exit, Some(ExitStatus::Signaled { .. }))
             || matches!(self.exit, Some(ExitStatus::Exited(c)) if c != 0)
     }
+}
+
+/// The lines of standard output with the process that wrote each and when
+/// (from the writers the capture recorded, `grade::output`), in the order
+/// their newlines were written: as many as fit in the [`STDOUT_KEPT`] bytes
+/// a record keeps, at most [`WRITES_KEPT`], each cleaned and capped. Empty
+/// when the capture recorded no writer (every line would be pid 0).
+fn writes(out: &super::supervisor::Captured) -> Vec<Write> {
+    if out.chunks.is_empty() {
+        return Vec::new();
+    }
+    let mut bytes = 0;
+    super::output::lines(&out.text, &out.chunks)
+        .into_iter()
+        .take_while(|l| {
+            bytes += l.text.len() + 1;
+            bytes <= STDOUT_KEPT
+        })
+        .take(WRITES_KEPT)
+        .map(|l| Write {
+            pid: l.pid,
+            time: l.at,
+            text: clean(&l.text, WRITE_TEXT_CAP),
+        })
+        .collect()
 }
 
 /// The end of `s`, at most `n` bytes, cut at a character boundary.
@@ -229,6 +259,48 @@ mod tests {
             "{c}"
         );
         assert_eq!(clean("\u{ffff}", 10), "\u{fffd}");
+    }
+
+    #[test]
+    fn writes_name_the_writer_of_each_line_and_its_time() {
+        use super::super::output::Chunk;
+        let out = super::super::supervisor::Captured {
+            text: "parent: 1\nchild\x01: 2\n".into(),
+            chunks: vec![
+                Chunk {
+                    pid: 7,
+                    at: 0.5,
+                    len: 10,
+                },
+                Chunk {
+                    pid: 8,
+                    at: 0.75,
+                    len: 12,
+                },
+            ],
+            ..Default::default()
+        };
+        let got = writes(&out);
+        assert_eq!(
+            got,
+            [
+                Write {
+                    pid: 7,
+                    time: 0.5,
+                    text: "parent: 1".into()
+                },
+                Write {
+                    pid: 8,
+                    time: 0.75,
+                    text: "child\\x01: 2".into()
+                },
+            ]
+        );
+        let unknown = super::super::supervisor::Captured {
+            text: "x\n".into(),
+            ..Default::default()
+        };
+        assert!(writes(&unknown).is_empty(), "no writer recorded: no writes");
     }
 
     #[test]

@@ -170,8 +170,12 @@ fn objects_table(tree: &Tree, body: &mut String) {
     body.push_str(
         "<table><tr><th>IPC object or file</th><th>made by</th><th>removed by</th></tr>\n",
     );
+    let who = |p: Option<i32>, t: Option<f64>| match (p, t) {
+        (None, _) => "-".to_string(),
+        (Some(p), Some(t)) => format!("pid {p} at {t:.3} s"),
+        (Some(p), None) => format!("pid {p}"),
+    };
     for o in tree.objects.values() {
-        let pid = |p: Option<i32>| p.map_or("-".to_string(), |p| format!("pid {p}"));
         let cls = if o.created_by.is_some() && o.unlinked_by.is_none() {
             "fail"
         } else {
@@ -182,15 +186,25 @@ fn objects_table(tree: &Tree, body: &mut String) {
             "<tr class=\"{cls}\"><td>{} {}</td><td>{}</td><td>{}</td></tr>",
             esc(&o.kind),
             esc(&feedback::clean(&o.name, 200)),
-            pid(o.created_by),
+            who(o.created_by, o.created_at),
             if o.unlinked_by.is_none() {
                 "never (left behind)".into()
             } else {
-                pid(o.unlinked_by)
+                who(o.unlinked_by, o.unlinked_at)
             }
         );
     }
     body.push_str("</table>\n");
+    if tree
+        .objects
+        .values()
+        .all(|o| o.created_at.is_none() && o.unlinked_at.is_none())
+    {
+        body.push_str(
+            "<p class=\"legend\">The times these objects were made and removed were not \
+             recorded (the run was not traced), so they are not on the timeline.</p>\n",
+        );
+    }
 }
 
 // ---- the timeline ------------------------------------------------------------
@@ -281,15 +295,56 @@ pub fn timeline(tree: &Tree, seconds: f64, writes: Option<&[Write]>) -> String {
             }
         }
     }
+    object_marks(&mut s, tree, &x, &row_of, &y);
     s.push_str("</svg>\n");
     s.push_str(
         "<p class=\"legend\"><span>&#9632; <b style=\"color:#4caf50\">alive</b></span>\
          <span><b style=\"color:#c33\">hatched</b>: zombie (exited, not yet reaped)</span>\
          <span>&#8600; fork</span><span>dashed: reaped by</span>\
          <span><b style=\"color:#1565c0\">&#9679;</b> output line</span>\
+         <span><b style=\"color:#2e7d32\">&#9650;</b> IPC object or file made</span>\
+         <span><b style=\"color:#c00\">&#9660;</b> removed</span>\
          <span><b style=\"color:#c00\">&#10007;</b> killed by the grader</span></p>\n",
     );
     s
+}
+
+/// Each named object the port made (a green triangle up) and removed (a red
+/// triangle down) on the lane of the process that did it, at the time the
+/// tracer saw the call. An untraced run has no such times: its objects are
+/// only in the table under the timeline.
+fn object_marks(
+    s: &mut String,
+    tree: &Tree,
+    x: &dyn Fn(f64) -> f64,
+    row_of: &dyn Fn(i32) -> Option<usize>,
+    y: &dyn Fn(usize) -> f64,
+) {
+    for o in tree.objects.values() {
+        let name = esc(&feedback::clean(&o.name, 200));
+        let marks = [
+            (o.created_by, o.created_at, "made", "#2e7d32", 0.0, 5.0),
+            (o.unlinked_by, o.unlinked_at, "removed", "#c00", 5.0, 0.0),
+        ];
+        for (by, at, verb, colour, tip, base) in marks {
+            let (Some(pid), Some(t)) = (by, at) else {
+                continue;
+            };
+            let Some(i) = row_of(pid) else { continue };
+            let (cx, top) = (x(t), y(i) + 13.0);
+            let _ = write!(
+                s,
+                "<path d=\"M{:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} z\" fill=\"{colour}\"><title>pid {pid} {verb} {} {name} at {t:.3} s</title></path>",
+                cx,
+                top + tip,
+                cx - 4.0,
+                top + base,
+                cx + 4.0,
+                top + base,
+                esc(&o.kind),
+            );
+        }
+    }
 }
 
 fn axis(s: &mut String, end: f64, height: f64, x: &dyn Fn(f64) -> f64) {
@@ -597,6 +652,26 @@ mod tests {
             !none.contains("wrote at"),
             "a writer not in the tree is not drawn"
         );
+    }
+
+    #[test]
+    fn objects_sit_on_the_lane_and_at_the_time_of_who_made_and_removed_them() {
+        let mut t = tree();
+        t.on_object(11, "shm", "/seg", true, 0.25);
+        t.on_object(12, "shm", "/seg", false, 0.45);
+        let svg = timeline(&t, 1.0, None);
+        assert!(svg.contains("pid 11 made shm /seg at 0.250 s"), "{svg}");
+        assert!(svg.contains("pid 12 removed shm /seg at 0.450 s"), "{svg}");
+        let mut table = String::new();
+        objects_table(&t, &mut table);
+        assert!(table.contains("pid 12 at 0.450 s") && !table.contains("not recorded"));
+        // An untraced run's objects have no times: the page says so.
+        let o = t.objects.values_mut().next().unwrap();
+        (o.created_at, o.unlinked_at) = (None, None);
+        assert!(!timeline(&t, 1.0, None).contains("made shm"));
+        let mut table = String::new();
+        objects_table(&t, &mut table);
+        assert!(table.contains("not recorded"), "{table}");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! - Gradescope: `OUT/setup.sh` (installs python3 and a C compiler),
 //!   `OUT/run_autograder` (grades `$ROOT/submission` into
 //!   `$ROOT/results/results.json`, `ROOT` being `IPCKIT_AUTOGRADER_ROOT` or
-//!   `/autograder`), `OUT/ipckit` (this binary), `OUT/specs/ID.toml` (what is
-//!   graded, for the teacher to read) and `OUT/autograder.zip` holding them
+//!   `/autograder`), `OUT/ipckit` (this binary), `OUT/specs/ID.toml` (the specs
+//!   `run_autograder` grades with, `grade --specs`: edit one and zip the
+//!   folder again to change what is graded) and `OUT/autograder.zip` holding them
 //!   at its root, as Gradescope requires.
 //! - GitHub Classroom: `OUT/.github/workflows/ipckit.yml`, a workflow that
 //!   grades the repository's ports on every push, publishes the JUnit report
@@ -91,9 +92,13 @@ ROOT="${{IPCKIT_AUTOGRADER_ROOT:-/autograder}}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 IPCKIT="$ROOT/source/ipckit"
 [ -x "$IPCKIT" ] || IPCKIT="$HERE/ipckit"
+# The specs of the zip (specs/ID.toml) are what is graded, not ipckit's built-in ones:
+# edit them and zip the folder again to change a test, its points or its visibility.
+SPECS="$ROOT/source/specs"
+[ -d "$SPECS" ] || SPECS="$HERE/specs"
 mkdir -p "$ROOT/results"
 cd "$ROOT"
-"$IPCKIT" grade --dir "$ROOT/submission" --require {ids} \
+"$IPCKIT" grade --dir "$ROOT/submission" --specs "$SPECS" --require {ids} \
   --format gradescope --out "$ROOT/results/results.json"
 status=$?
 # 0: every check passed, 1: some failed (both are a score); 2: no results.

@@ -37,6 +37,7 @@ pub mod containment;
 pub mod evidence;
 pub mod facts;
 pub mod feedback;
+pub mod flow;
 pub mod html;
 pub mod init;
 pub mod numbers;

@@ -46,10 +46,11 @@ pub struct Port {
     pub kind: Kind,
 }
 
-/// Step 1: the ports in `dir`, sorted by exercise ID (names that are no
-/// exercise ID are left out: [`scan`] lists them).
+/// Step 1: the ports in `dir` that match a built-in exercise, sorted by
+/// exercise ID (names that are no exercise ID are left out: [`scan`] lists
+/// them).
 pub fn find(dir: &Path) -> Result<Vec<Port>> {
-    Ok(scan(dir)?.0)
+    Ok(scan(dir, &spec::SpecSet::builtin()?)?.0)
 }
 
 /// A file of a folder that is no port: its name matches no exercise ID, or
@@ -59,22 +60,23 @@ pub struct Unmatched {
     /// The file's name.
     pub file: String,
     /// The exercise ID nearest to its name, if one is near.
-    pub nearest: Option<&'static str>,
+    pub nearest: Option<String>,
 }
 
 impl std::fmt::Display for Unmatched {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: matches no exercise ID", self.file)?;
-        match self.nearest {
+        match &self.nearest {
             Some(id) => write!(f, " (did you mean {id}?)"),
             None => write!(f, " (`ipckit exercises` lists them)"),
         }
     }
 }
 
-/// The ports in `dir` (sorted by exercise ID, then file) and the files that
-/// are no port (hidden files aside), sorted by name.
-pub fn scan(dir: &Path) -> Result<(Vec<Port>, Vec<Unmatched>)> {
+/// The ports in `dir` that match an exercise of `specs` (sorted by exercise
+/// ID, then file) and the files that are no port (hidden files aside),
+/// sorted by name.
+pub fn scan(dir: &Path, specs: &spec::SpecSet) -> Result<(Vec<Port>, Vec<Unmatched>)> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
     let mut ports = Vec::new();
@@ -89,9 +91,8 @@ pub fn scan(dir: &Path) -> Result<(Vec<Port>, Vec<Unmatched>)> {
             Some((s, x)) => (s.to_string(), x.to_string()),
             None => (name.clone(), String::new()),
         };
-        let known = spec::BUILTIN.iter().any(|(id, _)| *id == stem);
         let kind = match ext.as_str() {
-            _ if !known => None,
+            _ if !specs.knows(&stem) => None,
             "py" => Some(Kind::Python),
             "c" => Some(Kind::C),
             "rs" => Some(Kind::Rust),
@@ -106,7 +107,7 @@ pub fn scan(dir: &Path) -> Result<(Vec<Port>, Vec<Unmatched>)> {
                 kind,
             }),
             None => unmatched.push(Unmatched {
-                nearest: nearest_exercise(&stem),
+                nearest: specs.nearest(&stem).map(str::to_string),
                 file: name,
             }),
         }
@@ -116,15 +117,10 @@ pub fn scan(dir: &Path) -> Result<(Vec<Port>, Vec<Unmatched>)> {
     Ok((ports, unmatched))
 }
 
-/// The exercise ID nearest to `name` (Levenshtein distance at most a third
-/// of the name's length), for "did you mean" messages.
+/// The built-in exercise ID nearest to `name` (Levenshtein distance at most
+/// a third of the name's length), for "did you mean" messages.
 pub fn nearest_exercise(name: &str) -> Option<&'static str> {
-    spec::BUILTIN
-        .iter()
-        .map(|(id, _)| (strsim::levenshtein(name, id), *id))
-        .filter(|(d, _)| *d <= (name.len() / 3).max(1))
-        .min()
-        .map(|(_, id)| id)
+    spec::nearest_of(spec::BUILTIN.iter().map(|(id, _)| *id), name)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -269,26 +265,28 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// `--dir`: finds, builds and grades every port of `dir` on `jobs` threads
-/// (a port that does not build is an `error` grade; the others go on), and
-/// lists the files that are no port on standard error.
+/// `--dir`: finds, builds and grades every port of `dir` that matches an
+/// exercise of `specs` on `jobs` threads (a port that does not build is an
+/// `error` grade; the others go on), and lists the files that are no port on
+/// standard error.
 pub fn grade_dir(
     dir: &Path,
     opts: &Options,
     jobs: usize,
     require: &[String],
+    specs: &spec::SpecSet,
 ) -> Result<Vec<Grade>> {
     for id in require {
-        spec::builtin(id)?;
+        specs.get(id)?;
     }
-    let (ports, unmatched) = scan(dir)?;
+    let (ports, unmatched) = scan(dir, specs)?;
     for u in &unmatched {
         eprintln!("ipckit grade: not graded: {}", u);
     }
     let missing: Vec<Grade> = require
         .iter()
         .filter(|id| !ports.iter().any(|p| &p.id == *id))
-        .map(|id| missing_grade(id))
+        .map(|id| missing_grade(id, specs))
         .collect();
     if ports.is_empty() && missing.is_empty() {
         return Err(Error::invalid(
@@ -303,7 +301,7 @@ pub fn grade_dir(
     let progress = super::class::Progress::new(ports.len());
     let (threads, serial_note) = super::containment::threads_for(opts, jobs);
     let grades = grade_all(&ports, threads, |p| {
-        let mut g = grade_port(p, &build.0, opts);
+        let mut g = grade_port(p, &build.0, opts, specs);
         if let (Some(note), Some(c)) = (&serial_note, &mut g.containment) {
             c.notes.push(note.clone());
         }
@@ -320,11 +318,21 @@ pub fn grade_dir(
     Ok(grades)
 }
 
+/// An `error` grade of exercise `id` of `specs`: 0 out of its full maximum.
+fn error_grade(id: &str, specs: &spec::SpecSet, why: impl std::fmt::Display) -> Grade {
+    let marks = specs.get(id).and_then(|s| super::scoring::Marks::of(&s));
+    Grade {
+        marks: marks.unwrap_or_default(),
+        ..Grade::error(id, why)
+    }
+}
+
 /// The grade of a required exercise nobody handed in: 0 out of its maximum,
 /// its reason naming the files looked for.
-pub fn missing_grade(id: &str) -> Grade {
-    let mut g = Grade::error(
+pub fn missing_grade(id: &str, specs: &spec::SpecSet) -> Grade {
+    let mut g = error_grade(
         id,
+        specs,
         format!(
             "missing: no port of {id} was handed in (looked for {id}.py, {id}.c, {id}.rs, an executable {id} or a cargo crate {id})"
         ),
@@ -333,15 +341,16 @@ pub fn missing_grade(id: &str) -> Grade {
     g
 }
 
-/// Builds and grades one port (a build failure is an `error` grade); the
-/// grade's `port` is the file's name.
-pub fn grade_port(p: &Port, build: &Path, opts: &Options) -> Grade {
+/// Builds and grades one port with its spec in `specs` (a build failure is
+/// an `error` grade); the grade's `port` is the file's name.
+pub fn grade_port(p: &Port, build: &Path, opts: &Options, specs: &spec::SpecSet) -> Grade {
     if let Some(why) = super::interruption() {
-        return Grade::error(&p.id, why);
+        return error_grade(&p.id, specs, why);
     }
-    let graded =
-        spec::builtin(&p.id).and_then(|spec| Ok(super::grade(&spec, &p.command(build)?, opts)));
-    let mut g = graded.unwrap_or_else(|e| Grade::error(&p.id, e));
+    let graded = specs
+        .get(&p.id)
+        .and_then(|spec| Ok(super::grade(&spec, &p.command(build)?, opts)));
+    let mut g = graded.unwrap_or_else(|e| error_grade(&p.id, specs, e));
     g.port = p.path.file_name().map(|f| f.to_string_lossy().into_owned());
     g
 }

@@ -316,12 +316,71 @@ pub struct MechanismSpec {
     /// Maximums for the whole port.
     #[serde(default)]
     pub max: BTreeMap<String, u32>,
+    /// How the data must travel (`grade::flow`).
+    #[serde(default)]
+    pub flow: Option<FlowSpec>,
 }
 
 impl MechanismSpec {
     /// True when the spec asks for no evidence at all.
     pub fn is_empty(&self) -> bool {
-        self.parent.is_empty() && self.tree.is_empty() && self.max.is_empty()
+        self.parent.is_empty() && self.tree.is_empty() && self.max.is_empty() && self.flow.is_none()
+    }
+}
+
+/// `[mechanism.flow]`: the data must cross the port's own channels, as the
+/// tracer follows them (`grade::flow` judges it).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FlowSpec {
+    /// The kind of channel the data must cross.
+    pub via: Via,
+    /// Every child of the parent sends data the parent reads.
+    #[serde(default)]
+    pub each_child: bool,
+    /// Each child's channel is its own: made by the parent, written by no
+    /// other child.
+    #[serde(default)]
+    pub own: bool,
+    /// Each process closed the end it does not use before it first wrote
+    /// (a child) or read (the parent).
+    #[serde(default)]
+    pub closed: bool,
+    /// A pool: work goes to the children and results come back over
+    /// channels, and some child reads work again after answering.
+    #[serde(default)]
+    pub reused: bool,
+}
+
+/// A kind of channel (`pipe(2)`, `socketpair(2)`, or either).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// A pipe.
+    #[default]
+    Pipe,
+    /// A socket pair.
+    Socketpair,
+    /// A pipe or a socket pair.
+    Channel,
+}
+
+impl Via {
+    /// Whether a channel of `kind` (`pipe`, `socketpair`) will do.
+    pub fn admits(self, kind: &str) -> bool {
+        match self {
+            Via::Pipe => kind == "pipe",
+            Via::Socketpair => kind == "socketpair",
+            Via::Channel => true,
+        }
+    }
+
+    /// The words for a report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Pipe => "pipe",
+            Via::Socketpair => "socket pair",
+            Via::Channel => "pipe or socket pair",
+        }
     }
 }
 
@@ -404,6 +463,91 @@ pub fn builtin(id: &str) -> Result<Spec> {
         )
     })?;
     parse(&format!("fixtures/exercises/{id}.toml"), text)
+}
+
+/// The specs a folder of ports is graded with (`--dir`, `--class`): the
+/// built-in ones, or with `--specs DIR` exactly the `*.toml` specs of that
+/// folder (a teacher's own, or the copies `ipckit init gradescope` put in its
+/// zip). A port is matched to a spec by its file name and the spec's `id`.
+#[derive(Debug, Clone)]
+pub struct SpecSet {
+    specs: Vec<Spec>,
+    /// Where the specs come from, for messages.
+    origin: String,
+}
+
+impl SpecSet {
+    /// Every built-in spec, parsed.
+    pub fn builtin() -> Result<SpecSet> {
+        let specs = BUILTIN
+            .iter()
+            .map(|(id, _)| builtin(id))
+            .collect::<Result<_>>()?;
+        Ok(SpecSet {
+            specs,
+            origin: "the built-in exercises (`ipckit exercises`, docs/catalogue.md)".into(),
+        })
+    }
+
+    /// Every `*.toml` spec of `dir`, validated (each named after its `id`);
+    /// a folder with no spec is refused.
+    pub fn from_dir(dir: &Path) -> Result<SpecSet> {
+        let read = |e| Error::io(format!("reading {}", dir.display()), e);
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map_err(read)?
+            .map(|e| e.map(|e| e.path()).map_err(read))
+            .collect::<Result<_>>()?;
+        files.retain(|f| f.extension().is_some_and(|x| x == "toml"));
+        files.sort();
+        // A spec's `id` is its file's name (`parse` checks it): no two agree.
+        let specs: Vec<Spec> = files.iter().map(|f| load(f)).collect::<Result<_>>()?;
+        if specs.is_empty() {
+            return Err(Error::invalid(
+                "--specs",
+                format!("{} holds no .toml spec", dir.display()),
+            ));
+        }
+        Ok(SpecSet {
+            specs,
+            origin: format!("the specs in {}", dir.display()),
+        })
+    }
+
+    /// The spec of exercise `id`, or an error naming the nearest ID.
+    pub fn get(&self, id: &str) -> Result<Spec> {
+        self.specs
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                let hint = self
+                    .nearest(id)
+                    .map_or(String::new(), |n| format!("did you mean {n:?}? "));
+                Error::invalid(
+                    "exercise",
+                    format!("no exercise called {id:?} in {}; {hint}", self.origin),
+                )
+            })
+    }
+
+    /// Whether `id` is one of the set's exercises.
+    pub fn knows(&self, id: &str) -> bool {
+        self.specs.iter().any(|s| s.id == id)
+    }
+
+    /// The exercise ID of the set nearest to `name` (Levenshtein distance
+    /// at most a third of the name's length), for "did you mean" messages.
+    pub fn nearest(&self, name: &str) -> Option<&str> {
+        nearest_of(self.specs.iter().map(|s| s.id.as_str()), name)
+    }
+}
+
+/// The ID of `ids` nearest to `name` (see [`SpecSet::nearest`]).
+pub fn nearest_of<'a>(ids: impl Iterator<Item = &'a str>, name: &str) -> Option<&'a str> {
+    ids.map(|id| (strsim::levenshtein(name, id), id))
+        .filter(|(d, _)| *d <= (name.len() / 3).max(1))
+        .min()
+        .map(|(_, id)| id)
 }
 
 /// The spec `ipckit grade` grades with: the file given with `--spec`, else
@@ -650,6 +794,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
         "output.before" => fields::<super::facts::BeforeRule>(),
         "reaping" => fields::<ReapingSpec>(),
         "mechanism" => fields::<MechanismSpec>(),
+        "mechanism.flow" => fields::<FlowSpec>(),
         _ => &[],
     }
 }
@@ -906,6 +1051,27 @@ fn validate_mechanism(m: &MechanismSpec, problems: &mut Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_of_specs_is_exactly_its_exercises() {
+        let dir = tempfile::tempdir().unwrap();
+        let pi = BUILTIN.iter().find(|(i, _)| *i == "pi-pipe").unwrap().1;
+        let err = |set: Result<SpecSet>| set.unwrap_err().to_string();
+        assert!(err(SpecSet::from_dir(dir.path())).contains("no .toml spec"));
+        std::fs::write(dir.path().join("pi-pipe.toml"), pi).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a spec").unwrap();
+        let set = SpecSet::from_dir(dir.path()).unwrap();
+        assert!(set.knows("pi-pipe") && !set.knows("fork-basic"));
+        assert_eq!(set.get("pi-pipe").unwrap().id, "pi-pipe");
+        let unknown = set.get("pi-pip").unwrap_err().to_string();
+        assert!(unknown.contains("did you mean \"pi-pipe\""), "{unknown}");
+        std::fs::write(dir.path().join("again.toml"), pi).unwrap();
+        let misnamed = err(SpecSet::from_dir(dir.path()));
+        assert!(
+            misnamed.contains("does not match the file name"),
+            "{misnamed}"
+        );
+    }
 
     #[test]
     fn every_builtin_spec_parses_and_names_its_file() {

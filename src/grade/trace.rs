@@ -18,9 +18,18 @@
 //!    event names parent and child (a clone with `CLONE_THREAD` is a thread,
 //!    not a process), a seccomp stop records the call's arguments and resumes
 //!    with `PTRACE_SYSCALL` to read its result at the syscall-exit stop, an exit
-//!    is recorded, and signals are passed on untouched.
+//!    is recorded, and signals are passed on untouched;
+//! 5. data following (`Watch`): a process that made a pipe or socket pair,
+//!    and every process it forks afterwards, is *watched*: it is resumed with
+//!    `PTRACE_SYSCALL`, so that each of its system calls stops it. A read or
+//!    write whose descriptor is an end of one of the port's channels (its
+//!    `/proc/PID/fd` link) is recorded with the bytes it moved and whether
+//!    the process still held the channel's other end. After
+//!    [`WATCHED_TRANSFERS`] transfers a process is let go: a ping-pong of a
+//!    million writes stops only for its first few, and reads and writes of
+//!    processes that made no channel never stop.
 
-use super::evidence::Tree;
+use super::evidence::{Channel, Transfer, Tree};
 use crate::error::Result;
 use crate::process::ExitStatus;
 use crate::sys;
@@ -34,6 +43,12 @@ const AUDIT_ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
 const NONE: i64 = -1;
+
+/// Transfers on the port's channels recorded per process before it is no
+/// longer watched (step 5): enough for ten slices, a header and a body each.
+pub const WATCHED_TRANSFERS: u32 = 64;
+/// Bytes of each transfer kept as text for the report.
+const TRANSFER_TEXT: usize = 40;
 
 /// System calls the filter stops on unconditionally.
 fn evidence_calls() -> Vec<i64> {
@@ -178,13 +193,36 @@ struct Entry {
     path2: Option<String>,
 }
 
+/// A read or write on a channel end, between its entry and exit stops.
+#[derive(Debug, Clone)]
+struct Io {
+    channel: usize,
+    end: usize,
+    write: bool,
+    /// The buffer of a `read`/`recvfrom`/`write`/`sendto` (0: a vector call).
+    buf: u64,
+}
+
+/// Step 5: which processes are watched, and their calls in flight.
+#[derive(Debug, Default)]
+struct Watch {
+    /// Watched processes: transfers each may still record.
+    left: HashMap<i32, u32>,
+    /// Reads and writes on channel ends between entry and exit, by tid.
+    io: HashMap<i32, Io>,
+}
+
 /// The tracer: turns ptrace stops into evidence.
 #[derive(Debug, Default)]
 pub struct Tracer {
+    /// Step 5: data following.
+    watch: Watch,
     /// Calls between their seccomp stop and their syscall-exit stop, by tid.
     pending: HashMap<i32, Entry>,
     /// The process (thread group) of every thread that is not a leader.
     thread_of: HashMap<i32, i32>,
+    /// Tasks known to lead their thread group (their own process).
+    leaders: std::collections::HashSet<i32>,
     /// Tasks whose first (attach) stop has been seen.
     attached: std::collections::HashSet<i32>,
     /// Stops handled (for the performance note).
@@ -228,7 +266,10 @@ impl Tracer {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             self.pending.remove(&tid);
             self.attached.remove(&tid);
+            self.leaders.remove(&tid);
+            self.watch.io.remove(&tid);
             if self.thread_of.remove(&tid).is_none() {
+                self.watch.left.remove(&tid);
                 tree.on_exit(tid, ExitStatus::from_raw(status), now);
             }
             return;
@@ -251,10 +292,25 @@ impl Tracer {
                             tree.bump(pid, "threads", now);
                         } else {
                             tree.on_fork(pid, new, now);
+                            if self.watch.left.contains_key(&pid) {
+                                // It holds what its parent held.
+                                self.watch.left.insert(new, WATCHED_TRANSFERS);
+                            }
                         }
                     }
                 }
-                libc::PTRACE_EVENT_EXEC => tree.on_exec(pid, now),
+                libc::PTRACE_EVENT_EXEC => {
+                    tree.on_exec(pid, now);
+                    if pid == tree.main {
+                        // Everything so far was the launch chain (a pyenv
+                        // shim's pipes): its channels are forgotten
+                        // (`Tree::on_exec`) and nothing of it is watched.
+                        self.watch.left.clear();
+                        self.watch.io.clear();
+                    } else if tree.procs.get(&pid).is_some_and(|p| p.helper) {
+                        self.watch.left.remove(&pid);
+                    }
+                }
                 libc::PTRACE_EVENT_SECCOMP => {
                     if let Some(entry) = read_entry(tid) {
                         self.pending.insert(tid, entry);
@@ -266,10 +322,16 @@ impl Tracer {
                 _ => {}
             }
         } else if sig == (libc::SIGTRAP | 0x80) {
-            if let Some(entry) = self.pending.remove(&tid)
-                && let Some(ret) = read_return(tid)
-            {
-                record(tree, pid, tid, &entry, ret, now);
+            if let Some(entry) = self.pending.remove(&tid) {
+                if let Some(ret) = read_return(tid) {
+                    record(tree, pid, tid, &entry, ret, now);
+                    let helper = tree.procs.get(&pid).is_some_and(|p| p.helper);
+                    if ret >= 0 && self.on_channel_made(tree, pid, tid, &entry, now) && !helper {
+                        self.watch.left.insert(pid, WATCHED_TRANSFERS);
+                    }
+                }
+            } else if self.watch.left.contains_key(&pid) {
+                self.watch.stop(tree, pid, tid, now);
             }
         } else if sig == libc::SIGSTOP && !self.attached.contains(&tid) {
             // The first stop of a new tracee: swallow it.
@@ -284,8 +346,45 @@ impl Tracer {
             // A signal being delivered: pass it on.
             inject = sig;
         }
-        // SAFETY: PTRACE_CONT on a tracee in a ptrace stop, with a signal or 0.
-        unsafe { libc::ptrace(libc::PTRACE_CONT, tid, 0, inject as libc::c_long) };
+        // A watched process stops at every system call (step 5).
+        let resume = if self.watch.left.contains_key(&pid) {
+            libc::PTRACE_SYSCALL
+        } else {
+            libc::PTRACE_CONT
+        };
+        // SAFETY: PTRACE_CONT or PTRACE_SYSCALL on a tracee in a ptrace stop,
+        // with a signal or 0.
+        unsafe { libc::ptrace(resume, tid, 0, inject as libc::c_long) };
+    }
+
+    /// After a `pipe`, `pipe2` or `socketpair` that returned `ret >= 0`:
+    /// reads the two descriptors it wrote and records the channel by the
+    /// names `/proc/TID/fd` gives its ends. True when one was recorded.
+    fn on_channel_made(
+        &mut self,
+        tree: &mut Tree,
+        pid: i32,
+        tid: i32,
+        e: &Entry,
+        now: f64,
+    ) -> bool {
+        let (kind, fds_at) = match e.nr {
+            n if n == libc::SYS_pipe2 || is_x86(n, "pipe") => ("pipe", e.args[0]),
+            n if n == libc::SYS_socketpair => ("socketpair", e.args[3]),
+            _ => return false,
+        };
+        let mut buf = [0u8; 8];
+        if read_mem(tid, fds_at as usize, &mut buf) != Some(8) {
+            return false;
+        }
+        let fd = |i: usize| i32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+        match (fd_link(tid, fd(0)), fd_link(tid, fd(4))) {
+            (Some(a), Some(b)) => {
+                tree.on_channel(pid, kind, [a, b], now);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Resumes the group-stopped tasks that were sent `SIGCONT` since (a
@@ -310,12 +409,19 @@ impl Tracer {
         if let Some(&p) = self.thread_of.get(&tid) {
             return p;
         }
+        if self.leaders.contains(&tid) {
+            return tid;
+        }
         match tgid_of(tid) {
             Some(g) if g != tid => {
                 self.thread_of.insert(tid, g);
                 g
             }
-            _ => tid,
+            Some(_) => {
+                self.leaders.insert(tid);
+                tid
+            }
+            None => tid,
         }
     }
 }
@@ -338,6 +444,142 @@ fn sigcont_pending(tid: i32) -> bool {
         })
         .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
         .any(|mask| mask & bit != 0)
+}
+
+impl Watch {
+    /// A system-call stop of watched task `tid` (process `pid`) that the
+    /// seccomp filter did not ask for: a read or write on one of the port's
+    /// channels is noted at its entry and recorded at its exit.
+    fn stop(&mut self, tree: &mut Tree, pid: i32, tid: i32, now: f64) {
+        match syscall_op(tid) {
+            Some(libc::PTRACE_SYSCALL_INFO_ENTRY) => {
+                let Some((nr, args)) = regs(tid).map(|r| decode(&r)) else {
+                    return;
+                };
+                let Some((write, simple)) = io_call(nr) else {
+                    return;
+                };
+                let Some(link) = fd_link(tid, args[0] as i32) else {
+                    return;
+                };
+                if let Some((channel, end)) = tree.channel_end(&link, write) {
+                    let buf = if simple { args[1] } else { 0 };
+                    self.io.insert(
+                        tid,
+                        Io {
+                            channel,
+                            end,
+                            write,
+                            buf,
+                        },
+                    );
+                }
+            }
+            Some(libc::PTRACE_SYSCALL_INFO_EXIT) => {
+                if let Some(io) = self.io.remove(&tid)
+                    && let Some(ret) = read_return(tid)
+                    && ret > 0
+                {
+                    self.record(tree, pid, tid, &io, ret as u64, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Records one transfer of `bytes` bytes; the first of its kind (this
+    /// process, this channel, this direction) also looks whether the
+    /// process still holds the other end.
+    fn record(&mut self, tree: &mut Tree, pid: i32, tid: i32, io: &Io, bytes: u64, now: f64) {
+        let c = &tree.channels[io.channel];
+        let first = !c
+            .transfers
+            .iter()
+            .any(|t| t.pid == pid && t.write == io.write);
+        let other = Channel::other(io.end);
+        let other_end_open = first && holds(tid, &c.ends[other], c.kind == "pipe" && other == 1);
+        let mut text = vec![0u8; (bytes as usize).min(TRANSFER_TEXT)];
+        let text = match io.buf {
+            0 => String::new(),
+            at => read_mem(tid, at as usize, &mut text)
+                .map(|n| text[..n].escape_ascii().to_string())
+                .unwrap_or_default(),
+        };
+        tree.channels[io.channel].transfers.push(Transfer {
+            pid,
+            end: io.end,
+            write: io.write,
+            bytes,
+            at: now,
+            other_end_open,
+            text,
+        });
+        if let Some(left) = self.left.get_mut(&pid) {
+            *left -= 1;
+            if *left == 0 {
+                self.left.remove(&pid);
+            }
+        }
+    }
+}
+
+/// Whether a call moves data through its first argument's descriptor:
+/// `(is a write, its second argument is the one buffer)`.
+fn io_call(nr: i64) -> Option<(bool, bool)> {
+    match nr {
+        n if n == libc::SYS_read || n == libc::SYS_recvfrom => Some((false, true)),
+        n if n == libc::SYS_write || n == libc::SYS_sendto => Some((true, true)),
+        n if n == libc::SYS_readv || n == libc::SYS_recvmsg => Some((false, false)),
+        n if n == libc::SYS_writev || n == libc::SYS_sendmsg => Some((true, false)),
+        _ => None,
+    }
+}
+
+/// The `op` of `PTRACE_GET_SYSCALL_INFO` (`ptrace(2)`): entry or exit stop.
+fn syscall_op(tid: i32) -> Option<u8> {
+    // SAFETY: ptrace_syscall_info is plain integers; all-zero is valid.
+    let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::ptrace_syscall_info>();
+    // SAFETY: the kernel writes at most `size` bytes into `info`.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GET_SYSCALL_INFO,
+            tid,
+            size as *mut libc::c_void,
+            &mut info as *mut libc::ptrace_syscall_info,
+        )
+    };
+    (ret > 0).then_some(info.op)
+}
+
+/// What `/proc/TID/fd/FD` names (`pipe:[N]`, `socket:[N]`, a path).
+fn fd_link(tid: i32, fd: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{tid}/fd/{fd}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Whether task `tid` holds a descriptor named `link`; for a pipe end,
+/// `write_end` picks the end by its access mode (`/proc/TID/fdinfo/FD`'s
+/// `flags`, `O_WRONLY` for the write end).
+fn holds(tid: i32, link: &str, write_end: bool) -> bool {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{tid}/fd")) else {
+        return false;
+    };
+    dir.flatten().any(|d| {
+        let fd = d.file_name().to_string_lossy().into_owned();
+        let named = std::fs::read_link(d.path()).is_ok_and(|p| p.to_string_lossy() == link);
+        named && (!link.starts_with("pipe:") || is_write_end(tid, &fd) == write_end)
+    })
+}
+
+/// Whether descriptor `fd` of `tid` was opened for writing only.
+fn is_write_end(tid: i32, fd: &str) -> bool {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .is_some_and(|f| f & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32)
 }
 
 /// The thread group (process) of a task, from `/proc/<tid>/status`.
