@@ -111,6 +111,14 @@ enum Command {
         /// Do not trace system calls (the mechanism check is then skipped).
         #[arg(long)]
         no_trace: bool,
+        /// When run by root, the user the port runs as: `fresh` (default: a
+        /// new uid per run, no home, no groups), `UID[:GID]`, or `same` (root).
+        #[arg(long, default_value = "fresh")]
+        run_as: ipckit::grade::supervisor::RunAs,
+        /// Use the host's namespaces even when private ones are possible
+        /// (then `--dir` grades one port at a time).
+        #[arg(long)]
+        no_isolate: bool,
         /// The port's command and its arguments.
         #[arg(last = true)]
         cmd: Vec<String>,
@@ -339,11 +347,15 @@ fn main() -> ExitCode {
             specs,
             timeout,
             no_trace,
+            run_as,
+            no_isolate,
             cmd,
             ..
         } => {
             let opts = ipckit::grade::Options {
                 trace: !no_trace,
+                run_as,
+                isolate: !no_isolate,
                 time_limit: timeout,
                 ..Default::default()
             };
@@ -417,6 +429,8 @@ fn run(id: &str, args: &[String]) -> ipckit::Result<i32> {
 }
 
 fn audit(cmd: &[String], opts: &ipckit::audit::Options, format: Format) -> ipckit::Result<i32> {
+    #[cfg(target_os = "linux")]
+    ipckit::audit::interrupt::install();
     let report = ipckit::audit::run(cmd, opts)?;
     match format {
         Format::Text => eprint!("{}", report.to_text()),
@@ -460,6 +474,8 @@ fn grade(
     out: Option<&std::path::Path>,
 ) -> ipckit::Result<i32> {
     use ipckit::grade::{self, Grade, Verdict, report};
+    #[cfg(target_os = "linux")]
+    ipckit::audit::interrupt::install();
     if let Some(path) = out {
         // Refused before any grading: the report is never lost.
         grade::class::prepare_file(path)?;
@@ -493,16 +509,15 @@ fn grade(
             g.error.as_deref().unwrap_or("error")
         );
     }
-    let worst = grades
-        .iter()
-        .map(|g| g.verdict.exit_code())
-        .max()
-        .unwrap_or(2);
+    let overall = Verdict::overall(grades.iter().map(|g| g.verdict));
     // With --dir, a port that could not be built or graded scores 0 and is
     // reported: the folder's grade ran, so the exit status is 1, not 2 (2 is
     // kept for a folder that could not be read at all).
     let folder_read = job.dir.is_some() && grades.iter().any(|g| g.port.is_some());
-    Ok(if folder_read { worst.min(1) } else { worst })
+    Ok(match overall {
+        Verdict::Error if folder_read => 1,
+        v => v.exit_code(),
+    })
 }
 
 /// The specs of `--specs DIR`, else the built-in ones.

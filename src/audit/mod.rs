@@ -8,6 +8,8 @@
 //! - [`run()`] runs a command under all of these and returns a [`Report`]:
 //!   zombies (children never waited for), orphans still running, leaked objects.
 //!   It is what `ipckit audit -- CMD` does.
+//! - [`tree`] is the tree-watching core the audit shares with the grader's
+//!   supervisor: work area, process cap, reaping, killing.
 //! - [`Scope`] is the light, in-process version for library tests: it checks
 //!   that the children a test forked were reaped and that the names it used
 //!   were unlinked, without touching any other test's children or objects.
@@ -15,6 +17,10 @@
 //! The audit never forks the code it watches itself except through [`run()`],
 //! and it is Linux only: elsewhere [`run()`] returns `UNSUPPORTED`.
 
+#[cfg(target_os = "linux")]
+pub(crate) mod cgroup;
+#[cfg(target_os = "linux")]
+pub mod interrupt;
 #[cfg(target_os = "linux")]
 pub(crate) mod isolate;
 pub mod ledger;
@@ -27,6 +33,8 @@ pub(crate) mod run;
 mod scope;
 #[cfg(target_os = "linux")]
 mod subreaper;
+#[cfg(target_os = "linux")]
+pub mod tree;
 
 #[cfg(target_os = "linux")]
 pub use isolate::Isolation;
@@ -57,6 +65,9 @@ pub struct Options {
     /// Send the command's standard output to our standard error (so that a
     /// JSON report on our standard output is not mixed with it).
     pub stdout_to_stderr: bool,
+    /// Most processes the tree may have at once (a `pids` control group as
+    /// root, `RLIMIT_NPROC` otherwise).
+    pub max_processes: u64,
 }
 
 impl Default for Options {
@@ -68,6 +79,7 @@ impl Default for Options {
             isolate: true,
             watch_dirs: Vec::new(),
             stdout_to_stderr: false,
+            max_processes: 512,
         }
     }
 }
@@ -126,12 +138,21 @@ pub struct Report {
     pub notes: Vec<String>,
     /// The run passed its deadline and the whole tree was killed: never clean.
     pub timed_out: bool,
+    /// Processes the audit had to kill although the command had not ended
+    /// (stopped for ever in a ptrace stop, or the audit was interrupted):
+    /// never clean.
+    pub killed: Vec<Finding>,
+    /// The audit was interrupted (`SIGINT`, `SIGTERM`) by this signal; the
+    /// tree was killed and what it made removed: never clean.
+    pub interrupted: Option<String>,
 }
 
 impl Report {
     /// True when the tree ended within its deadline and left nothing behind.
     pub fn clean(&self) -> bool {
         !self.timed_out
+            && self.killed.is_empty()
+            && self.interrupted.is_none()
             && self.zombies.is_empty()
             && self.orphans.is_empty()
             && self.leaks.is_empty()
@@ -150,7 +171,8 @@ impl Report {
             self.processes_seen,
             self.seconds
         ));
-        let sections: [(&str, &Vec<Finding>); 3] = [
+        let sections: [(&str, &Vec<Finding>); 4] = [
+            ("killed by the audit", &self.killed),
             ("zombie", &self.zombies),
             ("orphan still running", &self.orphans),
             ("adopted orphan (allowed)", &self.adopted),

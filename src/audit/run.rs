@@ -21,12 +21,13 @@
 
 use super::ledger::{self, Ledger, Sources};
 use super::procfs::{self, ProcStat};
+use super::tree::{ProcessCap, Runner, WorkArea};
 use super::{Finding, Isolation, Leak, Options, Report};
 use crate::error::{Error, Result};
 use crate::process::ExitStatus;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long the audit goes on killing and reaping, after its first kill,
@@ -48,6 +49,8 @@ struct Seen {
     reaped: Option<(f64, ExitStatus)>,
     /// Killed by the audit at the end.
     killed: bool,
+    /// Killed by the audit although its run was not over: why.
+    killed_early: Option<String>,
 }
 
 /// Runs `argv` under the audit and returns the report. The run's own exit
@@ -57,10 +60,13 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
         .split_first()
         .ok_or_else(|| Error::invalid("command", "nothing to run"))?;
     let me = std::process::id() as i32;
-    let area = WorkArea::new(me)?;
-    let (tmpdir, mq_dir) = (&area.tmpdir, &area.mq_dir);
+    super::interrupt::not_dumpable();
+    let area = WorkArea::new("audit")?;
+    let (tmpdir, mq_dir) = (&area.tmp, &area.mqueue);
     let mut notes = Vec::new();
     let isolation = prepare_namespaces(opts, mq_dir, &mut notes);
+    let cap = process_cap(opts, &isolation, &mut notes);
+    cap.require_containment(None)?;
     let _subreaper = super::Subreaper::acquire()?;
     let sources = ledger_sources(mq_dir, tmpdir, opts, &mut notes);
     let before = Ledger::snapshot(&sources);
@@ -71,14 +77,16 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
     if opts.stdout_to_stderr {
         cmd.stdout(std::io::stderr());
     }
-    // SAFETY: setsid is async-signal-safe, and this process is single-threaded.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
-    }
+    let in_child = cap.clone();
+    let hook = move || {
+        nix::unistd::setsid().map_err(std::io::Error::from)?;
+        // SAFETY: this runs in the child between fork and exec; setrlimit,
+        // open, write and close are async-signal-safe.
+        unsafe { in_child.apply_in_child() }
+    };
+    // SAFETY: the hook only calls async-signal-safe functions (setsid, and
+    // those above), and this process is single-threaded.
+    unsafe { cmd.pre_exec(hook) };
     let child = cmd
         .spawn()
         .map_err(|e| Error::io(format!("starting {program}"), e))?;
@@ -92,6 +100,7 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
         seen: BTreeMap::new(),
         main_exit: None,
         timed_out: false,
+        interrupted: None,
     };
     watch.follow(opts, &mut notes);
     let seconds = start.elapsed().as_secs_f64();
@@ -107,34 +116,29 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
     Ok(watch.report(argv, seconds, isolation, leaks, notes))
 }
 
-/// The run's private directory: the command's `TMPDIR` and the mount point of
-/// the private `mqueue` file system. Unmounted and removed on drop, on every
-/// path out of [`run`] (a command that cannot be started included).
-struct WorkArea {
-    root: PathBuf,
-    tmpdir: PathBuf,
-    mq_dir: PathBuf,
-}
-
-impl WorkArea {
-    fn new(me: i32) -> Result<WorkArea> {
-        let root = std::env::temp_dir().join(format!("ipckit-audit-{me}"));
-        let tmpdir = root.join("tmp");
-        std::fs::create_dir_all(&tmpdir).map_err(|e| Error::io(tmpdir.display().to_string(), e))?;
-        let mq_dir = root.join("mqueue");
-        Ok(WorkArea {
-            root,
-            tmpdir,
-            mq_dir,
-        })
+/// The cap on the tree's processes (see [`super::tree::ProcessCap`]): a
+/// fork bomb under the audit fails with `EAGAIN` instead of loading the
+/// machine until the deadline.
+fn process_cap(
+    opts: &Options,
+    isolation: &Isolation,
+    notes: &mut Vec<String>,
+) -> std::sync::Arc<ProcessCap> {
+    let runner = if nix::unistd::geteuid().is_root() {
+        Runner::Root
+    } else if *isolation == Isolation::Namespaces {
+        Runner::OwnUid { already: 1 }
+    } else {
+        Runner::SharedUid
+    };
+    let cap = ProcessCap::new("audit", opts.max_processes, runner, false);
+    match &cap.how {
+        Ok(how) => notes.push(format!("processes capped: {how}")),
+        Err(why) => notes.push(format!(
+            "processes not capped ({why}): a fork bomb is only stopped by the deadline"
+        )),
     }
-}
-
-impl Drop for WorkArea {
-    fn drop(&mut self) {
-        super::isolate::unmount(&self.mq_dir);
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
+    std::sync::Arc::new(cap)
 }
 
 pub(crate) fn prepare_namespaces(
@@ -184,6 +188,7 @@ struct Watch {
     seen: BTreeMap<i32, Seen>,
     main_exit: Option<(f64, ExitStatus)>,
     timed_out: bool,
+    interrupted: Option<i32>,
 }
 
 impl Watch {
@@ -207,7 +212,16 @@ impl Watch {
             if now > opts.deadline {
                 self.timed_out = true;
             }
-            if past_linger || self.timed_out {
+            if self.interrupted.is_none()
+                && let Some(sig) = super::interrupt::interrupted()
+            {
+                self.interrupted = Some(sig);
+                notes.push(format!(
+                    "the audit was interrupted by {}: the whole tree was killed",
+                    super::interrupt::signal_name(sig)
+                ));
+            }
+            if past_linger || self.timed_out || self.interrupted.is_some() {
                 self.kill_all(&table, &tree);
             }
             let stop = hard_stop(self.main_exit.map(|(t, _)| t), opts);
@@ -248,15 +262,23 @@ impl Watch {
     }
 
     fn reap_all(&mut self) {
-        loop {
-            let mut status = 0;
-            // SAFETY: status is a valid int; this process owns all its children (see module doc).
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return;
-            }
+        // This process owns all its children (see the module doc).
+        while let Some((pid, status)) = super::tree::reap_next() {
             let st = ExitStatus::from_raw(status);
             let now = self.now();
+            if libc::WIFSTOPPED(status) {
+                // Only a tracee reports a stop without WUNTRACED: the process
+                // made the audit its tracer (PTRACE_TRACEME). The audit never
+                // resumes it, so it would wait for ever: it is killed.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                self.seen.entry(pid).or_default().killed_early = Some(format!(
+                    "stopped at {now:.2} s in a ptrace stop ({st}): it made the audit its tracer (PTRACE_TRACEME); killed by the audit"
+                ));
+                continue;
+            }
             if pid == self.main_pid {
                 self.main_exit = Some((now, st));
             }
@@ -302,6 +324,25 @@ impl Watch {
         let mut zombies = Vec::new();
         let mut orphans = Vec::new();
         let mut adopted = Vec::new();
+        let mut killed = Vec::new();
+        for (pid, s) in &self.seen {
+            let why = match (&s.killed_early, self.interrupted) {
+                (Some(why), _) => why.clone(),
+                (None, Some(sig)) if s.killed || (*pid == self.main_pid && s.reaped.is_none()) => {
+                    format!(
+                        "killed by the audit: interrupted by {}",
+                        super::interrupt::signal_name(sig)
+                    )
+                }
+                _ => continue,
+            };
+            killed.push(Finding {
+                pid: *pid,
+                parent: s.first_parent,
+                command: shown(s),
+                detail: why,
+            });
+        }
         for (&pid, s) in &self.seen {
             if pid == self.main_pid {
                 continue;
@@ -344,6 +385,8 @@ impl Watch {
             leaks,
             notes,
             timed_out: self.timed_out,
+            killed,
+            interrupted: self.interrupted.map(super::interrupt::signal_name),
         }
     }
 }

@@ -22,7 +22,7 @@ const STYLE: &str = "
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;color:#222;background:#fff}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}h3{font-size:1em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;vertical-align:top;text-align:left}
-.pass{background:#d8f5d8}.fail{background:#fbd5d5}.skip{background:#eee;color:#666}.error{background:#fde9c8}
+.pass{background:#d8f5d8}.fail{background:#fbd5d5}.skip{background:#eee;color:#666}.error{background:#fde9c8}.incomplete{background:#ead8f5}
 pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:24em;font-size:.85em;white-space:pre-wrap;word-break:break-all}
 table{max-width:100%}
 .verdict{font-weight:bold;padding:.1em .5em;border-radius:.3em}
@@ -53,6 +53,7 @@ fn verdict_class(v: Verdict) -> &'static str {
         Verdict::Pass => "pass",
         Verdict::Fail => "fail",
         Verdict::Error => "error",
+        Verdict::Incomplete => "incomplete",
     }
 }
 
@@ -120,6 +121,14 @@ fn grade_section(g: &Grade, title: &str, body: &mut String) {
             );
         }
         body.push_str("</table>\n");
+    }
+    if let Some(c) = &g.containment {
+        // The containment section (issue 11): what was contained and checked here.
+        let _ = writeln!(
+            body,
+            "<details><summary>containment</summary><pre>{}</pre></details>",
+            esc(&report::containment_text(c))
+        );
     }
     for r in &g.runs {
         run_section(r, body);

@@ -21,14 +21,19 @@
 //! - [`scoring`]: points, visibility and tags; [`feedback`]: what a failing
 //!   check tells the student; [`html`]: the HTML report and its timeline.
 //!
-//! A grade's [`Verdict`] is `pass` when every check passed or was skipped,
-//! `fail` when one failed, `error` when the grade itself could not run; the
-//! command line maps them to exit status 0, 1 and 2.
+//! - [`containment`]: what containment a run had (namespaces, pids limit,
+//!   user id, tracing, IPC listing) and what each missing piece means.
+//!
+//! A grade's [`Verdict`] is `pass` when every check passed or was skipped
+//! because it does not apply, `fail` when one failed, `incomplete` when
+//! nothing failed but a check that applies could not be performed here (the
+//! report's `containment` section says which and why), `error` when the grade
+//! itself could not run; the command line maps them to exit status 0, 1, 3
+//! and 2.
 
-#[cfg(target_os = "linux")]
-mod cgroup;
 pub mod checks;
 pub mod class;
+pub mod containment;
 pub mod evidence;
 pub mod facts;
 pub mod feedback;
@@ -75,16 +80,36 @@ pub enum Verdict {
     Fail,
     /// The grade could not run.
     Error,
+    /// Nothing failed, but a check that applies could not be performed here
+    /// (no trace, queues not listable): see the `containment` section.
+    Incomplete,
 }
 
 impl Verdict {
-    /// The exit status of `ipckit grade` for this verdict (DESIGN.md).
+    /// The exit status of `ipckit grade` for this verdict (DESIGN.md):
+    /// 0 pass, 1 fail, 2 error, 3 incomplete.
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Pass => 0,
             Verdict::Fail => 1,
             Verdict::Error => 2,
+            Verdict::Incomplete => 3,
         }
+    }
+
+    /// The verdict of several grades together: an error outweighs a
+    /// failure, which outweighs an incomplete grade, which outweighs a pass.
+    pub fn overall(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+        let rank = |v: &Verdict| match v {
+            Verdict::Pass => 0,
+            Verdict::Incomplete => 1,
+            Verdict::Fail => 2,
+            Verdict::Error => 3,
+        };
+        verdicts
+            .into_iter()
+            .max_by_key(rank)
+            .unwrap_or(Verdict::Error)
     }
 }
 
@@ -125,6 +150,9 @@ pub struct Grade {
     /// What each check and run is worth (from the spec's `[scoring]`).
     #[serde(skip)]
     pub marks: scoring::Marks,
+    /// How the runs were contained and what could not be checked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub containment: Option<containment::Containment>,
 }
 
 impl Grade {
@@ -143,6 +171,7 @@ impl Grade {
             marks: spec::builtin(exercise)
                 .and_then(|s| scoring::Marks::of(&s))
                 .unwrap_or_default(),
+            containment: None,
         }
     }
 }
@@ -162,6 +191,9 @@ pub struct Options {
     pub grace: f64,
     /// Bytes of each output stream kept.
     pub output_cap: usize,
+    /// Under which user ports run when the grader is root (default: a
+    /// fresh uid per run).
+    pub run_as: supervisor::RunAs,
 }
 
 impl Default for Options {
@@ -173,6 +205,7 @@ impl Default for Options {
             limits: Limits::default(),
             grace: 1.0,
             output_cap: 1 << 20,
+            run_as: supervisor::RunAs::default(),
         }
     }
 }
@@ -186,12 +219,20 @@ pub fn grade(spec: &Spec, argv: &[String], opts: &Options) -> Grade {
         Err(e) => return Grade::error(&spec.id, e),
     };
     match runs(spec, argv, opts) {
+        Ok(runs) if runs.iter().any(|r| r.outcome.sabotage.is_some()) => sabotaged(spec, &runs),
         Ok(runs) => {
-            let (checks, counts) = checks::judge(spec, &runs);
+            let (mut checks, counts) = checks::judge(spec, &runs);
+            let containment = containment::judge(spec, &runs, &mut checks);
+            report_stops(&runs, &mut checks);
             let failed = checks.iter().any(|c| c.status == Status::Fail);
+            let verdict = match (failed, containment.not_checked.is_empty()) {
+                (true, _) => Verdict::Fail,
+                (false, false) => Verdict::Incomplete,
+                (false, true) => Verdict::Pass,
+            };
             Grade {
                 exercise: spec.id.clone(),
-                verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+                verdict,
                 checks,
                 seconds: runs.iter().map(|r| r.outcome.seconds).sum(),
                 error: None,
@@ -202,12 +243,85 @@ pub fn grade(spec: &Spec, argv: &[String], opts: &Options) -> Grade {
                     .map(|r| feedback::RunRecord::of(spec, r))
                     .collect(),
                 marks,
+                containment: Some(containment),
             }
         }
         Err(e) => Grade {
             marks,
             ..Grade::error(&spec.id, e)
         },
+    }
+}
+
+/// The grade of a port that attacked the grader (killed, stopped or traced
+/// its supervisor): `fail`, whatever else it did, with what was cleaned up.
+fn sabotaged(spec: &Spec, runs: &[checks::Run]) -> Grade {
+    let o = &runs
+        .iter()
+        .find(|r| r.outcome.sabotage.is_some())
+        .expect("a sabotaged run")
+        .outcome;
+    let mut detail = format!(
+        "{}: the port attacked the grader, so nothing it did can be trusted",
+        o.sabotage.as_deref().unwrap_or("")
+    );
+    if !o.notes.is_empty() {
+        detail.push_str(&format!("; the grader cleaned up: {}", o.notes.join(", ")));
+    }
+    Grade {
+        verdict: Verdict::Fail,
+        checks: vec![Check {
+            name: "containment".into(),
+            status: Status::Fail,
+            detail,
+        }],
+        seconds: runs.iter().map(|r| r.outcome.seconds).sum(),
+        error: None,
+        ..Grade::error(&spec.id, "")
+    }
+}
+
+/// A process that stopped (`SIGSTOP`...) and was never continued is
+/// named in the `exit` check: it did not exit, it stopped.
+fn report_stops(runs: &[checks::Run], checks: &mut [Check]) {
+    let stops: Vec<String> = runs
+        .iter()
+        .flat_map(|r| &r.outcome.stopped)
+        .map(|(pid, t)| format!("process {pid} stopped at {t:.2} s and was never continued"))
+        .collect();
+    if let Some(exit) = checks.iter_mut().find(|c| c.name == "exit")
+        && !stops.is_empty()
+    {
+        exit.detail.push_str(&format!(" ({})", stops.join("; ")));
+    }
+}
+
+/// `Some(sentence)` once `ipckit grade` was interrupted (`SIGINT`,
+/// `SIGTERM`): nothing more is graded, and what was is reported.
+pub fn interruption() -> Option<String> {
+    #[cfg(target_os = "linux")]
+    return crate::audit::interrupt::interrupted().map(|sig| {
+        format!(
+            "not graded: the grade was interrupted by {}",
+            crate::audit::interrupt::signal_name(sig)
+        )
+    });
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Refuses to start a run once the grade was interrupted, and turns an
+/// interrupted run into an error that says so.
+fn check_interrupt(outcome: Option<&supervisor::Outcome>) -> Result<()> {
+    let why = match outcome {
+        Some(o) => o.interrupted.clone().map(|sig| {
+            format!("interrupted by {sig}: the port was killed and everything it made removed")
+        }),
+        None => interruption(),
+    };
+    match why {
+        Some(why) => Err(crate::Error::Died(why)),
+        None => Ok(()),
     }
 }
 
@@ -258,8 +372,11 @@ fn runs(spec: &Spec, argv: &[String], opts: &Options) -> Result<Vec<checks::Run>
                 output_cap: opts.output_cap,
                 stdin: run.stdin.clone(),
                 env: run.env.clone(),
+                run_as: opts.run_as,
             };
+            check_interrupt(None)?;
             let outcome = supervisor::run_supervised(&req)?;
+            check_interrupt(Some(&outcome))?;
             Ok(checks::Run {
                 index,
                 args: run.args.clone(),

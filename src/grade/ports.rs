@@ -299,8 +299,12 @@ pub fn grade_dir(
     }
     let build = BuildDir::new()?;
     let progress = super::class::Progress::new(ports.len());
-    let grades = grade_all(&ports, jobs, |p| {
-        let g = grade_port(p, &build.0, opts, specs);
+    let (threads, serial_note) = super::containment::threads_for(opts, jobs);
+    let grades = grade_all(&ports, threads, |p| {
+        let mut g = grade_port(p, &build.0, opts, specs);
+        if let (Some(note), Some(c)) = (&serial_note, &mut g.containment) {
+            c.notes.push(note.clone());
+        }
         progress.done(&format!(
             "{}: {}",
             g.port.as_deref().unwrap_or(""),
@@ -340,6 +344,9 @@ pub fn missing_grade(id: &str, specs: &spec::SpecSet) -> Grade {
 /// Builds and grades one port with its spec in `specs` (a build failure is
 /// an `error` grade); the grade's `port` is the file's name.
 pub fn grade_port(p: &Port, build: &Path, opts: &Options, specs: &spec::SpecSet) -> Grade {
+    if let Some(why) = super::interruption() {
+        return error_grade(&p.id, specs, why);
+    }
     let graded = specs
         .get(&p.id)
         .and_then(|spec| Ok(super::grade(&spec, &p.command(build)?, opts)));
@@ -353,6 +360,7 @@ pub fn verdict_word(g: &Grade) -> &'static str {
     match g.verdict {
         super::Verdict::Pass => "pass",
         super::Verdict::Fail => "fail",
+        super::Verdict::Incomplete => "incomplete",
         super::Verdict::Error => "error",
     }
 }

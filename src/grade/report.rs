@@ -1,6 +1,7 @@
 //! Grade reports: text (colour on a terminal unless `NO_COLOR` is set), JSON
 //! (DESIGN.md's shape), JUnit XML and Gradescope's `results.json`.
 
+use super::containment::Containment;
 use super::{Grade, Status, Verdict, feedback, scoring};
 
 /// A report format.
@@ -77,6 +78,7 @@ fn verdict_word(v: Verdict, colour: bool) -> String {
         Verdict::Pass => paint("PASS", "1;32", colour),
         Verdict::Fail => paint("FAIL", "1;31", colour),
         Verdict::Error => paint("ERROR", "1;33", colour),
+        Verdict::Incomplete => paint("INCOMPLETE", "1;35", colour),
     }
 }
 
@@ -101,6 +103,9 @@ pub fn text(g: &Grade, colour: bool) -> String {
     }
     if let Some(e) = &g.error {
         out.push_str(&format!("  error: {e}\n"));
+    }
+    if let Some(c) = &g.containment {
+        out.push_str(&containment_text(c));
     }
     let n = |s: Status| g.checks.iter().filter(|c| c.status == s).count();
     out.push_str(&format!(
@@ -155,14 +160,71 @@ pub fn table(grades: &[Grade], colour: bool) -> String {
         ));
     }
     let count = |v: Verdict| grades.iter().filter(|g| g.verdict == v).count();
+    let incomplete = match count(Verdict::Incomplete) {
+        0 => String::new(),
+        n => format!(", {n} incomplete"),
+    };
     out.push_str(&format!(
-        "{} graded: {} passed, {} failed, {} could not be graded\n",
+        "{} graded: {} passed, {} failed, {} could not be graded{incomplete}\n",
         grades.len(),
         count(Verdict::Pass),
         count(Verdict::Fail),
         count(Verdict::Error)
     ));
+    // The grades of one table ran in one environment: its containment once,
+    // then what each incomplete grade could not check.
+    if let Some(c) = grades.iter().find_map(|g| g.containment.as_ref()) {
+        let shared = Containment {
+            not_checked: Vec::new(),
+            ..c.clone()
+        };
+        out.push_str(&containment_text(&shared));
+    }
+    for g in grades {
+        for n in g.containment.iter().flat_map(|c| &c.not_checked) {
+            out.push_str(&format!("  {}: not checked: {n}\n", title(g)));
+        }
+    }
     out
+}
+
+/// The `containment` section as text: one line per piece, then notes and
+/// the checks that could not be performed.
+pub fn containment_text(c: &Containment) -> String {
+    let mut out = String::from("  containment:\n");
+    for line in c.lines() {
+        out.push_str(&format!("    {line}\n"));
+    }
+    out
+}
+
+/// The `containment` section as JUnit `<property>` elements (the verdict,
+/// one per piece, notes, the checks that could not be performed).
+fn junit_properties(g: &Grade, c: &Containment, out: &mut String) {
+    out.push_str("    <properties>\n");
+    out.push_str(&format!(
+        "      <property name=\"verdict\" value=\"{}\"/>\n",
+        xml_escape(&format!("{:?}", g.verdict).to_lowercase())
+    ));
+    let pieces = c.pieces().map(|(name, p)| {
+        let word = if p.held { "yes" } else { "no" };
+        (
+            name.replace(' ', "-"),
+            format!("{word}: {}; {}", p.how, p.meaning),
+        )
+    });
+    let notes = c.notes.iter().map(|n| ("note".to_string(), n.clone()));
+    let skipped = c
+        .not_checked
+        .iter()
+        .map(|n| ("not-checked".to_string(), n.clone()));
+    for (key, value) in pieces.into_iter().chain(notes).chain(skipped) {
+        out.push_str(&format!(
+            "      <property name=\"containment.{key}\" value=\"{}\"/>\n",
+            xml_escape(&value)
+        ));
+    }
+    out.push_str("    </properties>\n");
 }
 
 /// Escapes text for XML 1.0 attributes and content. Characters XML 1.0
@@ -261,6 +323,9 @@ fn junit_suite(g: &Grade, suite: &str, out: &mut String) {
         n(Status::Fail),
         n(Status::Skip)
     ));
+    if let Some(c) = &g.containment {
+        junit_properties(g, c, out);
+    }
     if let Some(err) = &g.error {
         out.push_str(&format!(
             "    <testcase classname=\"{name}\" name=\"grade\" time=\"{time}\"><error message=\"{}\" type=\"error\">{}</error></testcase>\n",
@@ -346,6 +411,9 @@ pub fn gradescope(grades: &[Grade]) -> String {
             tests.push(gradescope_test(g, &title, item));
         }
         output.push_str(&printed_summary(g, &title, several));
+        if let Some(c) = &g.containment {
+            output.push_str(&format!("{title}\n{}", containment_text(c)));
+        }
     }
     let secs: f64 = grades.iter().map(|g| g.seconds).sum();
     let mut v = serde_json::json!({
@@ -473,6 +541,7 @@ mod tests {
             counts: Default::default(),
             runs: Vec::new(),
             marks: Default::default(),
+            containment: None,
         }
     }
 

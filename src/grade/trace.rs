@@ -232,6 +232,9 @@ pub struct Tracer {
     attached: std::collections::HashSet<i32>,
     /// Stops handled (for the performance note).
     pub stops: u64,
+    /// Tasks in a group-stop (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`),
+    /// left stopped as they would be untraced, since when.
+    pub stopped: std::collections::BTreeMap<i32, f64>,
 }
 
 impl Tracer {
@@ -338,6 +341,12 @@ impl Tracer {
         } else if sig == libc::SIGSTOP && !self.attached.contains(&tid) {
             // The first stop of a new tracee: swallow it.
             self.attached.insert(tid);
+        } else if is_stop_signal(sig) && !has_siginfo(tid) {
+            // A group-stop: the task stopped itself (or was stopped). It is
+            // left stopped, as it would be untraced, until a SIGCONT is
+            // pending ([`Tracer::resume_continued`]).
+            self.stopped.entry(tid).or_insert(now);
+            return;
         } else if has_siginfo(tid) {
             // A signal being delivered: pass it on.
             inject = sig;
@@ -383,6 +392,24 @@ impl Tracer {
         }
     }
 
+    /// Resumes the group-stopped tasks that were sent `SIGCONT` since (a
+    /// tracee attached with `PTRACE_TRACEME` stays stopped until its tracer
+    /// restarts it, `ptrace(2)` "Group-stop"); the pending `SIGCONT` is
+    /// then delivered as usual.
+    pub fn resume_continued(&mut self) {
+        let continued: Vec<i32> = self
+            .stopped
+            .keys()
+            .copied()
+            .filter(|&tid| sigcont_pending(tid))
+            .collect();
+        for tid in continued {
+            self.stopped.remove(&tid);
+            // SAFETY: PTRACE_CONT on a tracee in a group-stop.
+            unsafe { libc::ptrace(libc::PTRACE_CONT, tid, 0, 0) };
+        }
+    }
+
     fn process_of(&mut self, tid: i32) -> i32 {
         if let Some(&p) = self.thread_of.get(&tid) {
             return p;
@@ -402,6 +429,26 @@ impl Tracer {
             None => tid,
         }
     }
+}
+
+fn is_stop_signal(sig: i32) -> bool {
+    [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&sig)
+}
+
+/// True when `SIGCONT` is pending for the task or its process
+/// (`SigPnd`/`ShdPnd` of `/proc/<tid>/status`, `proc(5)`).
+fn sigcont_pending(tid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+        return false;
+    };
+    let bit = 1u64 << (libc::SIGCONT - 1);
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"))
+        })
+        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .any(|mask| mask & bit != 0)
 }
 
 impl Watch {

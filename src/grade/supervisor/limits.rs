@@ -1,0 +1,251 @@
+//! Step 2 and 3's limits: the process cap (`audit::tree::ProcessCap`), the
+//! user the port runs as, and the child's own setup between `fork` and
+//! `exec` (session, resource limits, user, signal dispositions).
+
+use super::super::containment::Piece;
+use super::*;
+use std::path::PathBuf;
+
+/// Step 2: the process cap (`audit::tree::ProcessCap`: a pids control
+/// group when root, else `RLIMIT_NPROC`), as the report says it.
+pub(super) fn cap_piece(cap: &crate::audit::tree::ProcessCap) -> Piece {
+    match &cap.how {
+        Ok(how) if cap.cgroup.is_some() => Piece::held(
+            how.clone(),
+            "a fork bomb fails with EAGAIN past the limit, and no process escapes the final kill",
+        ),
+        Ok(how) => Piece::held(how.clone(), "a fork bomb fails with EAGAIN past the limit"),
+        Err(why) => Piece::missing(
+            format!("{why}; RLIMIT_NPROC does not bind root"),
+            "a fork bomb is only stopped by the deadline",
+        ),
+    }
+}
+
+/// Files and folders the port's own uid made outside its work area, in
+/// the folders every user may write to (`/tmp`, `/var/tmp`, `/dev/shm`,
+/// the grader's `TMPDIR`): with a fresh uid they are certainly the
+/// port's. They are removed.
+pub(super) fn written_outside(uid: u32, area: &std::path::Path) -> Vec<Leak> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dirs = vec![
+        PathBuf::from("/tmp"),
+        "/var/tmp".into(),
+        "/dev/shm".into(),
+        std::env::temp_dir(),
+    ];
+    dirs.dedup();
+    let mut found = Vec::new();
+    for dir in dirs {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            let owned = std::fs::symlink_metadata(&path).is_ok_and(|m| m.uid() == uid);
+            if !owned || path.starts_with(area) {
+                continue;
+            }
+            let object = crate::audit::ledger::IpcObject {
+                kind: crate::audit::ledger::ObjectKind::TempFile,
+                name: path.display().to_string(),
+                id: None,
+                key: None,
+                pids: Vec::new(),
+                found_in: path.display().to_string(),
+            };
+            let removed = crate::audit::ledger::remove(&object).is_ok();
+            found.push(Leak {
+                object,
+                attribution: format!(
+                    "written outside the work area; owned by the port's uid {uid}"
+                ),
+                removed,
+            });
+        }
+    }
+    found
+}
+
+/// The user and group the port runs as, when the grader is root and
+/// drops it (`None`: the grader's own).
+pub(super) fn port_user(run_as: RunAs, me: i32) -> Option<(u32, u32)> {
+    if !is_root() {
+        return None;
+    }
+    match run_as {
+        RunAs::Same => None,
+        RunAs::Id(uid, gid) => Some((uid, gid)),
+        RunAs::Fresh => {
+            let id = FRESH_UID_BASE + me as u32;
+            Some((id, id))
+        }
+    }
+}
+
+pub(super) fn uid_piece(dropped: Option<u32>) -> Piece {
+    let uid = nix::unistd::geteuid();
+    if let Some(to) = dropped {
+        Piece::held(
+            format!("the port ran as uid {to}, without supplementary groups; the grader is root"),
+            "it cannot signal, trace or read the grader, nor read root's files, and RLIMIT_NPROC binds it (a fresh uid: every file it leaves anywhere is found)",
+        )
+    } else if uid.is_root() {
+        Piece::missing(
+            "the port ran as root",
+            "it could read and write any file of the machine and signal the grader",
+        )
+    } else if super::pidns::inside() {
+        Piece::held(
+            format!("the port ran as uid {uid}, the grader's own"),
+            "it cannot read root's files; in its PID namespace it sees and signals only its own processes",
+        )
+    } else {
+        Piece::held(
+            format!("the port ran as uid {uid}, the grader's own"),
+            format!("it cannot read root's files, but it can signal processes of uid {uid}"),
+        )
+    }
+}
+
+/// Kills every process of `uid` (a fresh uid nothing else runs as): a
+/// child takes that uid and sends `SIGKILL` with `kill(2)`'s pid `-1` (every
+/// process it may signal: those of its uid) until none is left (`ESRCH`),
+/// at most 10 000 rounds. A process that left the port's tree (`setsid`, a
+/// double fork, a fork bomb racing the tree walk) cannot escape that.
+/// Returns the rounds that found a process. Root only.
+pub(super) fn sweep_uid(uid: u32) -> usize {
+    // SAFETY: the child makes only async-signal-safe calls (setresgid,
+    // setresuid, kill, _exit) before it exits, so forking a process that
+    // may have other threads is sound.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        sweep_as(uid);
+    }
+    if pid < 0 {
+        return 0;
+    }
+    let mut status = 0;
+    // SAFETY: status is a valid int; pid is this process's child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && nix::errno::Errno::last() == nix::errno::Errno::EINTR
+    {}
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as usize * 100
+    } else {
+        0
+    }
+}
+
+/// The child of [`sweep_uid`]: never returns. Exits with the rounds that
+/// found a process, in hundreds (an exit status holds 0..=255).
+fn sweep_as(uid: u32) -> ! {
+    // SAFETY: setresgid takes plain ids.
+    let g = unsafe { libc::setresgid(uid, uid, uid) };
+    // SAFETY: setresuid takes plain ids.
+    let u = unsafe { libc::setresuid(uid, uid, uid) };
+    if g != 0 || u != 0 {
+        // SAFETY: _exit ends this forked child without running destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut rounds = 0u32;
+    // SAFETY: kill with pid -1 and a valid signal; it signals only this uid's processes.
+    while rounds < 10_000 && unsafe { libc::kill(-1, libc::SIGKILL) } == 0 {
+        rounds += 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(rounds.div_ceil(100).min(255) as i32) }
+}
+
+/// Removes `object` as `uid`/`gid` (its owner): a child takes those ids and
+/// removes it (`audit::ledger::remove`). True when it was removed. Call
+/// only from this single-threaded supervisor.
+pub(super) fn remove_as(uid: u32, gid: u32, object: &crate::audit::ledger::IpcObject) -> bool {
+    // SAFETY: the supervisor is single-threaded (module doc of `super`),
+    // so the child may run any code before it exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: setresgid takes plain ids.
+        let g = unsafe { libc::setresgid(gid, gid, gid) };
+        // SAFETY: setresuid takes plain ids.
+        let u = unsafe { libc::setresuid(uid, uid, uid) };
+        let ok = g == 0 && u == 0 && crate::audit::ledger::remove(object).is_ok();
+        // SAFETY: _exit ends the forked child without running destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    if pid < 0 {
+        return false;
+    }
+    let mut status = 0;
+    // SAFETY: status is a valid int; pid is this process's child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && nix::errno::Errno::last() == nix::errno::Errno::EINTR
+    {}
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+pub(super) fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Step 3, in the child: session, limits, process cap, user, signal mask.
+pub(super) fn child_setup(
+    l: &Limits,
+    cap: &crate::audit::tree::ProcessCap,
+    user: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    let fail = || Err(std::io::Error::last_os_error());
+    let cpu = l.cpu_seconds;
+    let limits = [
+        (libc::RLIMIT_CPU, cpu, cpu + 1),
+        (libc::RLIMIT_AS, l.memory_bytes, l.memory_bytes),
+        (libc::RLIMIT_FSIZE, l.file_bytes, l.file_bytes),
+        (libc::RLIMIT_NOFILE, l.open_files, l.open_files),
+    ];
+    // SAFETY: setsid takes nothing and is async-signal-safe.
+    if unsafe { libc::setsid() } < 0 {
+        return fail();
+    }
+    for (res, soft, hard) in limits {
+        // Never raise a limit (that needs privilege): at most the current hard one.
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: cur is a valid rlimit to fill.
+        unsafe { libc::getrlimit(res, &mut cur) };
+        let r = libc::rlimit {
+            rlim_cur: soft.min(cur.rlim_max),
+            rlim_max: hard.min(cur.rlim_max),
+        };
+        // SAFETY: r is a valid rlimit.
+        if unsafe { libc::setrlimit(res, &r) } != 0 {
+            return fail();
+        }
+    }
+    // SAFETY: this is the freshly forked child, before exec.
+    unsafe { cap.apply_in_child() }?;
+    // Last, as it ends the privilege the steps above need: no
+    // supplementary groups, then the group, then the user.
+    if let Some((uid, gid)) = user {
+        // SAFETY: an empty group list (a null pointer with size 0).
+        let groups = unsafe { libc::setgroups(0, std::ptr::null()) };
+        // SAFETY: setgid takes a plain id.
+        let group = unsafe { libc::setgid(gid) };
+        // SAFETY: setuid takes a plain id (after setgid: it ends the right to change the group).
+        if groups != 0 || group != 0 || unsafe { libc::setuid(uid) } != 0 {
+            return fail();
+        }
+    }
+    // Every signal's default action: a grader started in the background
+    // by a shell (CI, nohup) has SIGINT and SIGQUIT ignored, and a port
+    // must not inherit that. (Caught signals are reset by exec anyway;
+    // 32 and up are the real-time signals, some used by libc itself.)
+    for sig in 1..32 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: SIG_DFL is a valid disposition for an ordinary signal.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    // SAFETY: sigprocmask gets a valid, empty signal set.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, empty.as_ref(), std::ptr::null_mut()) };
+    Ok(())
+}
