@@ -67,7 +67,8 @@ enum Command {
     /// Grades a student's port of an exercise (or every port in a folder):
     /// output, exit, time, zombies, orphans, leaks, mechanism.
     /// Exit 0 when every check passed, 1 when one failed, 2 when the grade
-    /// could not run.
+    /// could not run, 3 when it is incomplete (a check that applies could not
+    /// be made here: see the report's containment section).
     #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["exercise", "dir", "spec", "class"])))]
     Grade {
         /// The exercise the port implements (see `ipckit exercises`).

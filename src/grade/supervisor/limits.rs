@@ -95,12 +95,14 @@ pub(super) fn uid_piece(dropped: Option<u32>) -> Piece {
     } else if super::pidns::inside() {
         Piece::held(
             format!("the port ran as uid {uid}, the grader's own"),
-            "it cannot read root's files; in its PID namespace it sees and signals only its own processes",
+            "it cannot read root's files; in its PID namespace it sees and signals only its own processes; a file it writes outside its work area cannot be told from the grader's own and is not looked for",
         )
     } else {
         Piece::held(
             format!("the port ran as uid {uid}, the grader's own"),
-            format!("it cannot read root's files, but it can signal processes of uid {uid}"),
+            format!(
+                "it cannot read root's files, but it can signal processes of uid {uid}; a file it writes outside its work area cannot be told from the grader's own and is not looked for"
+            ),
         )
     }
 }
