@@ -155,6 +155,11 @@ pub struct Tree {
     /// Pipes and socket pairs the port made, in the order made.
     #[serde(default)]
     pub channels: Vec<Channel>,
+    /// The pid an orphaned port process gets from `getppid(2)` once its
+    /// parent has exited: the supervisor (a `PR_SET_CHILD_SUBREAPER`, or
+    /// pid 1 of the run's PID namespace).
+    #[serde(default)]
+    pub reaper: Option<i32>,
 }
 
 impl Tree {

@@ -260,11 +260,7 @@ impl<'a> Printed<'a> {
         let ids = |p: &ProcRecord| p.ids();
         let pids: Vec<i32> = match fact {
             Fact::Pid => tree.procs.get(&pid).map_or(vec![pid], ids),
-            Fact::Ppid => tree
-                .procs
-                .get(&pid)
-                .and_then(|p| tree.procs.get(&p.parent))
-                .map_or(vec![], ids),
+            Fact::Ppid => self.parents_seen(pid),
             Fact::ChildPid => procs().filter(|c| c.parent == pid).flat_map(ids).collect(),
             Fact::ReapedPid => procs()
                 .filter(|c| c.reaped_by.is_some_and(|(r, _)| r == pid))
@@ -293,6 +289,27 @@ impl<'a> Printed<'a> {
             }
         };
         pids.into_iter().map(f64::from).collect()
+    }
+
+    /// The pids `getppid(2)` may have returned in `pid`: its parent's, and,
+    /// once that parent has exited without waiting for it, its adopter's.
+    /// Which of the two a child that was never waited for printed depends on
+    /// whether it wrote just before or just after its parent exited, so both
+    /// are right (the missing wait is judged by `zombies` and `mechanism`).
+    fn parents_seen(&self, pid: i32) -> Vec<i32> {
+        let tree = self.tree();
+        let Some(p) = tree.procs.get(&pid) else {
+            return vec![];
+        };
+        let Some(parent) = tree.procs.get(&p.parent) else {
+            return vec![];
+        };
+        let mut seen = parent.ids();
+        let waited = p.reaped_by.is_some_and(|(r, _)| r == p.parent);
+        if parent.exited.is_some() && !waited {
+            seen.extend(tree.reaper);
+        }
+        seen
     }
 
     fn n(&self) -> Option<u64> {

@@ -200,6 +200,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
         start,
         tree: Tree {
             main,
+            reaper: Some(me),
             ..Default::default()
         },
         tracer: trace.then_some(tracer),
