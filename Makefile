@@ -2,7 +2,7 @@
 CARGO ?= cargo
 MACOS_TARGET ?= aarch64-apple-darwin
 
-.PHONY: all demo check fmt clippy doc test nextest check-macos bench bench-json bench-table clean mutants student-crate html-check
+.PHONY: stability all demo check fmt clippy doc test nextest check-macos bench bench-json bench-table clean mutants student-crate html-check
 
 all: check
 
@@ -35,6 +35,11 @@ nextest:
 	else \
 		echo "cargo-nextest not installed: skipped (cargo install cargo-nextest)"; \
 	fi
+
+## Verdicts that never flip (issue 10): every sample port graded 5 times in a row,
+## identical verdicts (slow, so not in `check`; .ci/run runs it).
+stability:
+	$(CARGO) test --test grade_meaning -- --ignored
 
 ## Type-checks every target for macOS (cross-checking only: nothing runs).
 check-macos:

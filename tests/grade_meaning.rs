@@ -295,7 +295,7 @@ fn every_sample_port_has_its_verdict_asserted() {
 /// Each port graded [`TIMES`] times, several at once: the expected verdict
 /// and failing checks every time.
 #[test]
-#[ignore = "slow: every sample port graded 5 times takes about 2 minutes on 2 cores; run with --ignored"]
+#[ignore = "slow: every sample port graded 5 times (40 s to 2 min on 2 cores); `make stability` runs it, and so does .ci/run"]
 fn every_sample_port_gets_its_verdict_five_times_in_a_row() {
     let dir = BuildDir::new();
     let cmds: Vec<Vec<String>> = CASES.iter().map(|c| command(c.port, dir.path())).collect();
