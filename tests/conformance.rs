@@ -474,6 +474,9 @@ fn a_pipe_that_ignores_its_timeout_fails_the_silent_peer_check_only() {
         ["recv_timeout_on_a_silent_peer"],
         "{report}"
     );
+    let detail = &report.get("recv_timeout_on_a_silent_peer").unwrap().detail;
+    let overran = "a call with a 250ms timeout did not return within its timeout plus 2s of slack";
+    assert!(detail.contains(overran), "{report}");
 }
 
 #[test]

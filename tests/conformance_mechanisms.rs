@@ -585,6 +585,9 @@ fn a_joinable_queue_counting_tasks_per_process_fails_the_join_check() {
         ["join_waits_for_every_task_done"],
         "{report}"
     );
+    let detail = &report.get("join_waits_for_every_task_done").unwrap().detail;
+    assert!(detail.contains("consumer: task_done 1 failed"), "{report}");
+    assert!(detail.contains("producer was stopped"), "{report}");
 }
 
 #[test]

@@ -15,8 +15,8 @@
 //! [`Error::Timeout`]: crate::Error::Timeout
 
 use super::{
-    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, TIMEOUT_SLACK, Verdict, all_of,
-    deadline, expect_error, setup, show, spawn, timed,
+    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, TIMEOUT_SLACK, Verdict, deadline,
+    expect_error, finish_all_or_stop, setup, show, spawn, timed,
 };
 use crate::audit::Scope;
 use crate::error::Result;
@@ -125,7 +125,7 @@ fn join_waits<P: JoinableQueuePort>(scope: &mut Scope) -> Verdict {
             .map(|()| String::new())
             .map_err(|e| format!("task_done 3 failed: {e}"))
     })?;
-    all_of([producer.finish(by), consumer.finish(by)])
+    finish_all_or_stop(vec![producer, consumer], by)
 }
 
 fn too_many<P: JoinableQueuePort>(scope: &mut Scope) -> Verdict {

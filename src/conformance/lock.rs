@@ -25,7 +25,7 @@
 //! [`Error::Timeout`]: crate::Error::Timeout
 
 use super::{
-    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, all_of, deadline,
+    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, Watch, all_of, deadline,
     expect_error, expect_timeouts, finish_all, setup, spawn, timed,
 };
 use crate::audit::Scope;
@@ -184,13 +184,14 @@ fn timeout_crossing<P: LockPort>(scope: &mut Scope) -> Verdict {
     let (lock, board, by) = fresh::<P>(2)?;
     let mut holder = spawn(scope, "holder", || hold_until_told(&lock, &board))?;
     holder.wait_for_slot(&board, HELD, by)?;
+    let watch = Watch::new()?;
     let refused = spawn(scope, "second process", || {
         let what = "acquire while another process held the lock";
-        expect_timeouts(what, Expect::Timeout, |t| {
+        expect_timeouts(&watch, what, Expect::Timeout, |t| {
             lock.acquire(Some(t)).map(|_guard| ())
         })
     })?
-    .finish(by);
+    .finish_watched(&watch, by);
     board.set(RELEASE, 1);
     all_of([refused, holder.finish(by)])
 }

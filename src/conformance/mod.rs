@@ -63,6 +63,20 @@
 //! reaped, and the check fails saying so. So a port that hangs fails its check
 //! instead of hanging the student's test.
 //!
+//! That deadline is the generic [`CHECK_DEADLINE`] (30 s for all the
+//! children of a check), a guard against hangs, except where a bound follows
+//! from what the check tests:
+//! - a wait that must give up (every check built on [`CROSSING_TIMEOUTS`])
+//!   is published on a `Watch` and must return within its timeout plus
+//!   [`TIMEOUT_SLACK`], counted from when the parent saw it start (never
+//!   stricter than the per-wait bound the check asserts anyway); past that,
+//!   the child is killed and the check fails saying the call did not return
+//!   within its timeout plus the slack;
+//! - children that wait for each other through a `Board` are finished
+//!   with `finish_all_or_stop` where one's failure leaves the other
+//!   waiting for a step that never comes (`joinable`): once one has failed,
+//!   the others are stopped at once.
+//!
 //! # What a port must allow
 //! Its methods are called in children forked from a test binary, which is
 //! multi-threaded. The port must therefore work after `fork(2)` in the child
@@ -671,12 +685,61 @@ impl Child {
     /// Waits until `by` at the latest (a child still running then is killed
     /// with `SIGKILL` and reaped) and returns the child's verdict.
     pub(crate) fn finish(mut self, by: Instant) -> Verdict {
-        let role = self.role;
         let left = by.saturating_duration_since(Instant::now());
-        match self
+        let waited = self
             .guard
-            .wait_deadline(left.max(Duration::from_millis(100)))
-        {
+            .wait_deadline(left.max(Duration::from_millis(100)));
+        self.verdict(waited)
+    }
+
+    /// Like [`finish`](Self::finish) for a child that times its waits with
+    /// `watch` (see [`Watch`]): a wait still running [`TIMEOUT_SLACK`] after
+    /// its timeout (counted from when the parent saw it start) gets the child
+    /// killed and reaped, and the check fails saying the call did not return
+    /// within its timeout plus the slack.
+    pub(crate) fn finish_watched(mut self, watch: &Watch, by: Instant) -> Verdict {
+        let mut seen = (0, Instant::now());
+        loop {
+            let sequence = watch.sequence();
+            if sequence != seen.0 {
+                seen = (sequence, Instant::now());
+            }
+            let timeout = watch.timeout();
+            let overran = sequence % 2 == 1 && seen.1.elapsed() > timeout + TIMEOUT_SLACK;
+            if overran || Instant::now() >= by {
+                let waited = self.guard.wait_deadline(Duration::ZERO);
+                if overran && matches!(waited, Err(Error::Timeout { .. })) {
+                    return Err(format!(
+                        "{}: a call with a {timeout:?} timeout did not return within its timeout plus {TIMEOUT_SLACK:?} of slack: killed and reaped",
+                        self.role
+                    ));
+                }
+                return self.verdict(waited);
+            }
+            match self.guard.wait_timeout(Duration::from_millis(5)) {
+                Ok(None) => {}
+                Ok(Some(status)) => return self.verdict(Ok(status)),
+                Err(e) => return self.verdict(Err(e)),
+            }
+        }
+    }
+
+    /// Kills and reaps a child still running after another child of its
+    /// check failed.
+    fn stop_after_a_failure(&mut self) -> Verdict {
+        match self.guard.wait_deadline(Duration::ZERO) {
+            Err(Error::Timeout { .. }) => Err(format!(
+                "{} was stopped (killed and reaped) after another process of the check failed",
+                self.role
+            )),
+            waited => self.verdict(waited),
+        }
+    }
+
+    /// The child's verdict from how waiting for it ended.
+    fn verdict(&self, waited: crate::Result<ExitStatus>) -> Verdict {
+        let role = self.role;
+        match waited {
             Ok(ExitStatus::Exited(0)) => Ok(self.mailbox.read()),
             Ok(ExitStatus::Exited(1)) => match self.mailbox.read() {
                 said if said.is_empty() => Err(format!("{role} exited with status 1")),
@@ -766,6 +829,34 @@ pub(crate) fn finish_all(children: Vec<Child>, by: Instant) -> Verdict {
     all_of(children.into_iter().map(|child| child.finish(by)))
 }
 
+/// Like [`finish_all`], but once one child has failed, the others still
+/// running are killed and reaped at once instead of at `by`: they wait for a
+/// step the failed one will never take (a board slot it never sets), and the
+/// check has failed anyway.
+pub(crate) fn finish_all_or_stop(children: Vec<Child>, by: Instant) -> Verdict {
+    let mut verdicts: Vec<Option<Verdict>> = children.iter().map(|_| None).collect();
+    let mut children: Vec<Option<Child>> = children.into_iter().map(Some).collect();
+    while verdicts.iter().any(Option::is_none) {
+        let failed = verdicts.iter().any(|v| matches!(v, Some(Err(_))));
+        for (slot, verdict) in children.iter_mut().zip(verdicts.iter_mut()) {
+            let Some(child) = slot.as_mut() else { continue };
+            *verdict = match child.guard.try_wait() {
+                Ok(None) if failed => Some(child.stop_after_a_failure()),
+                Ok(None) if Instant::now() >= by => {
+                    let waited = child.guard.wait_deadline(Duration::ZERO);
+                    Some(child.verdict(waited))
+                }
+                Ok(None) => continue,
+                Ok(Some(status)) => Some(child.verdict(Ok(status))),
+                Err(e) => Some(child.verdict(Err(e))),
+            };
+            *slot = None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    all_of(verdicts.into_iter().flatten())
+}
+
 /// One verdict from several: `Ok` with the non-empty sentences if all are
 /// `Ok`, otherwise `Err` with every failure.
 pub(crate) fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
@@ -828,6 +919,39 @@ impl Mailbox {
         // the length was stored.
         let bytes = unsafe { std::slice::from_raw_parts(at, n) };
         String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+/// The timed wait a child is in, published in two slots of shared memory so
+/// that the parent ([`Child::finish_watched`]) can give that wait a deadline
+/// of its own: its timeout plus [`TIMEOUT_SLACK`], instead of the check's
+/// [`CHECK_DEADLINE`]. A sequence number, odd while a wait runs, and the
+/// wait's timeout in nanoseconds.
+pub(crate) struct Watch(Board);
+
+impl Watch {
+    /// A watch with no wait started, made before the fork.
+    pub(crate) fn new() -> std::result::Result<Watch, String> {
+        Board::new(2).map(Watch)
+    }
+
+    /// In the child: a wait with `timeout` starts now.
+    fn start(&self, timeout: Duration) {
+        self.0.set(1, timeout.as_nanos() as u64);
+        self.0.at(0).fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// In the child: the wait returned.
+    fn stop(&self) {
+        self.0.at(0).fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn sequence(&self) -> u64 {
+        self.0.get(0)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.0.get(1))
     }
 }
 
@@ -926,7 +1050,13 @@ pub const TIMEOUT_SLACK: Duration = Duration::from_secs(2);
 /// `pthread_mutex_timedlock(3)` or `mq_timedreceive(3)` refuse (`EINVAL`).
 /// Each wait must take at least 9/10 of its timeout and at most
 /// [`TIMEOUT_SLACK`] more.
+///
+/// Each wait is published on `watch`, so that the parent, finishing this
+/// child with [`Child::finish_watched`], kills it once a wait has run
+/// [`TIMEOUT_SLACK`] past its timeout: a port that ignores its timeout fails
+/// within seconds, not at the check's [`CHECK_DEADLINE`].
 pub(crate) fn expect_timeouts<T: fmt::Debug>(
+    watch: &Watch,
     what: &str,
     want: Expect,
     mut op: impl FnMut(Duration) -> crate::Result<T>,
@@ -935,7 +1065,9 @@ pub(crate) fn expect_timeouts<T: fmt::Debug>(
     for t in CROSSING_TIMEOUTS {
         for clock in [libc::CLOCK_REALTIME, libc::CLOCK_MONOTONIC] {
             align_to_fraction(clock);
+            watch.start(t);
             let (result, took) = timed(|| op(t));
+            watch.stop();
             let named = format!("{what} with a {t:?} timeout (started at .9 s)");
             expect_error(&named, want, (result, took), None)?;
             if took < t * 9 / 10 || took > t + TIMEOUT_SLACK {

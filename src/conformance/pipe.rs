@@ -27,7 +27,7 @@
 //! [`Error::Eof`]: crate::Error::Eof
 
 use super::{
-    Board, Entry, Expect, LONG_TIMEOUT, Report, Verdict, all_of, deadline, expect_error,
+    Board, Entry, Expect, LONG_TIMEOUT, Report, Verdict, Watch, all_of, deadline, expect_error,
     expect_timeouts, setup, spawn_with, timed,
 };
 use crate::audit::Scope;
@@ -216,11 +216,12 @@ fn silent_peer<P: PipePort>(scope: &mut Scope) -> Verdict {
         drop(w);
         Ok(String::new())
     })?;
+    let watch = Watch::new()?;
     let (reader, ()) = spawn_with(scope, "reader", r, (), |r| {
         let what = "recv_bytes while the writer was alive and silent";
-        expect_timeouts(what, Expect::Timeout, |t| r.recv_bytes(Some(t)))
+        expect_timeouts(&watch, what, Expect::Timeout, |t| r.recv_bytes(Some(t)))
     })?;
-    let read = reader.finish(by);
+    let read = reader.finish_watched(&watch, by);
     board.set(0, 1);
     all_of([read, peer.finish(by)])
 }

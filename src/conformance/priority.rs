@@ -21,8 +21,8 @@
 //! [`Error::Empty`]: crate::Error::Empty
 
 use super::{
-    Entry, Expect, LONG_TIMEOUT, Report, Verdict, all_of, deadline, expect_timeouts, setup, show,
-    spawn,
+    Entry, Expect, LONG_TIMEOUT, Report, Verdict, Watch, all_of, deadline, expect_timeouts, setup,
+    show, spawn,
 };
 use crate::audit::Scope;
 use crate::error::Result;
@@ -247,11 +247,12 @@ fn close_is_not_unlink<P: PriorityQueuePort>(scope: &mut Scope) -> Verdict {
 
 fn crossing<P: PriorityQueuePort>(scope: &mut Scope) -> Verdict {
     with_queue::<P>(scope, |scope, q, _| {
+        let watch = Watch::new()?;
         spawn(scope, "receiving process", || {
-            expect_timeouts("receive on an empty queue", Expect::Empty, |t| {
+            expect_timeouts(&watch, "receive on an empty queue", Expect::Empty, |t| {
                 q.receive(Some(t))
             })
         })?
-        .finish(deadline())
+        .finish_watched(&watch, deadline())
     })
 }

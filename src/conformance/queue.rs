@@ -36,7 +36,7 @@
 //! and consumers are children that inherited it, as in the tutorial.
 
 use super::{
-    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, all_of, deadline,
+    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, Watch, all_of, deadline,
     expect_error, expect_timeouts, finish_all, setup, show, spawn, timed,
 };
 use crate::audit::Scope;
@@ -215,10 +215,12 @@ fn unbounded<P: QueuePort>(scope: &mut Scope) -> Verdict {
 
 fn get_timeout_crossing<P: QueuePort>(scope: &mut Scope) -> Verdict {
     let q = setup("new(2)", P::new(2))?;
+    let watch = Watch::new()?;
     let child = spawn(scope, "process getting from the empty queue", || {
-        expect_timeouts("get on an empty queue", Expect::Empty, |t| q.get(Some(t)))
+        let what = "get on an empty queue";
+        expect_timeouts(&watch, what, Expect::Empty, |t| q.get(Some(t)))
     })?;
-    child.finish(deadline())
+    child.finish_watched(&watch, deadline())
 }
 
 fn put_on_full<P: QueuePort>(scope: &mut Scope) -> Verdict {

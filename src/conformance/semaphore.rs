@@ -22,7 +22,7 @@
 //! [`Error::Timeout`]: crate::Error::Timeout
 
 use super::{
-    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, all_of, deadline,
+    Board, Entry, Expect, LONG_TIMEOUT, Report, SHORT_TIMEOUT, Verdict, Watch, all_of, deadline,
     expect_error, expect_timeouts, finish_all, setup, show, spawn, timed, wait_until_asleep,
 };
 use crate::audit::Scope;
@@ -189,10 +189,12 @@ fn at_most_n<P: SemaphorePort>(scope: &mut Scope) -> Verdict {
 
 fn crossing<P: SemaphorePort>(scope: &mut Scope) -> Verdict {
     let sem = setup("new(0)", P::new(0))?;
+    let watch = Watch::new()?;
     spawn(scope, "acquiring process", || {
-        expect_timeouts("acquire at 0", Expect::Timeout, |t| sem.acquire(Some(t)))
+        let what = "acquire at 0";
+        expect_timeouts(&watch, what, Expect::Timeout, |t| sem.acquire(Some(t)))
     })?
-    .finish(deadline())
+    .finish_watched(&watch, deadline())
 }
 
 fn over_release<P: SemaphorePort>(scope: &mut Scope) -> Verdict {
