@@ -75,6 +75,10 @@ pub struct IpcObject {
     pub pids: Vec<i32>,
     /// Where the listing came from (a path).
     pub found_in: String,
+    /// The uid that made it: a System V object's `cuid` (`proc(5)`), a
+    /// file's owner (`stat(2)`); `None` when it could not be read.
+    #[serde(default)]
+    pub owner: Option<u32>,
 }
 
 /// Where to look for objects.
@@ -226,6 +230,7 @@ fn list_dir_as(dir: &Path, kind: ObjectKind, out: &mut BTreeSet<IpcObject>) {
             key: None,
             pids: Vec::new(),
             found_in: e.path().to_string_lossy().into_owned(),
+            owner: owner_of(&e.path()),
         });
     }
 }
@@ -247,6 +252,7 @@ fn list_tree(dir: &Path, recurse: bool, out: &mut BTreeSet<IpcObject>) {
             key: None,
             pids: Vec::new(),
             found_in: shown,
+            owner: owner_of(&path),
         });
     }
 }
@@ -264,6 +270,10 @@ fn list_sysv(dir: &Path, out: &mut BTreeSet<IpcObject>) {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
+        let cuid = text
+            .lines()
+            .next()
+            .and_then(|h| h.split_whitespace().position(|c| c == "cuid"));
         for line in text.lines().skip(1) {
             let cols: Vec<i64> = line
                 .split_whitespace()
@@ -284,7 +294,14 @@ fn list_sysv(dir: &Path, out: &mut BTreeSet<IpcObject>) {
                     .filter(|&p| p > 0)
                     .collect(),
                 found_in: path.to_string_lossy().into_owned(),
+                owner: cuid.and_then(|c| cols.get(c)).map(|&u| u as u32),
             });
         }
     }
+}
+
+/// The uid owning the file at `path` (`lstat(2)`), if it can be read.
+fn owner_of(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| m.uid())
 }

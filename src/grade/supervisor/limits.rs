@@ -50,6 +50,7 @@ pub(super) fn written_outside(uid: u32, area: &std::path::Path) -> Vec<Leak> {
                 key: None,
                 pids: Vec::new(),
                 found_in: path.display().to_string(),
+                owner: Some(uid),
             };
             let removed = crate::audit::ledger::remove(&object).is_ok();
             found.push(Leak {

@@ -231,9 +231,16 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     let seconds = start.elapsed().as_secs_f64();
 
     let after = Ledger::snapshot(&sources);
+    // In the host's namespaces with a fresh uid, only that uid's objects are
+    // the port's: another process's object is neither blamed nor removed.
+    let fresh = match (user, req.run_as) {
+        (Some((uid, _)), RunAs::Fresh) if isolation == Isolation::Shared => Some(uid),
+        _ => None,
+    };
     let mut leaks: Vec<Leak> = after
         .new_since(&before)
         .into_iter()
+        .filter(|object| fresh.is_none_or(|uid| object.owner == Some(uid)))
         .map(|object| {
             // Root without CAP_SYS_ADMIN may not remove a System V object of
             // the port's uid (msgctl(2): owner, creator or CAP_SYS_ADMIN):
@@ -242,6 +249,9 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
                 || user.is_some_and(|(uid, gid)| super::limits::remove_as(uid, gid, &object));
             let attribution = match isolation {
                 Isolation::Namespaces => "made in the run's private namespace",
+                Isolation::Shared if fresh.is_some() => {
+                    "made by the port's fresh uid (host namespaces)"
+                }
                 Isolation::Shared => {
                     "appeared during the run (host namespaces: it may be another process's)"
                 }
