@@ -22,10 +22,13 @@
 //! 6. the ledger is diffed and every object left is removed; the work area and
 //!    the control group are removed; the outcome says what was found and done.
 //!
-//! A known limit: without private namespaces (not root), "left by the port"
-//! can only mean "appeared in the host's namespaces during the run", so an
-//! IPC object another process of the machine made meanwhile is counted and
-//! removed too; its leak's attribution says so.
+//! Without private namespaces (root without `CAP_SYS_ADMIN`), the port runs
+//! under a fresh uid and only objects that uid made (System V `cuid`, a
+//! file's owner) are its leaks: another process's object made meanwhile is
+//! neither blamed nor removed. A known limit: where the port keeps the
+//! grader's uid in the host's namespaces (`--run-as` the grader's own), "left
+//! by the port" can only mean "appeared during the run", and the leak's
+//! attribution says it may be another process's.
 
 #[cfg(target_os = "linux")]
 mod limits;
