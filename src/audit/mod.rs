@@ -8,7 +8,7 @@
 //! - [`run()`] runs a command under all of these and returns a [`Report`]:
 //!   zombies (children never waited for), orphans still running, leaked objects.
 //!   It is what `ipckit audit -- CMD` does.
-//! - [`pidns`] gives a run a PID namespace of its own (the audit's and the
+//! - `pidns` gives a run a PID namespace of its own (the audit's and the
 //!   grader's), so nothing it starts outlives it.
 //! - [`tree`] is the tree-watching core the audit shares with the grader's
 //!   supervisor: work area, process cap, reaping, killing.

@@ -121,7 +121,7 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
 }
 
 /// Step 0, before [`run()`], in a process with one thread: gives the run a
-/// PID namespace of its own ([`super::pidns`]) when `opts.isolate` and the
+/// PID namespace of its own (`audit::pidns`) when `opts.isolate` and the
 /// kernel allows it. `Some(status)` in the outer process, once the run is
 /// over: exit with it. `None` in PID 1 of the namespace (or where the
 /// namespace was refused, the reason kept for the report): call [`run()`].
