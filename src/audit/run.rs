@@ -422,10 +422,16 @@ impl Watch {
                 detail,
             };
             if s.killed {
-                orphans.push(finding(format!(
-                    "still running {:.2} s after the command exited; killed by the audit",
-                    self.main_exit.map(|(t, _)| seconds - t).unwrap_or(0.0)
-                )));
+                let when = match (self.main_exit, self.timed_out, self.interrupted) {
+                    (_, true, _) => "still running at the deadline".to_string(),
+                    (_, _, Some(_)) => "still running when the audit was interrupted".to_string(),
+                    (Some((t, _)), ..) => format!(
+                        "still running {:.2} s after the command exited",
+                        seconds - t
+                    ),
+                    (None, ..) => "still running".to_string(),
+                };
+                orphans.push(finding(format!("{when}; killed by the audit")));
             } else if let (Some((parent, t)), Some((t2, st))) = (s.zombie_under, s.reaped) {
                 zombies.push(finding(format!(
                     "exited by {t:.2} s ({st}) but its parent {parent} never waited for it; adopted and reaped by the audit at {t2:.2} s"
