@@ -432,6 +432,10 @@ fn run(id: &str, args: &[String]) -> ipckit::Result<i32> {
 fn audit(cmd: &[String], opts: &ipckit::audit::Options, format: Format) -> ipckit::Result<i32> {
     #[cfg(target_os = "linux")]
     ipckit::audit::interrupt::install();
+    #[cfg(target_os = "linux")]
+    if let Some(status) = ipckit::audit::enter_pid_namespace(opts) {
+        return Ok(status);
+    }
     let report = ipckit::audit::run(cmd, opts)?;
     match format {
         Format::Text => eprint!("{}", report.to_text()),

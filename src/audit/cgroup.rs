@@ -30,10 +30,10 @@ pub struct PidsCgroup {
     owner: bool,
 }
 
-/// Where the group of a grader's supervisor with pid `supervisor` may be
-/// (v1, then v2).
-fn dirs_of(supervisor: u32) -> Vec<PathBuf> {
-    let name = format!("ipckit-grade-{supervisor}");
+/// Where the group of a run of `kind` (`grade`, `audit`) named after
+/// `supervisor` may be (v1, then v2).
+fn dirs_of(kind: &str, supervisor: u32) -> Vec<PathBuf> {
+    let name = format!("ipckit-{kind}-{supervisor}");
     let mut dirs = vec![PathBuf::from(PIDS_ROOT).join(&name)];
     dirs.extend(v2_parent().map(|p| p.join(&name)));
     dirs
@@ -69,7 +69,7 @@ fn v2_parent_from(mounts: &str, own: &str) -> Option<PathBuf> {
 
 /// The processes left in the group of the (dead) supervisor `supervisor`.
 pub fn procs_left_by(supervisor: i32) -> Vec<i32> {
-    dirs_of(supervisor as u32)
+    dirs_of("grade", supervisor as u32)
         .into_iter()
         .flat_map(|dir| {
             let group = PidsCgroup { dir, owner: false };
@@ -80,10 +80,10 @@ pub fn procs_left_by(supervisor: i32) -> Vec<i32> {
         .collect()
 }
 
-/// Removes the group of the (dead) supervisor `supervisor` once its
-/// processes are gone (the caller killed them).
-pub fn remove_left_by(supervisor: i32) {
-    for dir in dirs_of(supervisor as u32) {
+/// Removes the group of the (dead) run of `kind` named after `supervisor`
+/// once its processes are gone (the caller killed them).
+pub fn remove_left_by(kind: &str, supervisor: i32) {
+    for dir in dirs_of(kind, supervisor as u32) {
         if dir.exists() {
             drop(PidsCgroup { dir, owner: false });
         }

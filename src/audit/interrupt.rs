@@ -2,8 +2,9 @@
 //! `ipckit audit`, and protection of the grader from the code it runs.
 //!
 //! [`install`] sets a handler (`sigaction(2)`) that only records the signal
-//! and forwards `SIGTERM` to the helper processes [`register`]ed (the
-//! grader's supervisors): both are async-signal-safe. The loops that watch a
+//! and passes it on to the helper processes [`register`]ed (the grader's
+//! supervisors, the PID 1 of an audit's own PID namespace): both are
+//! async-signal-safe. The loops that watch a
 //! tree poll [`interrupted`] on every pass; on an interrupt they kill the
 //! whole tree, remove what it made and end with a report of what was done so
 //! far, instead of dying and leaving it all behind.
@@ -26,7 +27,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
         let pid = slot.load(Ordering::SeqCst);
         if pid > 0 {
             // SAFETY: kill is async-signal-safe; pid is a helper we started.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            unsafe { libc::kill(pid, sig) };
         }
     }
 }
@@ -69,8 +70,9 @@ pub fn signal_name(sig: i32) -> String {
         .unwrap_or_else(|_| format!("signal {sig}"))
 }
 
-/// A helper process that gets `SIGTERM` when the run is interrupted, for
-/// as long as this registration lives.
+/// A helper process that gets the interrupting signal (`SIGINT`, `SIGTERM`,
+/// `SIGHUP`) when the run is interrupted, for as long as this registration
+/// lives.
 pub struct Registration {
     slot: Option<usize>,
 }
@@ -82,11 +84,8 @@ pub fn register(pid: i32) -> Registration {
         s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
     });
-    if interrupted().is_some() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+    if let Some(sig) = interrupted().and_then(|s| nix::sys::signal::Signal::try_from(s).ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
     }
     Registration { slot }
 }

@@ -8,6 +8,8 @@
 //! - [`run()`] runs a command under all of these and returns a [`Report`]:
 //!   zombies (children never waited for), orphans still running, leaked objects.
 //!   It is what `ipckit audit -- CMD` does.
+//! - `pidns` gives a run a PID namespace of its own (the audit's and the
+//!   grader's), so nothing it starts outlives it.
 //! - [`tree`] is the tree-watching core the audit shares with the grader's
 //!   supervisor: work area, process cap, reaping, killing.
 //! - [`Scope`] is the light, in-process version for library tests: it checks
@@ -24,6 +26,8 @@ pub mod interrupt;
 #[cfg(target_os = "linux")]
 pub(crate) mod isolate;
 pub mod ledger;
+#[cfg(target_os = "linux")]
+pub(crate) mod pidns;
 /// The process table (`/proc`): a base-layer module, re-exported here where
 /// the audit's readers look for it.
 #[cfg(target_os = "linux")]
@@ -39,7 +43,7 @@ pub mod tree;
 #[cfg(target_os = "linux")]
 pub use isolate::Isolation;
 #[cfg(target_os = "linux")]
-pub use run::run;
+pub use run::{enter_pid_namespace, run};
 pub use scope::Scope;
 #[cfg(target_os = "linux")]
 pub use subreaper::{Subreaper, is_subreaper};
@@ -58,7 +62,9 @@ pub struct Options {
     pub deadline: Duration,
     /// How often the tree is sampled.
     pub interval: Duration,
-    /// Try private namespaces (needs root); off means the host's are used.
+    /// Try a PID namespace of the run's own and private IPC and mount
+    /// namespaces (root, or an unprivileged user namespace); off means the
+    /// host's are used.
     pub isolate: bool,
     /// Extra directories whose new files count as leaks (non-recursive).
     pub watch_dirs: Vec<PathBuf>,
@@ -66,7 +72,8 @@ pub struct Options {
     /// JSON report on our standard output is not mixed with it).
     pub stdout_to_stderr: bool,
     /// Most processes the tree may have at once (a `pids` control group as
-    /// root, `RLIMIT_NPROC` otherwise).
+    /// root, `RLIMIT_NPROC` otherwise); 64 by default, so that a fork bomb
+    /// stays cheap on a small machine.
     pub max_processes: u64,
 }
 
@@ -79,7 +86,7 @@ impl Default for Options {
             isolate: true,
             watch_dirs: Vec::new(),
             stdout_to_stderr: false,
-            max_processes: 512,
+            max_processes: 64,
         }
     }
 }

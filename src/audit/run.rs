@@ -1,6 +1,9 @@
 //! Running a command under the audit (`ipckit audit -- CMD`).
 //!
 //! The steps, in order:
+//! 0. before [`run()`], [`enter_pid_namespace`]: the audit splits in two
+//!    ([`super::pidns`]); PID 1 of a new PID namespace does the rest, and
+//!    every process of the tree dies with it;
 //! 1. make a private work area (a fresh `TMPDIR`), try to enter private
 //!    namespaces ([`super::isolate`]), become a subreaper, snapshot the ledger;
 //! 2. start the command in a session of its own (`setsid(2)`);
@@ -10,7 +13,8 @@
 //!    that is not us;
 //! 4. once the command has exited, give adopted orphans a short time to end by
 //!    themselves, then kill (`SIGKILL`) and reap whatever still runs; past
-//!    the deadline, kill the whole tree. Whatever has not died
+//!    the deadline, kill the whole tree (in a PID namespace, with one
+//!    `kill(-1)` before each sample). Whatever has not died
 //!    [`KILL_MARGIN`] after the first kill is given up on and named in the
 //!    notes (a process stuck in the kernel cannot be made to die);
 //! 5. diff the ledger, remove every object the tree left, and report.
@@ -66,7 +70,7 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
     let mut notes = Vec::new();
     let isolation = prepare_namespaces(opts, mq_dir, &mut notes);
     let cap = process_cap(opts, &isolation, &mut notes);
-    cap.require_containment(None)?;
+    require_containment(&cap, &mut notes)?;
     let _subreaper = super::Subreaper::acquire()?;
     let sources = ledger_sources(mq_dir, tmpdir, opts, &mut notes);
     let before = Ledger::snapshot(&sources);
@@ -116,6 +120,48 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
     Ok(watch.report(argv, seconds, isolation, leaks, notes))
 }
 
+/// Step 0, before [`run()`], in a process with one thread: gives the run a
+/// PID namespace of its own (`audit::pidns`) when `opts.isolate` and the
+/// kernel allows it. `Some(status)` in the outer process, once the run is
+/// over: exit with it. `None` in PID 1 of the namespace (or where the
+/// namespace was refused, the reason kept for the report): call [`run()`].
+pub fn enter_pid_namespace(opts: &Options) -> Option<i32> {
+    if !opts.isolate {
+        return None;
+    }
+    super::interrupt::not_dumpable();
+    match super::pidns::enter("audit") {
+        Ok(super::pidns::Side::Outer(status)) => Some(status),
+        Ok(super::pidns::Side::Inner) => None,
+        Err(e) => {
+            super::pidns::refused(e.to_string());
+            None
+        }
+    }
+}
+
+/// Refuses to run when nothing contains a fork bomb (no pids control
+/// group, no PID namespace); says in `notes` which pids the report names.
+fn require_containment(cap: &ProcessCap, notes: &mut Vec<String>) -> Result<()> {
+    if super::pidns::inside() {
+        notes.push(format!(
+            "a PID namespace of its own: pids in this report are the namespace's (the audit is PID 1 there, pid {} on the host); every process left dies with the audit",
+            super::tree::run_id()
+        ));
+        return cap.require_containment(Some("a PID namespace of its own"));
+    }
+    let why = super::pidns::why_not().unwrap_or("isolation off: --no-isolate");
+    notes.push(format!(
+        "no PID namespace ({why}): pids are the host's; a process that calls setsid(2) is contained only by the pids control group"
+    ));
+    cap.require_containment(None).map_err(|e| match e {
+        Error::Unsupported(refusal) => {
+            Error::Unsupported(format!("{refusal}; no PID namespace: {why}"))
+        }
+        other => other,
+    })
+}
+
 /// The cap on the tree's processes (see [`super::tree::ProcessCap`]): a
 /// fork bomb under the audit fails with `EAGAIN` instead of loading the
 /// machine until the deadline.
@@ -124,8 +170,12 @@ fn process_cap(
     isolation: &Isolation,
     notes: &mut Vec<String>,
 ) -> std::sync::Arc<ProcessCap> {
+    // RLIMIT_NPROC counts the tasks of the real uid in its user namespace:
+    // in a PID namespace of its own, the outer audit process and PID 1.
     let runner = if nix::unistd::geteuid().is_root() {
         Runner::Root
+    } else if super::pidns::inside() {
+        Runner::OwnUid { already: 2 }
     } else if *isolation == Isolation::Namespaces {
         Runner::OwnUid { already: 1 }
     } else {
@@ -195,7 +245,16 @@ impl Watch {
     /// Steps 3 and 4: reap and sample until the tree is empty, or until
     /// [`hard_stop`] (what is left then is named in `notes`).
     fn follow(&mut self, opts: &Options, notes: &mut Vec<String>) {
+        let mut killing = false;
         loop {
+            // A kill sent before this pass's snapshot: what the snapshot
+            // still shows has outlived a SIGKILL.
+            let killed_before = killing;
+            if killing && super::pidns::inside() {
+                // Before the snapshot: reading a forking process's /proc
+                // files waits for its fork (see `kill_namespace`).
+                kill_namespace();
+            }
             self.reap_all();
             let table = procfs::snapshot();
             let tree = procfs::descendants(&table, self.me);
@@ -223,9 +282,10 @@ impl Watch {
             }
             if past_linger || self.timed_out || self.interrupted.is_some() {
                 self.kill_all(&table, &tree);
+                killing = true;
             }
             let stop = hard_stop(self.main_exit.map(|(t, _)| t), opts);
-            if now.as_secs_f64() > stop {
+            if killed_before && now.as_secs_f64() > stop {
                 notes.push(format!(
                     "gave up at {stop:.2} s: still in the tree after SIGKILL: pid(s) {tree:?}"
                 ));
@@ -294,11 +354,19 @@ impl Watch {
     /// under another parent: a zombie child of the audit that survived the
     /// `waitpid` just before this snapshot is a main thread whose other
     /// threads still run.
+    ///
+    /// As PID 1 of a PID namespace of its own, the audit first kills every
+    /// other process of the namespace at once (`kill(-1)`, `kill(2)`): no
+    /// fork can slip between that and the kill, so a fork bomb dies in one
+    /// pass instead of refilling its cap as the pids are killed one by one.
     fn kill_all(
         &mut self,
         table: &BTreeMap<i32, ProcStat>,
         tree: &std::collections::BTreeSet<i32>,
     ) {
+        if super::pidns::inside() {
+            kill_namespace();
+        }
         for pid in tree {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(*pid),
@@ -354,10 +422,16 @@ impl Watch {
                 detail,
             };
             if s.killed {
-                orphans.push(finding(format!(
-                    "still running {:.2} s after the command exited; killed by the audit",
-                    self.main_exit.map(|(t, _)| seconds - t).unwrap_or(0.0)
-                )));
+                let when = match (self.main_exit, self.timed_out, self.interrupted) {
+                    (_, true, _) => "still running at the deadline".to_string(),
+                    (_, _, Some(_)) => "still running when the audit was interrupted".to_string(),
+                    (Some((t, _)), ..) => format!(
+                        "still running {:.2} s after the command exited",
+                        seconds - t
+                    ),
+                    (None, ..) => "still running".to_string(),
+                };
+                orphans.push(finding(format!("{when}; killed by the audit")));
             } else if let (Some((parent, t)), Some((t2, st))) = (s.zombie_under, s.reaped) {
                 zombies.push(finding(format!(
                     "exited by {t:.2} s ({st}) but its parent {parent} never waited for it; adopted and reaped by the audit at {t2:.2} s"
@@ -389,6 +463,19 @@ impl Watch {
             interrupted: self.interrupted.map(super::interrupt::signal_name),
         }
     }
+}
+
+/// `kill(-1, SIGKILL)` from PID 1 of the audit's own PID namespace: every
+/// other process of the namespace, at once (`kill(2)`). A fork bomb under
+/// a pids control group spends its time in `fork(2)`, which copies the
+/// address space before the group refuses it; meanwhile reading its
+/// `/proc/<pid>/cmdline` waits, so a pass of [`Watch::follow`] can take
+/// seconds on a loaded machine. The kill needs no snapshot.
+fn kill_namespace() {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(-1),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 /// When [`Watch::follow`] stops waiting, in seconds from the start:

@@ -93,7 +93,7 @@ pub(super) fn uid_piece(dropped: Option<u32>) -> Piece {
             "the port ran as root",
             "it could read and write any file of the machine and signal the grader",
         )
-    } else if super::pidns::inside() {
+    } else if crate::audit::pidns::inside() {
         Piece::held(
             format!("the port ran as uid {uid}, the grader's own"),
             "it cannot read root's files; in its PID namespace it sees and signals only its own processes; a file it writes outside its work area cannot be told from the grader's own and is not looked for",

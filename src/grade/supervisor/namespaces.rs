@@ -8,7 +8,7 @@ use super::limits::is_root;
 use crate::audit::Isolation;
 
 pub(super) fn namespaces_piece(isolation: &Isolation, notes: &[String]) -> Piece {
-    if super::pidns::inside() {
+    if crate::audit::pidns::inside() {
         let user = if is_root() {
             ""
         } else {
@@ -21,7 +21,7 @@ pub(super) fn namespaces_piece(isolation: &Isolation, notes: &[String]) -> Piece
             "every object found was made by the port; it sees only its own processes, and every process it leaves dies with the run",
         );
     }
-    let pid_note = super::pidns::why_not()
+    let pid_note = crate::audit::pidns::why_not()
         .map(|why| format!("; no PID namespace ({why})"))
         .unwrap_or_default();
     match isolation {

@@ -59,7 +59,7 @@ pub fn clean_after(pid: i32, host_before: Option<&Ledger>) -> Vec<String> {
             "{killed} process(es) of the run killed by the grader"
         ));
     }
-    crate::audit::cgroup::remove_left_by(pid);
+    crate::audit::cgroup::remove_left_by("grade", pid);
     let area = std::env::temp_dir().join(format!("ipckit-grade-{pid}"));
     crate::audit::isolate::unmount(&area.join("mqueue"));
     if std::fs::remove_dir_all(&area).is_ok() {

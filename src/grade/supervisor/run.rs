@@ -114,7 +114,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     // grader's uid in a user namespace of its own from this supervisor.
     let runner = if is_root() {
         Runner::Root
-    } else if super::pidns::inside() {
+    } else if crate::audit::pidns::inside() {
         // The outer supervisor and this PID 1, in the user namespace.
         Runner::OwnUid { already: 2 }
     } else if isolation == Isolation::Namespaces {
@@ -124,7 +124,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     };
     let cap = ProcessCap::new("grade", req.limits.processes, runner, user.is_some());
     containment.pids_limit = super::limits::cap_piece(&cap);
-    let otherwise = if super::pidns::inside() {
+    let otherwise = if crate::audit::pidns::inside() {
         Some("a PID namespace of its own")
     } else if user.is_some() && req.run_as == RunAs::Fresh {
         Some("a fresh uid, swept with kill(-1)")
@@ -217,7 +217,8 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     };
     watch.tree.proc(main, 0.0);
     watch.follow(req, &sigfd);
-    if let (Some((uid, _)), RunAs::Fresh, false) = (user, req.run_as, super::pidns::inside()) {
+    if let (Some((uid, _)), RunAs::Fresh, false) = (user, req.run_as, crate::audit::pidns::inside())
+    {
         // No PID namespace to die with: whatever of the fresh uid escaped
         // the tree (setsid, a double fork) is killed by uid.
         let swept = super::limits::sweep_uid(uid);

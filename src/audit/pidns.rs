@@ -1,25 +1,29 @@
-//! The run's own PID namespace (`pid_namespaces(7)`): the supervisor
-//! (`ipckit __supervise`) splits in two.
+//! A run's own PID namespace (`pid_namespaces(7)`), shared by the audit
+//! (`ipckit audit`) and the grader's supervisor (`ipckit __supervise`):
+//! the process splits in two.
 //!
 //! - The **outer** process enters a user namespace when it is not root
-//!   (`audit::isolate::enter_user_namespace`), then `unshare(2)`s
+//!   ([`super::isolate::enter_user_namespace`]), then `unshare(2)`s
 //!   `CLONE_NEWPID | CLONE_NEWNS` and forks once. It only waits: for the
-//!   inner process, then removes what a killed inner process could not (the
-//!   work area, the control group), and exits with its status.
+//!   inner process (passing an interrupt on to it, see
+//!   [`super::interrupt::register`]), then removes what a killed inner
+//!   process could not (the work area, the control group), and exits with
+//!   its status.
 //! - The **inner** process is PID 1 of the new namespace and does
-//!   everything else (`run::supervise`): it mounts a fresh `/proc`, so the
-//!   pids the port prints, the pids the tracer sees, the pids
-//!   `SCM_CREDENTIALS` names and `/proc` are all the namespace's own.
+//!   everything else (the audit's `run()`, the supervisor's `supervise`): it
+//!   mounts a fresh `/proc`, so the pids the watched tree prints, the pids
+//!   the tracer sees, the pids `SCM_CREDENTIALS` names, `/proc` and the pids
+//!   in the report are all the namespace's own.
 //!
 //! When PID 1 of a namespace dies, the kernel kills every process in it
 //! (`SIGKILL`) and waits for them: a fork bomb whose processes `setsid(2)`
-//! cannot outlive the grade, even without a pids control group. A port
+//! cannot outlive the run, even without a pids control group. A command
 //! that runs `ps` sees only its own processes. Signals from inside the
-//! namespace to its PID 1 are dropped unless PID 1 handles them, so a port
+//! namespace to its PID 1 are dropped unless PID 1 handles them, so the tree
 //! cannot kill or stop its supervisor either.
 //!
-//! The inner process must die when the outer one does (the grader killed it
-//! at a deadline, or was killed itself): it asks for `SIGKILL` on its
+//! The inner process must die when the outer one does (its caller killed it
+//! at a deadline, or it was killed itself): it asks for `SIGKILL` on its
 //! parent's death (`PR_SET_PDEATHSIG`). Its parent may have died before
 //! that request (`getppid()` says nothing: it is 0 for a namespace's PID 1),
 //! so it then checks a pipe whose write end only the outer process holds: at
@@ -30,8 +34,8 @@ use nix::sched::{CloneFlags, unshare};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Where this process stands after [`enter`].
-pub(super) enum Side {
-    /// PID 1 of the run's namespace: supervise, answer, exit.
+pub enum Side {
+    /// PID 1 of the run's namespace: run, report, exit.
     Inner,
     /// The outer process: the inner one's exit status, once it is gone.
     Outer(i32),
@@ -41,29 +45,30 @@ static INSIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::ne
 static REFUSED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Records why the run has no PID namespace of its own, for the report.
-pub(super) fn refused(why: String) {
+pub fn refused(why: String) {
     let _ = REFUSED.set(why);
 }
 
 /// Why the run has no PID namespace of its own, if [`enter`] was refused.
-pub(super) fn why_not() -> Option<&'static str> {
+pub fn why_not() -> Option<&'static str> {
     REFUSED.get().map(String::as_str)
 }
 
 /// True in the inner process (PID 1 of the run's own PID namespace).
-pub(super) fn inside() -> bool {
+pub fn inside() -> bool {
     INSIDE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Enters a user namespace (when not root), a PID and a mount namespace,
-/// and forks PID 1 of the PID namespace. `Err` when the kernel refuses
+/// Enters, for a run of `kind` (`grade`, `audit`), a user namespace (when
+/// not root), a PID and a mount namespace, and forks PID 1 of the PID
+/// namespace. `Err` when the kernel refuses
 /// (no `CAP_SYS_ADMIN`, unprivileged user namespaces off): nothing was
 /// changed that matters, and the caller supervises without.
 /// Call only while this process has one thread.
-pub(super) fn enter() -> Result<Side> {
+pub fn enter(kind: &str) -> Result<Side> {
     let outer = std::process::id();
     if !nix::unistd::geteuid().is_root() {
-        crate::audit::isolate::enter_user_namespace()?;
+        super::isolate::enter_user_namespace()?;
     }
     crate::sys::nix(
         "unshare",
@@ -86,9 +91,12 @@ pub(super) fn enter() -> Result<Side> {
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(alive_r);
-            let status = wait_for(child);
+            let status = {
+                let _pass_on = super::interrupt::register(child.as_raw());
+                wait_for(child)
+            };
             drop(alive_w);
-            clean_after_inner(outer);
+            clean_after_inner(kind, outer);
             Ok(Side::Outer(status))
         }
     }
@@ -112,7 +120,7 @@ fn become_init(alive: &OwnedFd, outer: u32) -> Result<()> {
         std::process::exit(2);
     }
     INSIDE.store(true, std::sync::atomic::Ordering::Relaxed);
-    crate::audit::tree::set_run_id(outer);
+    super::tree::set_run_id(outer);
     mount_proc()
 }
 
@@ -169,8 +177,8 @@ fn wait_for(child: nix::unistd::Pid) -> i32 {
 /// After the inner process is gone (and with it every process of the run:
 /// the kernel killed and reaped them), removes what it could not when it
 /// was killed: its control group and its work area.
-fn clean_after_inner(outer: u32) {
-    crate::audit::cgroup::remove_left_by(outer as i32);
-    let area = std::env::temp_dir().join(format!("ipckit-grade-{outer}"));
+fn clean_after_inner(kind: &str, outer: u32) {
+    super::cgroup::remove_left_by(kind, outer as i32);
+    let area = std::env::temp_dir().join(format!("ipckit-{kind}-{outer}"));
     let _ = std::fs::remove_dir_all(area);
 }
