@@ -2,9 +2,9 @@
 //!
 //! Implement [`LockPort`] for your lock and call [`check`]. The checks, in the
 //! order they run (each in forked children, see [`super`]):
-//! - `mutual_exclusion`: 4 forked processes each add 1 to a counter in shared
-//!   memory (`mmap(2)`, `MAP_SHARED | MAP_ANONYMOUS`) 250 times, each
-//!   read-modify-write under the lock with a `sched_yield(2)` in the middle;
+//! - `mutual_exclusion`: 4 forked processes, started together, each add 1 to
+//!   a counter in shared memory (`mmap(2)`, `MAP_SHARED | MAP_ANONYMOUS`) 250
+//!   times, each read-modify-write under the lock with a `sched_yield(2)` in the middle;
 //!   the total is 1000 and no process ever entered while another was inside.
 //! - `timeout_while_held`: while one process holds the lock, an `acquire`
 //!   with a 200 ms timeout in another fails with [`Error::Timeout`] after
@@ -115,9 +115,10 @@ pub fn test<P: LockPort + 'static>(name: &str) {
 const COUNTER: usize = 0;
 const INSIDE: usize = 1;
 const OVERLAPS: usize = 2;
+const STARTED: usize = 3;
 
 fn mutual_exclusion<P: LockPort>(scope: &mut Scope) -> Verdict {
-    let (lock, board, by) = fresh::<P>(3)?;
+    let (lock, board, by) = fresh::<P>(4)?;
     let mut workers = Vec::new();
     for _ in 0..WORKERS {
         workers.push(spawn(scope, "incrementing process", || {
@@ -138,8 +139,20 @@ fn mutual_exclusion<P: LockPort>(scope: &mut Scope) -> Verdict {
 }
 
 /// One worker: `ROUNDS` increments, each a read, a yield and a write, which
-/// only add up if the lock keeps everyone else out in between.
+/// only add up if the lock keeps everyone else out in between. The workers
+/// start together (a barrier on `STARTED`): a worker that ran all its rounds
+/// before the next one was forked would let a lock that does nothing pass.
 fn increment<P: LockPort>(lock: &P, board: &Board) -> Verdict {
+    board.at(STARTED).fetch_add(1, Ordering::SeqCst);
+    let by = Instant::now() + LONG_TIMEOUT;
+    while board.get(STARTED) < WORKERS {
+        if Instant::now() > by {
+            return Err(format!(
+                "the other workers did not start within {LONG_TIMEOUT:?}"
+            ));
+        }
+        std::thread::yield_now();
+    }
     for i in 0..ROUNDS {
         let guard = lock
             .acquire(Some(LONG_TIMEOUT))
