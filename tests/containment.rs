@@ -35,7 +35,15 @@ enum Env {
     User,
     NoSysAdmin,
     NoTrace,
+    /// Root, with every cgroup mount read-only (a default Docker container):
+    /// no control group can be made, so the pids cap is `RLIMIT_NPROC` on
+    /// the fresh uid and the PID namespace holds the rest.
+    ReadOnlyCgroups,
 }
+
+/// Remounts every cgroup file system read-only in a private mount namespace
+/// (`unshare --mount`), then runs the grader given as arguments.
+const READ_ONLY_CGROUPS: &str = r#"for m in $(awk '$3 ~ /^cgroup/ {print $2}' /proc/mounts); do mount -o remount,bind,ro "$m" || exit 97; done; exec "$0" "$@""#;
 
 impl Env {
     /// The grader command in this environment, or why it cannot be made here.
@@ -49,6 +57,16 @@ impl Env {
         {
             return Err("setpriv (util-linux) is not installed".into());
         }
+        if self == Env::ReadOnlyCgroups
+            && !Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(READ_ONLY_CGROUPS)
+                .arg("true")
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            return Err("cannot remount the cgroup file systems read-only in a mount namespace (unshare --mount)".into());
+        }
         let mut c = match self {
             Env::Root | Env::NoTrace => Command::new(common::ipckit()),
             Env::User => {
@@ -61,6 +79,12 @@ impl Env {
                 let mut c = Command::new("setpriv");
                 c.args(["--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--"]);
                 c.arg(common::ipckit());
+                c
+            }
+            Env::ReadOnlyCgroups => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"]);
+                c.arg(READ_ONLY_CGROUPS).arg(common::ipckit());
                 c
             }
         };
@@ -325,7 +349,14 @@ impl Leftovers {
 #[rstest]
 #[parallel]
 fn a_good_port_passes_or_is_incomplete_with_the_reason(
-    #[values(Env::Root, Env::User, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values(
+        Env::Root,
+        Env::User,
+        Env::NoSysAdmin,
+        Env::NoTrace,
+        Env::ReadOnlyCgroups
+    )]
+    env: Env,
 ) {
     if !can_run(env) {
         return;
@@ -341,13 +372,31 @@ fn a_good_port_passes_or_is_incomplete_with_the_reason(
     if env == Env::NoTrace {
         assert_eq!(want, "incomplete");
     }
+    let cap = c["pids_limit"]["how"].as_str().unwrap_or_default();
+    match env {
+        // No group can be made: the fresh uid's RLIMIT_NPROC caps it, and the
+        // PID namespace still holds everything the port leaves.
+        Env::ReadOnlyCgroups => {
+            assert!(cap.contains("RLIMIT_NPROC"), "{:#}", g.json);
+            assert_eq!(c["namespaces"]["held"], true, "{:#}", g.json);
+        }
+        Env::Root => assert!(cap.contains("control group"), "{:#}", g.json),
+        _ => {}
+    }
     assert_machine_clean(&port);
 }
 
 #[rstest]
 #[parallel]
 fn a_port_without_the_mechanism_never_passes(
-    #[values(Env::Root, Env::User, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values(
+        Env::Root,
+        Env::User,
+        Env::NoSysAdmin,
+        Env::NoTrace,
+        Env::ReadOnlyCgroups
+    )]
+    env: Env,
 ) {
     if !can_run(env) {
         return;
@@ -367,7 +416,14 @@ fn a_port_without_the_mechanism_never_passes(
 #[rstest]
 #[parallel]
 fn a_leaked_queue_fails_or_leaks_is_not_checked(
-    #[values(Env::Root, Env::User, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values(
+        Env::Root,
+        Env::User,
+        Env::NoSysAdmin,
+        Env::NoTrace,
+        Env::ReadOnlyCgroups
+    )]
+    env: Env,
 ) {
     if !can_run(env) {
         return;
@@ -462,7 +518,14 @@ fn another_process_s_queue_made_during_a_host_namespace_grade_is_left_alone() {
 #[serial]
 fn a_port_that_attacks_its_supervisor_fails_and_leaves_nothing(
     #[values("kill-grader", "stop-grader", "trace-grader")] name: &str,
-    #[values(Env::Root, Env::User, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values(
+        Env::Root,
+        Env::User,
+        Env::NoSysAdmin,
+        Env::NoTrace,
+        Env::ReadOnlyCgroups
+    )]
+    env: Env,
 ) {
     if !can_run(env) {
         return;
@@ -494,7 +557,7 @@ fn a_port_that_attacks_its_supervisor_fails_and_leaves_nothing(
 #[rstest]
 #[serial]
 fn a_port_that_reads_and_writes_outside_its_area_is_refused_or_caught(
-    #[values(Env::Root, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values(Env::Root, Env::NoSysAdmin, Env::NoTrace, Env::ReadOnlyCgroups)] env: Env,
 ) {
     if !can_run(env) {
         return;
@@ -525,7 +588,14 @@ fn a_port_that_reads_and_writes_outside_its_area_is_refused_or_caught(
 #[rstest]
 #[parallel]
 fn a_port_that_stops_itself_is_reported_as_stopped(
-    #[values(Env::Root, Env::User, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values(
+        Env::Root,
+        Env::User,
+        Env::NoSysAdmin,
+        Env::NoTrace,
+        Env::ReadOnlyCgroups
+    )]
+    env: Env,
 ) {
     if !can_run(env) {
         return;
@@ -544,7 +614,14 @@ fn a_port_that_stops_itself_is_reported_as_stopped(
 #[rstest]
 #[parallel]
 fn a_setsid_fork_bomb_is_contained_and_killed(
-    #[values(Env::Root, Env::User, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values(
+        Env::Root,
+        Env::User,
+        Env::NoSysAdmin,
+        Env::NoTrace,
+        Env::ReadOnlyCgroups
+    )]
+    env: Env,
 ) {
     if !can_simulate(env) {
         return;
