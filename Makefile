@@ -36,10 +36,12 @@ nextest:
 		echo "cargo-nextest not installed: skipped (cargo install cargo-nextest)"; \
 	fi
 
-## Verdicts that never flip (issue 10): every sample port graded 5 times in a row,
-## identical verdicts (slow, so not in `check`; .ci/run runs it).
+## Verdicts that never flip (issues 10 and 11): every sample port graded 5 times in a
+## row, and a class graded in parallel by an unprivileged user 5 times: identical
+## verdicts (slow, so not in `check`; .ci/run runs it).
 stability:
 	$(CARGO) test --test grade_meaning -- --ignored
+	$(CARGO) test --test containment -- --ignored
 
 ## Type-checks every target for macOS (cross-checking only: nothing runs).
 check-macos:

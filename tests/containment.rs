@@ -934,3 +934,76 @@ fn dir_without_private_namespaces_grades_one_port_at_a_time() {
     }
     assert_eq!(out.status.code(), Some(3));
 }
+
+// ---- a class graded in parallel by an unprivileged user ---------------------------
+
+/// A class graded by an unprivileged user with `--jobs 2` (each port in
+/// namespaces of its own), five times in a row: the five `summary.csv` files
+/// are identical, and the class has failing ports, so the sameness is not
+/// that of an all-pass. `make stability` runs it.
+#[test]
+#[ignore = "slow (five class runs): `make stability` runs it, and so does .ci/run"]
+#[serial]
+fn a_parallel_class_graded_by_a_user_five_times_gives_identical_summaries() {
+    if !can_run(Env::User) {
+        return;
+    }
+    if !userns_allowed() {
+        eprintln!(
+            "SKIPPED (User): user namespaces are refused here, so a user's class is graded one port at a time"
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let root = common::tempdir_for("user-class");
+    let open = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    open(&root, 0o777);
+    let hand_in = [
+        ("alice", "good/fork-ids.py", "fork-ids.py"),
+        ("alice", "good/pi-pipe.py", "pi-pipe.py"),
+        ("alice", "good/exit-status.py", "exit-status.py"),
+        ("bob", "broken/fork-ids-nowait.py", "fork-ids.py"),
+        ("bob", "broken/pi-pipe-mp-duplex.py", "pi-pipe.py"),
+        ("bob", "good/pi-socketpair.py", "pi-socketpair.py"),
+    ];
+    for (student, rel, name) in hand_in {
+        let dir = root.join("class").join(student);
+        std::fs::create_dir_all(&dir).expect("student folder");
+        std::fs::copy(fixture(rel), dir.join(name)).expect("hand in");
+        open(&dir.join(name), 0o755);
+        open(&dir, 0o755);
+    }
+    open(&root.join("class"), 0o755);
+    let class = root.join("class");
+    let mut summaries = Vec::new();
+    for run in 0..5 {
+        let out = root.join(format!("out-{run}"));
+        let mut c = Env::User.grader().expect("checked by can_run");
+        c.args(["grade", "--class"])
+            .arg(&class)
+            .arg("--report-dir")
+            .arg(&out)
+            .args(["--jobs", "2"]);
+        let done = finish(&mut c);
+        assert!(
+            done.status.code().is_some_and(|c| c <= 1),
+            "run {run}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        summaries.push(std::fs::read_to_string(out.join("summary.csv")).expect("summary.csv"));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    assert_machine_clean(&class.to_string_lossy());
+    assert_eq!(summaries[0].lines().count(), 7, "{}", summaries[0]);
+    assert!(summaries[0].contains("bob,pi-pipe"), "{}", summaries[0]);
+    assert!(
+        summaries[0].lines().skip(1).any(|l| !l.ends_with(',')),
+        "some port fails: {}",
+        summaries[0]
+    );
+    for (run, s) in summaries.iter().enumerate().skip(1) {
+        assert_eq!(s, &summaries[0], "run {run} differs from run 0");
+    }
+}
