@@ -20,6 +20,7 @@
 
 mod common;
 
+use common::Built;
 use ipckit::audit::procfs;
 use rstest::rstest;
 use serde_json::Value;
@@ -233,37 +234,12 @@ fn fixture(rel: &str) -> String {
 
 /// A hostile C fixture compiled into a folder of its own that every user
 /// can read; removed on drop.
-struct Built {
-    dir: PathBuf,
-    exe: String,
-}
-
-impl Drop for Built {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn build(name: &str, env: Env) -> Built {
-    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!(
         "ipckit-contain-test-{}-{name}-{env:?}",
         std::process::id()
     ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.join(name);
-    let status = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(fixture(&format!("hostile/{name}.c")))
-        .status()
-        .expect("cc");
-    assert!(status.success(), "cc {name}.c failed");
-    Built {
-        exe: exe.to_string_lossy().into_owned(),
-        dir,
-    }
+    common::compile_c(&fixture(&format!("hostile/{name}.c")), dir, name, &[])
 }
 
 /// No process whose command line names `marker` is left (processes are

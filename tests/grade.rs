@@ -12,7 +12,7 @@
 mod common;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// A finished `ipckit grade`.
@@ -165,35 +165,10 @@ fn grade_by(mut grader: Command, id: &str, extra: &[&str], cmd: &[&str]) -> Grad
 }
 
 /// A compiled fixture; its directory is removed on drop.
-struct Built {
-    dir: PathBuf,
-    exe: String,
-}
-
-impl Drop for Built {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Compiles a C fixture (with extra flags) into a directory of its own.
-fn compile_c(src: &str, name: &str, flags: &[&str]) -> Built {
+fn compile_c(src: &str, name: &str, flags: &[&str]) -> common::Built {
     let dir = std::env::temp_dir().join(format!("ipckit-grade-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out: PathBuf = dir.join(name);
-    let status = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&out)
-        .arg(fixture(src))
-        .args(flags)
-        .args(["-lrt", "-pthread", "-lm"])
-        .status()
-        .expect("cc");
-    assert!(status.success(), "cc {src} failed");
-    Built {
-        exe: out.to_string_lossy().into_owned(),
-        dir,
-    }
+    common::compile_c(&fixture(src), dir, name, flags)
 }
 
 fn py(rel: &str) -> [String; 2] {

@@ -164,3 +164,40 @@ pub fn check_detail(grade: &serde_json::Value, check: &str) -> String {
         .map(|c| c["detail"].as_str().unwrap_or("").to_string())
         .unwrap_or_default()
 }
+
+/// A C fixture compiled into a folder of its own that every user can read
+/// and enter (ports may run as another uid); removed on drop.
+pub struct Built {
+    /// The folder, removed on drop.
+    pub dir: std::path::PathBuf,
+    /// The executable's path.
+    pub exe: String,
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Compiles the C file `src` with `flags` into `dir/name` (`cc -O2`, linked
+/// with `-lrt -pthread -lm`).
+pub fn compile_c(src: &str, dir: std::path::PathBuf, name: &str, flags: &[&str]) -> Built {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(&dir).expect("build folder");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let exe = dir.join(name);
+    let status = std::process::Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(src)
+        .args(flags)
+        .args(["-lrt", "-pthread", "-lm"])
+        .status()
+        .expect("cc");
+    assert!(status.success(), "cc {src} failed");
+    Built {
+        exe: exe.to_string_lossy().into_owned(),
+        dir,
+    }
+}
