@@ -78,6 +78,42 @@ pub fn cmdline(pid: i32) -> String {
     text.trim().to_string()
 }
 
+/// The writable shared mappings of `pid` (`/proc/<pid>/maps`, `proc(5)`:
+/// permissions `rw?s`), each as `PATH [DEV INODE]`: two processes that
+/// map the same memory show the same device and inode, whether it came
+/// from `mmap(MAP_SHARED | MAP_ANONYMOUS)` (`/dev/zero (deleted)`),
+/// `shm_open(3)`, `sem_open(3)` (`/dev/shm/sem.NAME`) or `shmat(2)`
+/// (`/SYSV...`). `None` if the process is gone.
+pub fn shared_mappings(pid: i32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    Some(parse_shared_mappings(&text))
+}
+
+/// [`shared_mappings`] of the text of a `maps` file: one entry per mapping
+/// (a region split in two by `mprotect` counts once).
+pub fn parse_shared_mappings(maps: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for line in maps.lines() {
+        // address perms offset dev inode [path]
+        let mut f = line.split_whitespace();
+        let (Some(_), Some(perms), Some(_), Some(dev), Some(inode)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let p = perms.as_bytes();
+        if p.len() < 4 || p[1] != b'w' || p[3] != b's' {
+            continue;
+        }
+        let path = f.collect::<Vec<_>>().join(" ");
+        let key = format!("{path} [{dev} {inode}]");
+        if !found.contains(&key) {
+            found.push(key);
+        }
+    }
+    found
+}
+
 /// Every process in the system right now, by pid.
 pub fn snapshot() -> BTreeMap<i32, ProcStat> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -111,6 +147,67 @@ pub fn descendants(table: &BTreeMap<i32, ProcStat>, root: i32) -> BTreeSet<i32> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_writable_shared_mappings_are_kept_once_each() {
+        let maps = "\
+7f8a82f79000-7f8a82f7a000 rw-s 00000000 00:1b 17619      /dev/shm/sem.mR2Nu5 (deleted)
+7f8a82f7a000-7f8a82f7b000 rw-s 00000000 00:1b 17618      /dev/shm/pym-30889-mm8rnvw6 (deleted)
+7f8a82f7b000-7f8a82f82000 r--s 00000000 fe:00 325745     /usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache
+7f6af3642000-7f6af3650000 rw-p 00000000 00:00 0
+7f6af3753000-7f6af3754000 rw-s 00000000 00:01 4242       /dev/zero (deleted)
+7f6af3754000-7f6af3755000 rw-s 00001000 00:01 4242       /dev/zero (deleted)
+";
+        assert_eq!(
+            parse_shared_mappings(maps),
+            [
+                "/dev/shm/sem.mR2Nu5 (deleted) [00:1b 17619]",
+                "/dev/shm/pym-30889-mm8rnvw6 (deleted) [00:1b 17618]",
+                "/dev/zero (deleted) [00:01 4242]",
+            ]
+        );
+    }
+
+    #[test]
+    fn this_process_shares_a_mapping_it_made_and_not_a_private_one() {
+        let size = 4096;
+        // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+        let shared = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(shared, libc::MAP_FAILED);
+        let inode = |addr: *mut libc::c_void| {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            let start = format!("{:x}-", addr as usize);
+            let line = maps
+                .lines()
+                .find(|l| l.starts_with(&start))
+                .unwrap()
+                .to_string();
+            line.split_whitespace().nth(4).unwrap().to_string()
+        };
+        let me = std::process::id() as i32;
+        let found = shared_mappings(me).unwrap();
+        let ino = inode(shared);
+        assert!(
+            found.iter().any(|k| k.ends_with(&format!(" {ino}]"))),
+            "{found:?}"
+        );
+        // SAFETY: unmaps the mapping made above, used by nothing else.
+        assert_eq!(unsafe { libc::munmap(shared, size) }, 0);
+        let after = shared_mappings(me).unwrap();
+        assert!(
+            !after.iter().any(|k| k.ends_with(&format!(" {ino}]"))),
+            "{after:?}"
+        );
+    }
 
     #[test]
     fn name_with_parentheses_and_spaces_is_parsed_after_the_last_paren() {

@@ -85,6 +85,11 @@ const CASES: &[Case] = &[
     case("good/pi-socketpair.py", "pi-socketpair", &[]),
     case("good/pi-socketpair.c", "pi-socketpair", &[]),
     case("good/pi-pool.py", "pi-pool", &[]),
+    case("good/pi-value.py", "pi-value", &[]),
+    case("good/pi-value.c", "pi-value", &[]),
+    case("good/pi-queue.py", "pi-queue", &[]),
+    case("good/pi-posix-mq.c", "pi-queue", &[]),
+    case("good/pi-manager.py", "pi-manager", &[]),
     // Broken ports (the folder's originals).
     case("broken/fake-pass.py", "pi-pipe", &["mechanism", "output"]),
     case(
@@ -159,6 +164,10 @@ const CASES: &[Case] = &[
     case("broken/pi-pipe-open-ends.py", "pi-pipe", &["mechanism"]),
     case("broken/pi-pipe-one-shared.py", "pi-pipe", &["mechanism"]),
     case("broken/pi-pool-no-reuse.py", "pi-pool", &["mechanism"]),
+    case("broken/pi-value-pipe.py", "pi-value", &["mechanism"]),
+    case("broken/pi-queue-pipes.py", "pi-queue", &["mechanism"]),
+    case("good/pi-pipe.py", "pi-queue", &["mechanism"]),
+    case("broken/pi-manager-queue.py", "pi-manager", &["mechanism"]),
     case("broken/pi-pipe-ignores-n.py", "pi-pipe", &["output"]),
     case(
         "broken/fork-ids-nowait.py",
@@ -468,6 +477,75 @@ fn a_pool_must_reuse_its_workers() {
     let d = detail(&one("broken/pi-pool-no-reuse.py", "pi-pool"), "mechanism");
     assert!(
         d.contains("sent no work to its 10 children") && d.contains("no worker was reused"),
+        "{d}"
+    );
+}
+
+/// pi-value: the shared memory each child kept is named (Python's arena, a C
+/// `mmap`), the lock when it can be seen and the limit when it cannot; a
+/// port that makes the Value but sends its sums over a pipe fails, quoted.
+#[test]
+fn shared_memory_kept_by_every_child_is_the_evidence_for_pi_value() {
+    let d = detail(&one("good/pi-value.py", "pi-value"), "mechanism");
+    assert!(
+        d.contains("all 10 children kept, from their fork to their exit, shared memory")
+            && d.contains("/dev/shm/pym-")
+            && d.contains("a lock was seen: the named semaphore /dev/shm/sem."),
+        "{d}"
+    );
+    let d = detail(&one("good/pi-value.c", "pi-value"), "mechanism");
+    assert!(
+        d.contains("/dev/zero (deleted)") && d.contains("no lock was seen"),
+        "{d}"
+    );
+    let d = detail(&one("broken/pi-value-pipe.py", "pi-value"), "mechanism");
+    assert!(
+        d.contains("(10 of 10) sent their data to the parent")
+            && d.contains("not through the shared memory")
+            && d.contains("into pipe:["),
+        "{d}"
+    );
+}
+
+/// pi-queue: one pipe that every producer writes into (multiprocessing.Queue)
+/// or a message queue passes; one pipe per child is pi-pipe and fails.
+#[test]
+fn one_queue_the_children_share_is_the_evidence_for_pi_queue() {
+    let d = detail(&one("good/pi-queue.py", "pi-queue"), "mechanism");
+    assert!(
+        d.contains("10 of 10 children put their data on 1 shared channel(s)"),
+        "{d}"
+    );
+    let d = detail(&one("good/pi-posix-mq.c", "pi-queue"), "mechanism");
+    assert!(
+        d.contains("the port used the POSIX message queue /ipckit_fx_pi_"),
+        "{d}"
+    );
+    let d = detail(&one("broken/pi-queue-pipes.py", "pi-queue"), "mechanism");
+    assert!(
+        d.contains("each child wrote into a pipe of its own")
+            && d.contains("not one queue the children share"),
+        "{d}"
+    );
+}
+
+/// pi-manager: a server process that every worker and the parent connect
+/// to; a Manager made but bypassed (sums over a Queue) fails.
+#[test]
+fn a_server_every_worker_connects_to_is_the_evidence_for_pi_manager() {
+    let d = detail(&one("good/pi-manager.py", "pi-manager"), "mechanism");
+    assert!(
+        d.contains("(listening at unix:")
+            && d.contains("all 10 workers and the parent connected to it"),
+        "{d}"
+    );
+    let d = detail(
+        &one("broken/pi-manager-queue.py", "pi-manager"),
+        "mechanism",
+    );
+    assert!(
+        d.contains("(10 of 10) sent their data to the parent")
+            && d.contains("not through the server process"),
         "{d}"
     );
 }

@@ -58,6 +58,20 @@ pub struct ProcRecord {
     /// The program it runs (`/proc/PID/exe`), read at first sight and exec.
     #[serde(default)]
     pub exe: String,
+    /// The writable shared mappings it was born with (its parent's at the
+    /// `fork`, from `/proc/PID/maps`), as `PATH [DEV INODE]` (`procfs::shared_mappings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_at_birth: Vec<String>,
+    /// The writable shared mappings it still held when it exited (read at
+    /// its `PTRACE_EVENT_EXIT` stop); `None` when that stop was not seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_at_exit: Option<Vec<String>>,
+    /// Socket addresses it `bind(2)`-ed (`unix:PATH`, `tcp:PORT`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound: Vec<String>,
+    /// Socket addresses it `connect(2)`-ed to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected: Vec<String>,
 }
 
 impl ProcRecord {
@@ -254,6 +268,15 @@ impl Tree {
             .calls
             .entry(key.to_string())
             .or_default() += 1;
+    }
+
+    /// `pid` bound (`bind`) or connected a socket to `addr`.
+    pub fn on_address(&mut self, pid: i32, bind: bool, addr: &str, now: f64) {
+        let p = self.proc(pid, now);
+        let list = if bind { &mut p.bound } else { &mut p.connected };
+        if !list.iter().any(|a| a == addr) {
+            list.push(addr.to_string());
+        }
     }
 
     /// `pid` created (`created`) or unlinked a named object.

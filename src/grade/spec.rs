@@ -74,6 +74,9 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "pipes and socket pairs created (pipe, pipe2, socketpair)",
     ),
     ("socketpairs", "socket pairs created (socketpair)"),
+    ("binds", "sockets given an address (bind)"),
+    ("connects", "sockets connected to an address (connect)"),
+    ("accepts", "connections accepted (accept, accept4)"),
     ("mq_open", "POSIX message queues opened (mq_open)"),
     ("mq_unlink", "POSIX message queues unlinked (mq_unlink)"),
     ("msgget", "System V message queues got (msgget)"),
@@ -351,7 +354,8 @@ pub struct FlowSpec {
     pub reused: bool,
 }
 
-/// A kind of channel (`pipe(2)`, `socketpair(2)`, or either).
+/// The mechanism the data must cross: a kind of channel (`pipe(2)`,
+/// `socketpair(2)`, or either), shared memory, a queue, or a server process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Via {
@@ -362,15 +366,26 @@ pub enum Via {
     Socketpair,
     /// A pipe or a socket pair.
     Channel,
+    /// Shared memory the parent gave each child (`mmap(2)` `MAP_SHARED`,
+    /// `shm_open(3)`, `shmat(2)`), and no pipe or socket pair.
+    Shared,
+    /// One queue the children share: a channel several of them write into
+    /// (`multiprocessing.Queue`'s pipe), a message queue (`mq_open(3)`,
+    /// `msgget(2)`) or a ring in shared memory.
+    Queue,
+    /// A server process that listens (`bind(2)`, `accept(2)`) and that every
+    /// child and the parent `connect(2)` to (a manager owning a list).
+    Server,
 }
 
 impl Via {
-    /// Whether a channel of `kind` (`pipe`, `socketpair`) will do.
+    /// Whether data crossing a channel of `kind` (`pipe`, `socketpair`) counts.
     pub fn admits(self, kind: &str) -> bool {
         match self {
             Via::Pipe => kind == "pipe",
             Via::Socketpair => kind == "socketpair",
-            Via::Channel => true,
+            Via::Channel | Via::Queue => true,
+            Via::Shared | Via::Server => false,
         }
     }
 
@@ -380,6 +395,9 @@ impl Via {
             Via::Pipe => "pipe",
             Via::Socketpair => "socket pair",
             Via::Channel => "pipe or socket pair",
+            Via::Shared => "shared memory",
+            Via::Queue => "queue",
+            Via::Server => "server process",
         }
     }
 }

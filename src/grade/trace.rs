@@ -6,13 +6,14 @@
 //!    `SECCOMP_RET_TRACE` for the few system calls that are evidence (wait4,
 //!    waitid, pipe, pipe2, socketpair, mq_open, mq_unlink, msgget, msgctl,
 //!    shmget, shmctl, semget, semctl, open/openat with `O_CREAT`, creat, link,
-//!    linkat, unlink, unlinkat) and `SECCOMP_RET_ALLOW` for everything else, so
+//!    linkat, unlink, unlinkat, bind, connect, accept, accept4) and `SECCOMP_RET_ALLOW` for everything else, so
 //!    that `read`/`write` on a pipe never stop;
 //! 2. [`install_in_child`] runs in the port's process between `fork` and
 //!    `exec`: `PR_SET_NO_NEW_PRIVS`, `PTRACE_TRACEME`, `PR_SET_SECCOMP`; the
 //!    `exec` then stops the port with `SIGTRAP` before its first instruction;
 //! 3. [`Tracer::start`] sets the options (`PTRACE_O_TRACEFORK`, `TRACEVFORK`,
-//!    `TRACECLONE`, `TRACEEXEC`, `TRACESECCOMP`, `TRACESYSGOOD`, `EXITKILL`):
+//!    `TRACECLONE`, `TRACEEXEC`, `TRACESECCOMP`, `TRACESYSGOOD`, `TRACEEXIT`,
+//!    `EXITKILL`):
 //!    every process the port forks is traced from birth;
 //! 4. [`Tracer::handle`] turns each stop into evidence in the [`Tree`]: a fork
 //!    event names parent and child (a clone with `CLONE_THREAD` is a thread,
@@ -27,7 +28,12 @@
 //!    the process still held the channel's other end. After
 //!    [`WATCHED_TRANSFERS`] transfers a process is let go: a ping-pong of a
 //!    million writes stops only for its first few, and reads and writes of
-//!    processes that made no channel never stop.
+//!    processes that made no channel never stop;
+//! 6. shared memory (`PTRACE_O_TRACEEXIT`): the writable shared mappings of
+//!    `/proc/PID/maps` are noted when a process is born (its parent's, as the
+//!    `fork` copied them) and at its exit stop, while its memory is still
+//!    there: a child that held, to its end, memory its parent gave it. What
+//!    is written into shared memory makes no system call and is not seen.
 
 use super::evidence::{Channel, Transfer, Tree};
 use crate::error::Result;
@@ -67,9 +73,13 @@ fn evidence_calls() -> Vec<i64> {
         libc::SYS_semctl,
         libc::SYS_linkat,
         libc::SYS_unlinkat,
+        libc::SYS_bind,
+        libc::SYS_connect,
+        libc::SYS_accept4,
     ];
     #[cfg(target_arch = "x86_64")]
     v.extend([
+        libc::SYS_accept,
         libc::SYS_pipe,
         libc::SYS_creat,
         libc::SYS_link,
@@ -251,6 +261,7 @@ impl Tracer {
             | Options::PTRACE_O_TRACECLONE
             | Options::PTRACE_O_TRACEEXEC
             | Options::PTRACE_O_TRACESECCOMP
+            | Options::PTRACE_O_TRACEEXIT
             | Options::PTRACE_O_EXITKILL;
         sys::nix(
             "ptrace",
@@ -297,6 +308,11 @@ impl Tracer {
                             tree.bump(pid, "threads", now);
                         } else {
                             tree.on_fork(pid, new, now);
+                            // What it was born with: its parent's shared memory (step 6).
+                            if let Some(c) = tree.procs.get_mut(&new).filter(|c| !c.helper) {
+                                c.shared_at_birth =
+                                    crate::procfs::shared_mappings(new).unwrap_or_default();
+                            }
                             if self.watch.left.contains_key(&pid) {
                                 // It holds what its parent held.
                                 self.watch.left.insert(new, WATCHED_TRANSFERS);
@@ -314,6 +330,12 @@ impl Tracer {
                         self.watch.io.clear();
                     } else if tree.procs.get(&pid).is_some_and(|p| p.helper) {
                         self.watch.left.remove(&pid);
+                    }
+                }
+                libc::PTRACE_EVENT_EXIT if tid == pid => {
+                    // The process is ending but its memory is still there (step 6).
+                    if let Some(p) = tree.procs.get_mut(&pid).filter(|p| !p.helper) {
+                        p.shared_at_exit = crate::procfs::shared_mappings(pid);
                     }
                 }
                 libc::PTRACE_EVENT_SECCOMP => {
@@ -660,6 +682,9 @@ fn read_entry(tid: i32) -> Option<Entry> {
             read_string(tid, args[0]).map(|s| format!("/{}", s.trim_start_matches('/'))),
             None,
         ),
+        n if n == libc::SYS_bind || n == libc::SYS_connect => {
+            (socket_address(tid, args[1], args[2]), None)
+        }
         _ => (None, None),
     };
     Some(Entry {
@@ -680,6 +705,7 @@ fn is_x86(nr: i64, name: &str) -> bool {
             "link" => libc::SYS_link,
             "unlink" => libc::SYS_unlink,
             "pipe" => libc::SYS_pipe,
+            "accept" => libc::SYS_accept,
             _ => NONE,
         };
         nr == want
@@ -718,6 +744,44 @@ fn read_mem(tid: i32, addr: usize, buf: &mut [u8]) -> Option<usize> {
     let remote = [RemoteIoVec { base: addr, len }];
     match process_vm_readv(nix::unistd::Pid::from_raw(tid), &mut local, &remote) {
         Ok(n) if n > 0 => Some(n),
+        _ => None,
+    }
+}
+
+/// The address a `bind(2)` or `connect(2)` names (`unix(7)`, `ip(7)`):
+/// `unix:PATH` (`unix:@NAME` for an abstract one) or `tcp:PORT`; `None`
+/// for other families.
+fn socket_address(tid: i32, addr: u64, len: u64) -> Option<String> {
+    let len = (len as usize).min(128);
+    if addr == 0 || len < 4 {
+        return None;
+    }
+    let mut buf = vec![0u8; len];
+    let n = read_mem(tid, addr as usize, &mut buf)?;
+    parse_socket_address(&buf[..n], |p| resolve(tid, libc::AT_FDCWD, p))
+}
+
+/// [`socket_address`] of the bytes of a `struct sockaddr`; `absolute`
+/// makes a relative Unix path absolute.
+fn parse_socket_address(sa: &[u8], absolute: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let family = i32::from(u16::from_ne_bytes([*sa.first()?, *sa.get(1)?]));
+    match family {
+        libc::AF_UNIX => {
+            let path = &sa[2..];
+            if let Some(name) = path.strip_prefix(&[0]) {
+                return Some(format!("unix:@{}", String::from_utf8_lossy(name)));
+            }
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            let path = String::from_utf8_lossy(&path[..end]).into_owned();
+            if path.starts_with('/') {
+                return Some(format!("unix:{path}"));
+            }
+            Some(format!("unix:{}", absolute(&path).unwrap_or(path)))
+        }
+        libc::AF_INET | libc::AF_INET6 => {
+            let port = u16::from_be_bytes([*sa.get(2)?, *sa.get(3)?]);
+            Some(format!("tcp:{port}"))
+        }
         _ => None,
     }
 }
@@ -784,6 +848,17 @@ fn record(tree: &mut Tree, pid: i32, tid: i32, e: &Entry, ret: i64, now: f64) {
             }
             Some("mq_unlink")
         }
+        // A non-blocking connect may still be under way (EINPROGRESS).
+        n if (n == libc::SYS_bind && ok)
+            || (n == libc::SYS_connect && (ok || ret == -i64::from(libc::EINPROGRESS))) =>
+        {
+            let bind = n == libc::SYS_bind;
+            if let Some(addr) = &e.path {
+                tree.on_address(pid, bind, addr, now);
+            }
+            Some(if bind { "binds" } else { "connects" })
+        }
+        n if (n == libc::SYS_accept4 || is_x86(n, "accept")) && ok => Some("accepts"),
         n if n == libc::SYS_msgget && ok => Some("msgget"),
         n if n == libc::SYS_shmget && ok => Some("shmget"),
         n if n == libc::SYS_semget && ok => Some("semget"),
@@ -861,6 +936,38 @@ mod tests {
         }
         let rets: Vec<u32> = p.iter().rev().take(2).map(|i| i.k).collect();
         assert_eq!(rets, [SECCOMP_RET_TRACE, SECCOMP_RET_ALLOW]);
+    }
+
+    #[test]
+    fn socket_addresses_name_a_unix_path_an_abstract_name_or_a_port() {
+        let unix = |path: &[u8]| {
+            let mut sa = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+            sa.extend_from_slice(path);
+            sa
+        };
+        let abs = |p: &str| Some(format!("/home/me/{p}"));
+        assert_eq!(
+            parse_socket_address(&unix(b"/tmp/m/listener\0junk"), abs).as_deref(),
+            Some("unix:/tmp/m/listener")
+        );
+        assert_eq!(
+            parse_socket_address(&unix(b"sock\0"), abs).as_deref(),
+            Some("unix:/home/me/sock")
+        );
+        assert_eq!(
+            parse_socket_address(&unix(b"\0hidden"), abs).as_deref(),
+            Some("unix:@hidden")
+        );
+        let mut inet = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+        inet.extend_from_slice(&8080u16.to_be_bytes());
+        inet.extend_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(
+            parse_socket_address(&inet, abs).as_deref(),
+            Some("tcp:8080")
+        );
+        let netlink = (libc::AF_NETLINK as u16).to_ne_bytes();
+        assert_eq!(parse_socket_address(&netlink, abs), None);
+        assert_eq!(parse_socket_address(&[1], abs), None);
     }
 
     #[test]

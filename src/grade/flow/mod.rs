@@ -13,9 +13,17 @@
 //! - `reused`: work went from the parent to a child over a channel, results
 //!   came back, and at least one child read work again after answering (a
 //!   pool's worker that was reused).
+//!
+//! Where the data crosses no channel, `each_child` asks for other evidence:
+//! shared memory (`flow::shared`, `via = "shared"`), a queue (`flow::queue`,
+//! `via = "queue"`) or a server process (`flow::server`, `via = "server"`).
+
+mod queue;
+mod server;
+mod shared;
 
 use super::evidence::{Channel, ProcRecord, Transfer, Tree};
-use super::spec::FlowSpec;
+use super::spec::{FlowSpec, Via};
 
 /// Judges `tree` against `flow`: problems (failures) and what was seen.
 pub fn judge(flow: &FlowSpec, tree: &Tree, problems: &mut Vec<String>, seen: &mut Vec<String>) {
@@ -28,7 +36,13 @@ pub fn judge(flow: &FlowSpec, tree: &Tree, problems: &mut Vec<String>, seen: &mu
     };
     let children: Vec<&ProcRecord> = tree.students().filter(|c| c.parent == parent.pid).collect();
     if flow.each_child {
-        each_child(flow, tree, parent.pid, &children, problems, seen);
+        let judge_each = match flow.via {
+            Via::Shared => shared::each_child,
+            Via::Queue => queue::each_child,
+            Via::Server => server::each_child,
+            Via::Pipe | Via::Socketpair | Via::Channel => each_child,
+        };
+        judge_each(flow, tree, parent.pid, &children, problems, seen);
     }
     if flow.reused {
         reused(flow, tree, parent.pid, &children, problems, seen);
@@ -178,6 +192,40 @@ fn each_child(
             w.text,
             w.bytes,
             name(c)
+        ));
+    }
+}
+
+/// Where the mechanism is not a channel (`via` shared memory, a server):
+/// children whose data the parent read over a pipe or socket pair anyway
+/// are a problem, quoted with the first one's write.
+fn no_channel_detour(
+    flow: &FlowSpec,
+    tree: &Tree,
+    parent: i32,
+    children: &[&ProcRecord],
+    problems: &mut Vec<String>,
+) {
+    let any = FlowSpec {
+        via: Via::Channel,
+        ..FlowSpec::default()
+    };
+    let detoured: Vec<(i32, String)> = children
+        .iter()
+        .filter_map(|c| {
+            let (ch, w, _) = delivered(&any, tree, c.pid, parent)?;
+            Some((
+                c.pid,
+                format!("\"{}\" ({} bytes) into {}", w.text, w.bytes, name(ch)),
+            ))
+        })
+        .collect();
+    if let Some((first, what)) = detoured.first() {
+        let pids: Vec<i32> = detoured.iter().map(|(p, _)| *p).collect();
+        problems.push(format!(
+            "{} sent their data to the parent {parent} over a pipe or socket pair, not through the {}: child {first} wrote {what}, and the parent read it",
+            children_named(&pids, children.len()),
+            flow.via.label()
         ));
     }
 }
@@ -377,6 +425,123 @@ mod tests {
             p.iter().any(|m| m.contains("still held the read end")),
             "{p:?}"
         );
+    }
+
+    fn shared_flow(via: Via) -> FlowSpec {
+        FlowSpec {
+            via,
+            each_child: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn shared_memory_counts_only_when_kept_from_birth_to_a_seen_exit() {
+        let memory = "/dev/zero (deleted) [00:01 7]".to_string();
+        let sem = "/dev/shm/sem.x (deleted) [00:1b 3]".to_string();
+        let mut t = tree_with(vec![]);
+        for c in [11, 12] {
+            let p = t.procs.get_mut(&c).unwrap();
+            p.shared_at_birth = vec![sem.clone(), memory.clone()];
+            p.shared_at_exit = Some(vec![sem.clone(), memory.clone()]);
+        }
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&shared_flow(Via::Shared), &t, &mut p, &mut s);
+        assert!(p.is_empty(), "{p:?}");
+        assert!(
+            s[0].contains("a lock was seen: the named semaphore /dev/shm/sem.x"),
+            "{s:?}"
+        );
+        // Child 11 unmapped the memory before its exit (a semaphore alone is
+        // a lock, not the data); child 12's exit was never seen.
+        t.procs.get_mut(&11).unwrap().shared_at_exit = Some(vec![sem.clone()]);
+        t.procs.get_mut(&12).unwrap().shared_at_exit = None;
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&shared_flow(Via::Shared), &t, &mut p, &mut s);
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("child 11 held no shared memory")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("child 12 ended before the grader could see")),
+            "{p:?}"
+        );
+        assert!(s.is_empty(), "{s:?}");
+    }
+
+    #[test]
+    fn a_server_needs_every_worker_and_the_parent_as_clients() {
+        let addr = "unix:/tmp/m/listener".to_string();
+        let mut t = tree_with(vec![]);
+        // 12 is the server; 11 the only worker.
+        let srv = t.procs.get_mut(&12).unwrap();
+        srv.bound = vec![addr.clone()];
+        srv.calls.insert("accepts".into(), 2);
+        t.procs.get_mut(&11).unwrap().connected = vec![addr.clone()];
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&shared_flow(Via::Server), &t, &mut p, &mut s);
+        assert_eq!(
+            p,
+            [
+                "the parent 10 never connected to the server process 12 (listening at unix:/tmp/m/listener): it reads the result from there"
+            ]
+        );
+        t.procs.get_mut(&10).unwrap().connected = vec![addr.clone()];
+        t.procs.get_mut(&11).unwrap().connected = vec!["unix:/elsewhere".into()];
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&shared_flow(Via::Server), &t, &mut p, &mut s);
+        assert!(
+            p.iter().any(|m| m.starts_with("child 11 never connected")),
+            "{p:?}"
+        );
+        t.procs.get_mut(&11).unwrap().connected = vec![addr];
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&shared_flow(Via::Server), &t, &mut p, &mut s);
+        assert!(p.is_empty(), "{p:?}");
+        assert!(
+            s[0].contains("all 1 workers and the parent connected"),
+            "{s:?}"
+        );
+        // No server at all.
+        t.procs.get_mut(&12).unwrap().calls.clear();
+        let mut p = Vec::new();
+        judge(&shared_flow(Via::Server), &t, &mut p, &mut s);
+        assert!(
+            p[0].starts_with("no process of the port other than the parent listened"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_queue_is_one_channel_several_children_write_into() {
+        let q = shared_flow(Via::Queue);
+        let one = tree_with(vec![pipe(vec![
+            io(11, 1, true, 0.1),
+            io(12, 1, true, 0.1),
+            io(10, 0, false, 0.2),
+        ])]);
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&q, &one, &mut p, &mut s);
+        assert!(p.is_empty(), "{p:?}");
+        let mut other = pipe(vec![io(12, 1, true, 0.1), io(10, 0, false, 0.3)]);
+        other.ends = ["pipe:[2]".into(), "pipe:[2]".into()];
+        let two = tree_with(vec![
+            pipe(vec![io(11, 1, true, 0.1), io(10, 0, false, 0.2)]),
+            other,
+        ]);
+        let mut p = Vec::new();
+        judge(&q, &two, &mut p, &mut s);
+        assert!(
+            p.iter()
+                .any(|m| m.contains("each child wrote into a pipe of its own")),
+            "{p:?}"
+        );
+        // Nothing crossed a channel, no message queue, no shared memory.
+        let mut p = Vec::new();
+        judge(&q, &tree_with(vec![]), &mut p, &mut s);
+        assert!(p[0].starts_with("no child's data crossed a queue"), "{p:?}");
     }
 
     #[test]

@@ -1,0 +1,121 @@
+//! `via = "queue"`: the data crossed one queue the children share
+//! (`pi-queue`). A queue is recognised by what the tracer can see of it:
+//! 1. a pipe or socket pair that several children wrote into and the parent
+//!    read (`multiprocessing.Queue` is a pipe fed by a thread in each
+//!    producer): ten channels with one writer each are ten pipes, not a queue;
+//! 2. a message queue the port opened (`mq_open(3)`, `msgget(2)`): its
+//!    messages make no stop of their own and are not shown;
+//! 3. shared memory every child kept from its parent (the kit's `Queue`, a
+//!    ring in `mmap(2)` memory): what it holds is not read, so a shared value
+//!    would look the same; the report says so.
+
+use super::{children_named, delivered, instead, name, shared};
+use crate::grade::evidence::{ProcRecord, Tree};
+use crate::grade::spec::FlowSpec;
+
+/// `each_child` for `via = "queue"`.
+pub(super) fn each_child(
+    flow: &FlowSpec,
+    tree: &Tree,
+    parent: i32,
+    children: &[&ProcRecord],
+    problems: &mut Vec<String>,
+    seen: &mut Vec<String>,
+) {
+    if children.is_empty() {
+        problems.push(format!(
+            "process {parent} forked no child to put data on a queue"
+        ));
+        return;
+    }
+    if over_channels(flow, tree, parent, children, problems, seen) {
+        return;
+    }
+    if let Some(q) = message_queue(tree) {
+        seen.push(format!(
+            "the port used {q}; no child sent data over a pipe or socket pair (messages on a message queue make no stop and are not shown)"
+        ));
+        return;
+    }
+    let (none, unseen) = shared::without_memory(children);
+    if none.is_empty() && unseen.is_empty() {
+        seen.push(format!(
+            "no channel or message queue carried the data; all {} children kept shared memory their parent gave them, a queue in shared memory (its contents are not read: a shared value would look the same)",
+            children.len()
+        ));
+        return;
+    }
+    let first = children[0].pid;
+    problems.push(format!(
+        "no child's data crossed a queue (a channel the children share, a message queue or shared memory): child {first}: {}",
+        instead(tree, first)
+    ));
+}
+
+/// Case 1: children's data the parent read over channels. False when no
+/// child sent any (the queue is not a channel).
+fn over_channels(
+    flow: &FlowSpec,
+    tree: &Tree,
+    parent: i32,
+    children: &[&ProcRecord],
+    problems: &mut Vec<String>,
+    seen: &mut Vec<String>,
+) -> bool {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for c in children {
+        match delivered(flow, tree, c.pid, parent) {
+            Some(d) => found.push((c.pid, d)),
+            None => missing.push(c.pid),
+        }
+    }
+    let Some((pid, (c, w, _))) = found.first() else {
+        return false;
+    };
+    if let Some(first) = missing.first() {
+        problems.push(format!(
+            "{} sent nothing its parent {parent} read from the queue; child {first}: {}",
+            children_named(&missing, children.len()),
+            instead(tree, *first)
+        ));
+    }
+    let mut channels: Vec<&str> = found
+        .iter()
+        .map(|(_, (c, _, _))| c.ends[0].as_str())
+        .collect();
+    channels.sort_unstable();
+    channels.dedup();
+    if found.len() > 1 && channels.len() == found.len() {
+        problems.push(format!(
+            "each child wrote into a {} of its own (child {pid} into {}): {} channels with one writer each are separate pipes, not one queue the children share",
+            c.kind,
+            name(c),
+            channels.len()
+        ));
+    } else {
+        seen.push(format!(
+            "{} of {} children put their data on {} shared channel(s) that the parent read (a queue's pipe, as multiprocessing.Queue makes); e.g. child {pid} wrote \"{}\" ({} bytes) into {}",
+            found.len(),
+            children.len(),
+            channels.len(),
+            w.text,
+            w.bytes,
+            name(c)
+        ));
+    }
+    true
+}
+
+/// Case 2: a message queue the port's processes opened, for a report.
+fn message_queue(tree: &Tree) -> Option<String> {
+    if let Some(o) = tree.objects.values().find(|o| o.kind == "mq") {
+        return Some(format!("the POSIX message queue {}", o.name));
+    }
+    if tree.students().any(|p| p.count("mq_open") > 0) {
+        return Some("a POSIX message queue (mq_open)".into());
+    }
+    tree.students()
+        .any(|p| p.count("msgget") > 0)
+        .then(|| "a System V message queue (msgget)".into())
+}
