@@ -79,21 +79,35 @@ pub fn cmdline(pid: i32) -> String {
 }
 
 /// The writable shared mappings of `pid` (`/proc/<pid>/maps`, `proc(5)`:
-/// permissions `rw?s`), each as `PATH [DEV INODE]`: two processes that
-/// map the same memory show the same device and inode, whether it came
-/// from `mmap(MAP_SHARED | MAP_ANONYMOUS)` (`/dev/zero (deleted)`),
-/// `shm_open(3)`, `sem_open(3)` (`/dev/shm/sem.NAME`) or `shmat(2)`
-/// (`/SYSV...`). `None` if the process is gone.
+/// permissions `rw?s`), each as `PATH [DEV INODE]`, at most
+/// [`MAX_SHARED_MAPPINGS`]. Two processes that map the same memory show the
+/// same device and inode ([`mapping_identity`]), whether it came from
+/// `mmap(MAP_SHARED | MAP_ANONYMOUS)` (`/dev/zero (deleted)`), `shm_open(3)`,
+/// `sem_open(3)` (`/dev/shm/sem.NAME`) or `shmat(2)` (`/SYSV...`); the path
+/// may differ (` (deleted)` once unlinked). `None` if the process is gone.
 pub fn shared_mappings(pid: i32) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
     Some(parse_shared_mappings(&text))
+}
+
+/// At most this many shared mappings are noted per process.
+pub const MAX_SHARED_MAPPINGS: usize = 64;
+
+/// The `[DEV INODE]` of a [`shared_mappings`] entry: what makes two
+/// mappings the same memory.
+pub fn mapping_identity(key: &str) -> &str {
+    key.rfind(" [").map_or(key, |i| &key[i + 1..])
 }
 
 /// [`shared_mappings`] of the text of a `maps` file: one entry per mapping
 /// (a region split in two by `mprotect` counts once).
 pub fn parse_shared_mappings(maps: &str) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for line in maps.lines() {
+        if found.len() == MAX_SHARED_MAPPINGS {
+            break;
+        }
         // address perms offset dev inode [path]
         let mut f = line.split_whitespace();
         let (Some(_), Some(perms), Some(_), Some(dev), Some(inode)) =
@@ -105,10 +119,9 @@ pub fn parse_shared_mappings(maps: &str) -> Vec<String> {
         if p.len() < 4 || p[1] != b'w' || p[3] != b's' {
             continue;
         }
-        let path = f.collect::<Vec<_>>().join(" ");
-        let key = format!("{path} [{dev} {inode}]");
-        if !found.contains(&key) {
-            found.push(key);
+        if seen.insert(format!("{dev} {inode}")) {
+            let path = f.collect::<Vec<_>>().join(" ");
+            found.push(format!("{path} [{dev} {inode}]"));
         }
     }
     found
@@ -166,6 +179,16 @@ mod tests {
                 "/dev/zero (deleted) [00:01 4242]",
             ]
         );
+        assert_eq!(
+            mapping_identity("/dev/shm/pi (deleted) [00:1b 9]"),
+            "[00:1b 9]"
+        );
+        let many: String = (0..100)
+            .map(|i| {
+                format!("7f00{i:08x}-7f01{i:08x} rw-s 00000000 00:01 {i} /dev/zero (deleted)\n")
+            })
+            .collect();
+        assert_eq!(parse_shared_mappings(&many).len(), MAX_SHARED_MAPPINGS);
     }
 
     #[test]

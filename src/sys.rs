@@ -136,13 +136,20 @@ impl Spin {
             return true;
         }
         std::thread::yield_now();
-        let after = self.start.elapsed();
-        self.next_yield = if after - spent > RAN_ANOTHER {
-            std::time::Duration::ZERO
-        } else {
-            after + RECHECK
-        };
+        self.next_yield = next_yield(spent, self.start.elapsed());
         true
+    }
+}
+
+/// When a spinning wait yields next, after a yield that began `spent` and
+/// returned `after` into the wait: at every pause (zero) if another task ran
+/// meanwhile (the yield took longer than [`RAN_ANOTHER`]), else [`RECHECK`]
+/// later.
+fn next_yield(spent: std::time::Duration, after: std::time::Duration) -> std::time::Duration {
+    if after - spent > RAN_ANOTHER {
+        std::time::Duration::ZERO
+    } else {
+        after + RECHECK
     }
 }
 
@@ -251,6 +258,86 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
+
+    #[test]
+    fn a_spin_pauses_until_its_budget_is_spent_then_says_block() {
+        let budget = Duration::from_millis(5);
+        let mut spin = super::Spin::new(budget);
+        let mut pauses = 0u64;
+        while spin.pause() {
+            pauses += 1;
+            assert!(
+                spin.start.elapsed() < Duration::from_secs(10),
+                "never ended"
+            );
+        }
+        assert!(spin.start.elapsed() >= budget, "stopped early");
+        assert!(pauses > 0);
+        assert!(!spin.pause(), "spent stays spent");
+    }
+
+    #[test]
+    fn before_its_next_yield_a_spin_only_spins() {
+        let mut spin = super::Spin::new(Duration::from_secs(3600));
+        spin.next_yield = Duration::from_secs(1800);
+        assert!(spin.pause());
+        assert_eq!(spin.next_yield, Duration::from_secs(1800), "it yielded");
+    }
+
+    #[test]
+    fn spin_until_ready_sees_data_already_there_or_arriving_and_gives_up_after_its_budget() {
+        use nix::poll::{PollFd, PollFlags};
+        use std::os::fd::AsFd;
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let ready = |budget| {
+            let mut fds = [PollFd::new(b.as_fd(), PollFlags::POLLIN)];
+            super::spin_until_ready(&mut fds, budget)
+        };
+        let start = std::time::Instant::now();
+        assert!(!ready(Duration::from_millis(5)), "nothing to read");
+        assert!(start.elapsed() >= Duration::from_millis(5), "gave up early");
+        a.write_all(b"x").unwrap();
+        assert!(ready(Duration::ZERO), "already there");
+        let mut buf = [0u8; 1];
+        (&b).read_exact(&mut buf).unwrap();
+        // Written while it spins (a budget far longer than the writer's pause).
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            a.write_all(b"y").unwrap();
+            a
+        });
+        assert!(ready(Duration::from_secs(20)), "arrived during the spin");
+        drop(writer.join().unwrap());
+    }
+
+    #[test]
+    fn a_spin_read_with_nothing_coming_ends_at_the_sockets_timeout() {
+        let (a, b) = UnixStream::pair().unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = SpinRead::new(b, Duration::from_micros(50));
+            let _ = tx.send(r.read(&mut [0u8; 8]).map_err(|e| e.kind()));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the read never gave up: it spun past the socket's timeout");
+        assert_eq!(got, Err(std::io::ErrorKind::WouldBlock));
+        drop(a);
+    }
+
+    #[test]
+    fn a_yield_that_let_another_task_run_means_yield_at_every_pause() {
+        use super::{RAN_ANOTHER, RECHECK, next_yield};
+        let at = Duration::from_millis(7);
+        assert_eq!(next_yield(at, at + RAN_ANOTHER * 2), Duration::ZERO);
+        assert_eq!(next_yield(at, at + RAN_ANOTHER), at + RAN_ANOTHER + RECHECK);
+        assert_eq!(
+            next_yield(at, at + RAN_ANOTHER / 2),
+            at + RAN_ANOTHER / 2 + RECHECK
+        );
+    }
 
     #[test]
     fn spin_read_gets_data_sent_before_during_and_after_its_spin_then_eof() {

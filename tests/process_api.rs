@@ -411,3 +411,98 @@ fn dropping_a_non_daemon_waits_for_it_like_python_at_exit() {
     );
     scope.assert_clean();
 }
+
+/// `sleep SECS` started with `std::process::Command`: a plain child of this
+/// process for the free functions (`wait_exit_timeout`, `send_signal`).
+#[allow(
+    clippy::zombie_processes,
+    reason = "the test reaps it by pid with the function it tests"
+)]
+fn sleep_command(secs: &str) -> nix::unistd::Pid {
+    let child = std::process::Command::new("sleep")
+        .arg(secs)
+        .spawn()
+        .unwrap();
+    nix::unistd::Pid::from_raw(child.id() as i32)
+}
+
+/// This thread's voluntary and involuntary context switches and CPU time
+/// (`getrusage(2)`, `RUSAGE_THREAD`).
+fn thread_usage() -> (i64, i64, Duration) {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage for the duration of the call.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (u.ru_nvcsw, u.ru_nivcsw, tv(u.ru_utime) + tv(u.ru_stime))
+}
+
+/// `wait_exit_timeout` sleeps in `poll(2)` on a pidfd until the child exits:
+/// waiting half a second costs this thread a few context switches and almost
+/// no CPU. The fallback that polls `waitpid(WNOHANG)` with a back-off switches
+/// dozens of times; a loop that never sleeps burns the half second (or, on a
+/// busy machine, is preempted again and again).
+#[test]
+fn a_timed_wait_sleeps_on_a_pidfd_until_the_exit() {
+    let mut scope = Scope::new();
+    let pid = sleep_command("0.5");
+    scope.track(pid);
+    let before = thread_usage();
+    let status = process::wait_exit_timeout(pid, DEADLINE).unwrap();
+    let after = thread_usage();
+    assert_eq!(status, Some(ExitStatus::Exited(0)));
+    let (voluntary, involuntary, cpu) = (
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2.saturating_sub(before.2),
+    );
+    assert!(
+        voluntary < 15 && involuntary < 15 && cpu < Duration::from_millis(150),
+        "{voluntary} voluntary and {involuntary} involuntary switches, {cpu:?} of CPU in one wait"
+    );
+    scope.assert_clean();
+}
+
+/// `send_signal` is `kill(2)`: the child dies of the signal sent.
+#[test]
+fn send_signal_delivers_the_signal_to_the_child() {
+    let mut scope = Scope::new();
+    let pid = sleep_command("30");
+    scope.track(pid);
+    process::send_signal(pid, Signal::SIGTERM).unwrap();
+    let status = process::wait_exit_timeout(pid, DEADLINE).unwrap();
+    if status.is_none() {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = process::wait_exit(pid);
+    }
+    assert_eq!(
+        status,
+        Some(ExitStatus::Signaled {
+            signal: libc::SIGTERM,
+            core: false
+        })
+    );
+    scope.assert_clean();
+}
+
+/// A test binary has several threads: reference programs refuse to fork here.
+#[test]
+fn require_single_thread_refuses_a_process_with_two_threads() {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        let _ = rx.recv();
+    });
+    let err = process::require_single_thread().unwrap_err().to_string();
+    assert!(err.contains("single-threaded process"), "{err}");
+    drop(tx);
+    other.join().unwrap();
+}
+
+#[rstest]
+#[case(ExitStatus::Exited(0), true)]
+#[case(ExitStatus::Exited(1), false)]
+#[case(ExitStatus::Signaled { signal: 9, core: false }, false)]
+#[case(ExitStatus::Stopped(19), false)]
+fn only_exit_code_zero_is_success(#[case] status: ExitStatus, #[case] ok: bool) {
+    assert_eq!(status.success(), ok);
+}

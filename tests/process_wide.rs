@@ -116,3 +116,70 @@ fn without_a_subreaper_the_orphan_is_adopted_by_someone_else_who_reaps_it() {
     await_gone(orphan.pid);
     scope.assert_clean();
 }
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// A signal whose handler has no `SA_RESTART` interrupts `waitpid(2)` with
+/// `EINTR`; `wait_exit` retries and still returns the child's status. The
+/// signal is sent to the waiting thread only once `/proc` shows it inside
+/// `wait4` (its `syscall` file), never on a timer.
+#[test]
+#[serial]
+#[allow(clippy::zombie_processes, reason = "wait_exit reaps the child by pid")]
+fn a_wait_interrupted_by_a_signal_is_retried() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use std::os::unix::thread::JoinHandleExt;
+    let mut scope = Scope::new();
+    let act = SigAction::new(
+        SigHandler::Handler(note_interrupt),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    let old = unsafe { sigaction(Signal::SIGUSR1, &act) }.unwrap();
+    let child = std::process::Command::new("sleep")
+        .arg("1")
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    scope.track(pid);
+    let tid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let t = tid.clone();
+    let waiter = std::thread::spawn(move || {
+        t.store(
+            nix::unistd::gettid().as_raw(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        process::wait_exit(pid)
+    });
+    let start = Instant::now();
+    let in_wait4 = || {
+        let tid = tid.load(std::sync::atomic::Ordering::SeqCst);
+        let call =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+        tid != 0 && call.split_whitespace().next() == Some(&libc::SYS_wait4.to_string())
+    };
+    while !in_wait4() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the waiter never blocked in wait4"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: the waiter thread is alive (it is blocked in wait4 until the child exits).
+    let sent = unsafe { libc::pthread_kill(waiter.as_pthread_t(), libc::SIGUSR1) };
+    assert_eq!(sent, 0);
+    let status = waiter.join().unwrap();
+    // SAFETY: puts back the handler that was there before.
+    unsafe { sigaction(Signal::SIGUSR1, &old) }.unwrap();
+    assert!(
+        INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst),
+        "the signal never arrived"
+    );
+    assert_eq!(status.unwrap(), process::ExitStatus::Exited(0));
+    scope.assert_clean();
+}

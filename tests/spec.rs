@@ -122,6 +122,16 @@ fn accepted(#[case] rest: &str) {
 #[case::env_name_with_equals("[[run]]\nenv = { \"A=B\" = \"x\" }", "run[0].env.A=B", "no `=`")]
 #[case::nul_in_an_argument("[[run]]\nargs = [\"a\\u0000b\"]", "run[0].args[0]", "NUL")]
 #[case::time_limit_zero("time_limit = 0", "time_limit", "(0, 3600]")]
+#[case::own_without_a_channel(
+    "[mechanism.flow]\nvia = \"shared\"\neach_child = true\nown = true",
+    "mechanism.flow.own",
+    "applies to channels only"
+)]
+#[case::reused_on_a_queue(
+    "[mechanism.flow]\nvia = \"queue\"\nreused = true",
+    "mechanism.flow.reused",
+    "not to via = \"queue\""
+)]
 fn refused(#[case] rest: &str, #[case] key: &str, #[case] words: &str) {
     let text = spec_text(rest);
     let problems = spec::check("t.toml", &text).expect_err("must be refused");

@@ -66,7 +66,8 @@ pub struct ProcRecord {
     /// its `PTRACE_EVENT_EXIT` stop); `None` when that stop was not seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_at_exit: Option<Vec<String>>,
-    /// Socket addresses it `bind(2)`-ed (`unix:PATH`, `tcp:PORT`).
+    /// Socket addresses it `bind(2)`-ed (`unix:PATH`, `unix:@NAME` for an
+    /// abstract one, `inet:PORT` for TCP or UDP).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bound: Vec<String>,
     /// Socket addresses it `connect(2)`-ed to.

@@ -373,6 +373,7 @@ fn runs(spec: &Spec, argv: &[String], opts: &Options) -> Result<Vec<checks::Run>
                 stdin: run.stdin.clone(),
                 env: run.env.clone(),
                 run_as: opts.run_as,
+                shared_memory: spec.mechanism.needs_shared_memory(),
             };
             check_interrupt(None)?;
             let outcome = supervisor::run_supervised(&req)?;

@@ -109,7 +109,7 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "file_create",
-        "other files created (open with O_CREAT, creat)",
+        "other files created (open with O_CREAT, creat, mknod: a FIFO too)",
     ),
     ("file_unlink", "other files unlinked (unlink, unlinkat)"),
     (
@@ -325,6 +325,14 @@ pub struct MechanismSpec {
 }
 
 impl MechanismSpec {
+    /// True when the evidence asked for includes what each process kept of
+    /// shared memory (`grade::trace`, step 6).
+    pub fn needs_shared_memory(&self) -> bool {
+        self.flow
+            .as_ref()
+            .is_some_and(|f| matches!(f.via, Via::Shared | Via::Queue | Via::Server))
+    }
+
     /// True when the spec asks for no evidence at all.
     pub fn is_empty(&self) -> bool {
         self.parent.is_empty() && self.tree.is_empty() && self.max.is_empty() && self.flow.is_none()
@@ -1053,6 +1061,24 @@ fn validate_pi(spec: &Spec, problems: &mut Vec<Problem>) {
 
 /// Every counter a `[mechanism]` table names is one of [`COUNTERS`].
 fn validate_mechanism(m: &MechanismSpec, problems: &mut Vec<Problem>) {
+    if let Some(f) = m.flow.as_ref() {
+        let via = match f.via {
+            Via::Shared => "shared",
+            Via::Queue => "queue",
+            Via::Server => "server",
+            Via::Pipe | Via::Socketpair | Via::Channel => "",
+        };
+        for (key, on) in [("own", f.own), ("closed", f.closed), ("reused", f.reused)] {
+            if on && !via.is_empty() {
+                problems.push(Problem::new(
+                    format!("mechanism.flow.{key}"),
+                    format!(
+                        "applies to channels only (via = \"pipe\", \"socketpair\" or \"channel\"), not to via = \"{via}\""
+                    ),
+                ));
+            }
+        }
+    }
     let known: Vec<&'static str> = COUNTERS.iter().map(|(c, _)| *c).collect();
     for (table, map) in [("parent", &m.parent), ("tree", &m.tree), ("max", &m.max)] {
         for key in map.keys().filter(|k| !known.contains(&k.as_str())) {

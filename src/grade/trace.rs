@@ -6,14 +6,15 @@
 //!    `SECCOMP_RET_TRACE` for the few system calls that are evidence (wait4,
 //!    waitid, pipe, pipe2, socketpair, mq_open, mq_unlink, msgget, msgctl,
 //!    shmget, shmctl, semget, semctl, open/openat with `O_CREAT`, creat, link,
-//!    linkat, unlink, unlinkat, bind, connect, accept, accept4) and `SECCOMP_RET_ALLOW` for everything else, so
+//!    linkat, unlink, unlinkat, mknod, mknodat, bind, connect, accept,
+//!    accept4) and `SECCOMP_RET_ALLOW` for everything else, so
 //!    that `read`/`write` on a pipe never stop;
 //! 2. [`install_in_child`] runs in the port's process between `fork` and
 //!    `exec`: `PR_SET_NO_NEW_PRIVS`, `PTRACE_TRACEME`, `PR_SET_SECCOMP`; the
 //!    `exec` then stops the port with `SIGTRAP` before its first instruction;
 //! 3. [`Tracer::start`] sets the options (`PTRACE_O_TRACEFORK`, `TRACEVFORK`,
-//!    `TRACECLONE`, `TRACEEXEC`, `TRACESECCOMP`, `TRACESYSGOOD`, `TRACEEXIT`,
-//!    `EXITKILL`):
+//!    `TRACECLONE`, `TRACEEXEC`, `TRACESECCOMP`, `TRACESYSGOOD`, `EXITKILL`, and
+//!    `TRACEEXIT` for step 6):
 //!    every process the port forks is traced from birth;
 //! 4. [`Tracer::handle`] turns each stop into evidence in the [`Tree`]: a fork
 //!    event names parent and child (a clone with `CLONE_THREAD` is a thread,
@@ -29,11 +30,12 @@
 //!    [`WATCHED_TRANSFERS`] transfers a process is let go: a ping-pong of a
 //!    million writes stops only for its first few, and reads and writes of
 //!    processes that made no channel never stop;
-//! 6. shared memory (`PTRACE_O_TRACEEXIT`): the writable shared mappings of
-//!    `/proc/PID/maps` are noted when a process is born (its parent's, as the
-//!    `fork` copied them) and at its exit stop, while its memory is still
-//!    there: a child that held, to its end, memory its parent gave it. What
-//!    is written into shared memory makes no system call and is not seen.
+//! 6. shared memory, only when the spec's evidence needs it
+//!    ([`Tracer::shared_memory`], `PTRACE_O_TRACEEXIT`): the writable shared
+//!    mappings of `/proc/PID/maps` are noted when a process is born (what its
+//!    parent held at the `fork`) and at its exit stop, while its memory is
+//!    still there. What is written into shared memory makes no system call
+//!    and is not seen.
 
 use super::evidence::{Channel, Transfer, Tree};
 use crate::error::Result;
@@ -76,10 +78,12 @@ fn evidence_calls() -> Vec<i64> {
         libc::SYS_bind,
         libc::SYS_connect,
         libc::SYS_accept4,
+        libc::SYS_mknodat,
     ];
     #[cfg(target_arch = "x86_64")]
     v.extend([
         libc::SYS_accept,
+        libc::SYS_mknod,
         libc::SYS_pipe,
         libc::SYS_creat,
         libc::SYS_link,
@@ -230,6 +234,8 @@ struct Watch {
 /// The tracer: turns ptrace stops into evidence.
 #[derive(Debug, Default)]
 pub struct Tracer {
+    /// Step 6 is on: shared mappings are read at each fork and exit.
+    pub shared_memory: bool,
     /// Step 5: data following.
     watch: Watch,
     /// Calls between their seccomp stop and their syscall-exit stop, by tid.
@@ -255,14 +261,16 @@ impl Tracer {
         let pid = nix::unistd::Pid::from_raw(main);
         let status = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
         sys::nix("waitpid", main, status)?;
-        let opts = Options::PTRACE_O_TRACESYSGOOD
+        let mut opts = Options::PTRACE_O_TRACESYSGOOD
             | Options::PTRACE_O_TRACEFORK
             | Options::PTRACE_O_TRACEVFORK
             | Options::PTRACE_O_TRACECLONE
             | Options::PTRACE_O_TRACEEXEC
             | Options::PTRACE_O_TRACESECCOMP
-            | Options::PTRACE_O_TRACEEXIT
             | Options::PTRACE_O_EXITKILL;
+        if self.shared_memory {
+            opts |= Options::PTRACE_O_TRACEEXIT;
+        }
         sys::nix(
             "ptrace",
             format!("PTRACE_SETOPTIONS {main}"),
@@ -309,7 +317,11 @@ impl Tracer {
                         } else {
                             tree.on_fork(pid, new, now);
                             // What it was born with: its parent's shared memory (step 6).
-                            if let Some(c) = tree.procs.get_mut(&new).filter(|c| !c.helper) {
+                            if let Some(c) = tree
+                                .procs
+                                .get_mut(&new)
+                                .filter(|c| self.shared_memory && !c.helper)
+                            {
                                 c.shared_at_birth =
                                     crate::procfs::shared_mappings(new).unwrap_or_default();
                             }
@@ -674,9 +686,13 @@ fn read_entry(tid: i32) -> Option<Entry> {
     let at = |dirfd: u64, addr: u64| resolve(tid, dirfd as i32, &read_string(tid, addr)?);
     let cwd = libc::AT_FDCWD as u32 as u64;
     let (path, path2) = match nr {
-        n if n == SYS_OPEN || is_x86(n, "creat") || is_x86(n, "unlink") => (at(cwd, args[0]), None),
+        n if n == SYS_OPEN || ["creat", "unlink", "mknod"].iter().any(|c| is_x86(n, c)) => {
+            (at(cwd, args[0]), None)
+        }
         n if is_x86(n, "link") => (at(cwd, args[0]), at(cwd, args[1])),
-        n if n == libc::SYS_openat || n == libc::SYS_unlinkat => (at(args[0], args[1]), None),
+        n if [libc::SYS_openat, libc::SYS_unlinkat, libc::SYS_mknodat].contains(&n) => {
+            (at(args[0], args[1]), None)
+        }
         n if n == libc::SYS_linkat => (at(args[0], args[1]), at(args[2], args[3])),
         n if n == libc::SYS_mq_open || n == libc::SYS_mq_unlink => (
             read_string(tid, args[0]).map(|s| format!("/{}", s.trim_start_matches('/'))),
@@ -695,7 +711,8 @@ fn read_entry(tid: i32) -> Option<Entry> {
     })
 }
 
-/// The x86_64-only legacy calls (`open`, `creat`, `link`, `unlink`, `pipe`).
+/// The x86_64-only legacy calls (`open`, `creat`, `link`, `unlink`, `pipe`,
+/// `accept`, `mknod`).
 #[allow(unused_variables)]
 fn is_x86(nr: i64, name: &str) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -706,6 +723,7 @@ fn is_x86(nr: i64, name: &str) -> bool {
             "unlink" => libc::SYS_unlink,
             "pipe" => libc::SYS_pipe,
             "accept" => libc::SYS_accept,
+            "mknod" => libc::SYS_mknod,
             _ => NONE,
         };
         nr == want
@@ -749,8 +767,9 @@ fn read_mem(tid: i32, addr: usize, buf: &mut [u8]) -> Option<usize> {
 }
 
 /// The address a `bind(2)` or `connect(2)` names (`unix(7)`, `ip(7)`):
-/// `unix:PATH` (`unix:@NAME` for an abstract one) or `tcp:PORT`; `None`
-/// for other families.
+/// `unix:PATH` (`unix:@NAME` for an abstract one) or `inet:PORT` (TCP or
+/// UDP, IPv4 or IPv6: the port is what a client and its server agree on);
+/// `None` for other families.
 fn socket_address(tid: i32, addr: u64, len: u64) -> Option<String> {
     let len = (len as usize).min(128);
     if addr == 0 || len < 4 {
@@ -780,10 +799,35 @@ fn parse_socket_address(sa: &[u8], absolute: impl Fn(&str) -> Option<String>) ->
         }
         libc::AF_INET | libc::AF_INET6 => {
             let port = u16::from_be_bytes([*sa.get(2)?, *sa.get(3)?]);
-            Some(format!("tcp:{port}"))
+            Some(format!("inet:{port}"))
         }
         _ => None,
     }
+}
+
+/// The local port of the socket `fd` of task `tid`, found by its inode in
+/// `/proc/TID/net/{tcp,tcp6,udp,udp6}` (`proc(5)`: `local_address` is
+/// `HEXIP:HEXPORT`, the tenth column the inode).
+fn bound_port(tid: i32, fd: i32) -> Option<u16> {
+    let link = fd_link(tid, fd)?;
+    let inode = link.strip_prefix("socket:[")?.strip_suffix(']')?;
+    ["tcp", "tcp6", "udp", "udp6"].iter().find_map(|t| {
+        let table = std::fs::read_to_string(format!("/proc/{tid}/net/{t}")).ok()?;
+        port_of_inode(&table, inode)
+    })
+}
+
+/// The local port of the row whose inode is `inode` in a `/proc/net/tcp`
+/// style table.
+fn port_of_inode(table: &str, inode: &str) -> Option<u16> {
+    table.lines().skip(1).find_map(|row| {
+        let f: Vec<&str> = row.split_whitespace().collect();
+        if f.get(9) != Some(&inode) {
+            return None;
+        }
+        let port = f.get(1)?.rsplit(':').next()?;
+        u16::from_str_radix(port, 16).ok()
+    })
 }
 
 /// Makes a path absolute against the tracee's working directory or `dirfd`.
@@ -853,8 +897,15 @@ fn record(tree: &mut Tree, pid: i32, tid: i32, e: &Entry, ret: i64, now: f64) {
             || (n == libc::SYS_connect && (ok || ret == -i64::from(libc::EINPROGRESS))) =>
         {
             let bind = n == libc::SYS_bind;
-            if let Some(addr) = &e.path {
-                tree.on_address(pid, bind, addr, now);
+            let addr = match e.path.as_deref() {
+                // Port 0: the kernel chose one at the bind.
+                Some("inet:0") if bind => {
+                    bound_port(tid, e.args[0] as i32).map(|p| format!("inet:{p}"))
+                }
+                other => other.map(str::to_string),
+            };
+            if let Some(addr) = addr {
+                tree.on_address(pid, bind, &addr, now);
             }
             Some(if bind { "binds" } else { "connects" })
         }
@@ -876,7 +927,8 @@ fn record(tree: &mut Tree, pid: i32, tid: i32, e: &Entry, ret: i64, now: f64) {
     }
 }
 
-/// open/creat/link/unlink families: objects created and unlinked by path.
+/// open/creat/link/unlink/mknod families: objects created and unlinked by
+/// path (a FIFO made by `mkfifo(3)` is a file).
 fn record_path(tree: &mut Tree, pid: i32, e: &Entry, now: f64) {
     let nr = e.nr;
     let is_link = nr == libc::SYS_linkat || is_x86(nr, "link");
@@ -963,7 +1015,20 @@ mod tests {
         inet.extend_from_slice(&[127, 0, 0, 1]);
         assert_eq!(
             parse_socket_address(&inet, abs).as_deref(),
-            Some("tcp:8080")
+            Some("inet:8080")
+        );
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:A0B2 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+";
+        assert_eq!(port_of_inode(table, "4242"), Some(0xA0B2));
+        assert_eq!(port_of_inode(table, "4243"), None);
+        // A real socket bound to port 0 gets its port at the bind.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        use std::os::fd::AsRawFd;
+        assert_eq!(
+            bound_port(std::process::id() as i32, listener.as_raw_fd()),
+            Some(port)
         );
         let netlink = (libc::AF_NETLINK as u16).to_ne_bytes();
         assert_eq!(parse_socket_address(&netlink, abs), None);

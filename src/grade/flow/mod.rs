@@ -230,6 +230,26 @@ fn no_channel_detour(
     }
 }
 
+/// Where the mechanism is not a socket: children that connected to one
+/// (`multiprocessing.connection.Client`, a TCP socket) had a way around it.
+fn no_socket_detour(flow: &FlowSpec, children: &[&ProcRecord], problems: &mut Vec<String>) {
+    let connected: Vec<&ProcRecord> = children
+        .iter()
+        .filter(|c| !c.connected.is_empty())
+        .copied()
+        .collect();
+    if let Some(first) = connected.first() {
+        let pids: Vec<i32> = connected.iter().map(|c| c.pid).collect();
+        problems.push(format!(
+            "{} connected to a socket (child {} to {}): the data must go through the {}, not around it",
+            children_named(&pids, children.len()),
+            first.pid,
+            first.connected[0],
+            flow.via.label()
+        ));
+    }
+}
+
 /// "children 1, 2 and 3 (3 of 10)" or "child 1".
 fn children_named(pids: &[i32], of: usize) -> String {
     match pids {
@@ -436,39 +456,61 @@ mod tests {
     }
 
     #[test]
-    fn shared_memory_counts_only_when_kept_from_birth_to_a_seen_exit() {
+    fn shared_memory_is_what_a_child_was_born_with_or_held_as_its_parent_did() {
         let memory = "/dev/zero (deleted) [00:01 7]".to_string();
         let sem = "/dev/shm/sem.x (deleted) [00:1b 3]".to_string();
         let mut t = tree_with(vec![]);
         for c in [11, 12] {
             let p = t.procs.get_mut(&c).unwrap();
             p.shared_at_birth = vec![sem.clone(), memory.clone()];
-            p.shared_at_exit = Some(vec![sem.clone(), memory.clone()]);
+            p.shared_at_exit = Some(vec![]); // unmapped before the exit: fine
         }
         let (mut p, mut s) = (Vec::new(), Vec::new());
         judge(&shared_flow(Via::Shared), &t, &mut p, &mut s);
         assert!(p.is_empty(), "{p:?}");
         assert!(
-            s[0].contains("a lock was seen: the named semaphore /dev/shm/sem.x"),
+            s[0].contains("(/dev/zero (deleted))")
+                && s[0].contains("a lock exists: the named semaphore /dev/shm/sem.x (deleted)"),
             "{s:?}"
         );
-        // Child 11 unmapped the memory before its exit (a semaphore alone is
-        // a lock, not the data); child 12's exit was never seen.
-        t.procs.get_mut(&11).unwrap().shared_at_exit = Some(vec![sem.clone()]);
-        t.procs.get_mut(&12).unwrap().shared_at_exit = None;
+        // Child 11 was born with only the semaphore (a lock, not the data)
+        // but opened the memory by name after its fork, as the parent held
+        // it (unlinked since: the path differs, the inode does not).
+        let c11 = t.procs.get_mut(&11).unwrap();
+        c11.shared_at_birth = vec![sem.clone()];
+        c11.shared_at_exit = Some(vec!["/dev/zero [00:01 7]".into()]);
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&shared_flow(Via::Shared), &t, &mut p, &mut s);
+        assert!(p.is_empty(), "{p:?}");
+        // Child 12 got nothing, and its exit was never seen; the memory
+        // child 11 held is still the parent's, as the parent's exit shows.
+        t.procs.get_mut(&10).unwrap().shared_at_exit = Some(vec![memory.clone()]);
+        let c12 = t.procs.get_mut(&12).unwrap();
+        c12.shared_at_birth = vec![sem.clone()];
+        c12.shared_at_exit = None;
         let (mut p, mut s) = (Vec::new(), Vec::new());
         judge(&shared_flow(Via::Shared), &t, &mut p, &mut s);
         assert!(
-            p.iter()
-                .any(|m| m.starts_with("child 11 held no shared memory")),
+            p.iter().any(
+                |m| m.starts_with("child 12 got no shared memory from the parent 10")
+                    && m.contains("its exit could not be looked at")
+            ),
             "{p:?}"
         );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(s.is_empty(), "{s:?}");
+        // A child that connected to a socket had a way around the memory.
+        let mut t2 = t.clone();
+        let c12 = t2.procs.get_mut(&12).unwrap();
+        c12.shared_at_birth = vec![memory.clone()];
+        c12.connected = vec!["inet:5000".into()];
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        judge(&shared_flow(Via::Shared), &t2, &mut p, &mut s);
         assert!(
             p.iter()
-                .any(|m| m.starts_with("child 12 ended before the grader could see")),
+                .any(|m| m.starts_with("child 12 connected to a socket (child 12 to inet:5000)")),
             "{p:?}"
         );
-        assert!(s.is_empty(), "{s:?}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!    ring in `mmap(2)` memory): what it holds is not read, so a shared value
 //!    would look the same; the report says so.
 
-use super::{children_named, delivered, instead, name, shared};
+use super::{children_named, delivered, instead, name, no_socket_detour, shared};
 use crate::grade::evidence::{ProcRecord, Tree};
 use crate::grade::spec::FlowSpec;
 
@@ -29,27 +29,31 @@ pub(super) fn each_child(
         return;
     }
     if over_channels(flow, tree, parent, children, problems, seen) {
+        no_socket_detour(flow, children, problems);
         return;
     }
+    let before = problems.len();
+    no_socket_detour(flow, children, problems);
     if let Some(q) = message_queue(tree) {
-        seen.push(format!(
-            "the port used {q}; no child sent data over a pipe or socket pair (messages on a message queue make no stop and are not shown)"
-        ));
+        if problems.len() == before {
+            seen.push(format!(
+                "the port used {q}; no child sent data over a pipe or socket pair (messages on a message queue make no stop and are not shown)"
+            ));
+        }
         return;
     }
-    let (none, unseen) = shared::without_memory(children);
-    if none.is_empty() && unseen.is_empty() {
-        seen.push(format!(
-            "no channel or message queue carried the data; all {} children kept shared memory their parent gave them, a queue in shared memory (its contents are not read: a shared value would look the same)",
+    let none = shared::without_memory(tree, children);
+    match none.first() {
+        None if problems.len() == before => seen.push(format!(
+            "no channel or message queue carried the data; all {} children got shared memory from their parent, a queue in shared memory (its contents are not read: a shared value would look the same)",
             children.len()
-        ));
-        return;
+        )),
+        None => {}
+        Some(first) => problems.push(format!(
+            "no child's data crossed a queue: no child wrote into a pipe or socket pair that the parent read, the port opened no message queue, and {} got no shared memory from the parent (child {first})",
+            children_named(&none, children.len())
+        )),
     }
-    let first = children[0].pid;
-    problems.push(format!(
-        "no child's data crossed a queue (a channel the children share, a message queue or shared memory): child {first}: {}",
-        instead(tree, first)
-    ));
 }
 
 /// Case 1: children's data the parent read over channels. False when no
@@ -88,7 +92,7 @@ fn over_channels(
     channels.dedup();
     if found.len() > 1 && channels.len() == found.len() {
         problems.push(format!(
-            "each child wrote into a {} of its own (child {pid} into {}): {} channels with one writer each are separate pipes, not one queue the children share",
+            "each child wrote into a {} of its own (child {pid} into {}): {} channels with one writer each (one pipe or one Queue per child?) are not one queue the children share",
             c.kind,
             name(c),
             channels.len()

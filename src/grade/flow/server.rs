@@ -1,11 +1,17 @@
 //! `via = "server"`: the data went through a server process (`pi-manager`:
 //! a manager's server owns the list; each worker and the parent are its
 //! clients). The tracer sees the server `bind(2)` an address and `accept(2)`
-//! connections, and each client `connect(2)` to that address. A worker that
-//! sent its data to the parent over a pipe or socket pair, or left it in a
-//! file, did not use the server.
+//! connections, and each client `connect(2)` to that address. What a
+//! client asks the server is not watched, so a way around the server fails
+//! instead: a worker that sent its data to the parent over a pipe or socket
+//! pair, a file created by any process but the server, or shared memory a
+//! worker got from the parent.
+//!
+//! (Python's proxies reconnect to the manager in every child forked while
+//! one exists, so a connection alone does not prove the child used the list:
+//! the output check, at several n, catches a parent that did all the work.)
 
-use super::{children_named, instead, no_channel_detour};
+use super::{children_named, instead, no_channel_detour, shared};
 use crate::grade::evidence::{ProcRecord, Tree};
 use crate::grade::spec::FlowSpec;
 
@@ -60,24 +66,46 @@ pub(super) fn each_child(
             "the parent {parent} never connected to the {at}: it reads the result from there"
         ));
     }
-    let filing: Vec<i32> = workers
-        .iter()
-        .filter(|w| w.count("file_create") > 0)
-        .map(|w| w.pid)
-        .collect();
-    if let Some(first) = filing.first() {
-        problems.push(format!(
-            "{} created files (child {first}: {} file(s)): the data must go through the server",
-            children_named(&filing, workers.len()),
-            tree.procs[first].count("file_create")
-        ));
-    }
+    let before = problems.len();
+    around(tree, &servers, &workers, problems);
     no_channel_detour(flow, tree, parent, &workers, problems);
-    if missing.is_empty() && filing.is_empty() {
+    if missing.is_empty() && problems.len() == before {
         seen.push(format!(
             "the {at} accepted {} connections; all {} workers and the parent connected to it; no worker sent data over a pipe, socket pair or file",
             server.count("accepts"),
             workers.len()
+        ));
+    }
+}
+
+/// Ways around the server: files made by any process but a server, shared
+/// memory the workers got from the parent.
+fn around(
+    tree: &Tree,
+    servers: &[&ProcRecord],
+    workers: &[&ProcRecord],
+    problems: &mut Vec<String>,
+) {
+    let filing = tree
+        .students()
+        .find(|p| p.count("file_create") > 0 && servers.iter().all(|s| s.pid != p.pid));
+    if let Some(p) = filing {
+        problems.push(format!(
+            "process {} created {} file(s): only the server may; the data must go through it",
+            p.pid,
+            p.count("file_create")
+        ));
+    }
+    let sharing: Vec<i32> = workers
+        .iter()
+        .filter(|w| !shared::given(tree, w).is_empty())
+        .map(|w| w.pid)
+        .collect();
+    if let Some(first) = sharing.first() {
+        problems.push(format!(
+            "{} got shared memory from the parent (child {first}: {}): the data must go through the server, not around it",
+            children_named(&sharing, workers.len()),
+            shared::shown(shared::given(tree, &tree.procs[first])[0])
         ));
     }
 }

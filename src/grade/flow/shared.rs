@@ -2,51 +2,76 @@
 //!
 //! What a process writes into shared memory makes no system call, so the
 //! tracer cannot see the sum itself. What it sees (`grade::trace`, step 6)
-//! is the memory each child was given and kept: a writable shared mapping
-//! that the child was born with (its parent's at the `fork`, `mmap(2)`
-//! `MAP_SHARED`, `shm_open(3)`, `shmat(2)`) and still held at its exit. With
-//! no pipe, socket pair, file or message queue carrying the data, that
-//! memory is the only way left for a child's sum to reach its parent.
+//! is the memory each child was given: a writable shared mapping it was born
+//! with (what its parent held at the `fork`: `mmap(2)` `MAP_SHARED`,
+//! `shm_open(3)`, `shmat(2)`), or one it held at its exit that its parent
+//! held too (opened by name after the `fork`). Two mappings are the same
+//! memory when their device and inode agree ([`mapping_identity`]).
+//! [`each_child`] also fails a child whose data reached the parent over a
+//! pipe or socket pair, or that connected to a socket; files and message
+//! queues are the spec's `[mechanism.max]` counters.
 //!
 //! A lock inside shared memory (a process-shared mutex, `sem_init(3)`) makes
 //! no system call unless contended, so it is reported when seen (a named
 //! semaphore, `sem_open(3)`) and otherwise said to be unseen: never failed.
+//! Whether a child took the lock cannot be seen either way.
 
-use super::{children_named, no_channel_detour};
+use super::{children_named, no_channel_detour, no_socket_detour};
 use crate::grade::evidence::{ProcRecord, Tree};
 use crate::grade::spec::FlowSpec;
+use crate::procfs::mapping_identity;
 
 /// A named semaphore's mapping (`sem_open(3)` maps `/dev/shm/sem.NAME`): a
 /// lock, not the data.
-pub(super) fn is_semaphore(key: &str) -> bool {
+fn is_semaphore(key: &str) -> bool {
     key.starts_with("/dev/shm/sem.")
 }
 
-/// The shared memory `child` was born with and kept to its exit, without
-/// named semaphores; `None` when its exit was not seen.
-pub(super) fn kept(child: &ProcRecord) -> Option<Vec<&String>> {
-    let exit = child.shared_at_exit.as_ref()?;
-    Some(
-        child
-            .shared_at_birth
-            .iter()
-            .filter(|k| !is_semaphore(k) && exit.contains(k))
-            .collect(),
-    )
+/// The path of a mapping, for a report (without its device and inode).
+pub(super) fn shown(key: &str) -> &str {
+    key.strip_suffix(mapping_identity(key))
+        .map_or(key, str::trim_end)
 }
 
-/// Children that kept no shared memory from their parent, and those whose
-/// exit was not seen (their memory at the end is unknown).
-pub(super) fn without_memory(children: &[&ProcRecord]) -> (Vec<i32>, Vec<i32>) {
-    let (mut none, mut unseen) = (Vec::new(), Vec::new());
-    for c in children {
-        match kept(c) {
-            None => unseen.push(c.pid),
-            Some(k) if k.is_empty() => none.push(c.pid),
-            Some(_) => {}
-        }
-    }
-    (none, unseen)
+/// Identities of the memory `parent` held: at each of its children's forks,
+/// and at its own exit.
+fn parents_memory(tree: &Tree, parent: i32) -> Vec<&str> {
+    let births = tree
+        .procs
+        .values()
+        .filter(|c| c.parent == parent)
+        .flat_map(|c| c.shared_at_birth.iter());
+    let exit = tree
+        .procs
+        .get(&parent)
+        .and_then(|p| p.shared_at_exit.as_ref())
+        .into_iter()
+        .flatten();
+    births.chain(exit).map(|k| mapping_identity(k)).collect()
+}
+
+/// The shared memory (no named semaphore) `child` got from its parent: born
+/// with it, or held at its exit as its parent did.
+pub(super) fn given<'a>(tree: &Tree, child: &'a ProcRecord) -> Vec<&'a String> {
+    let parent = parents_memory(tree, child.parent);
+    let at_exit = child.shared_at_exit.iter().flatten();
+    let mut found: Vec<&String> = child
+        .shared_at_birth
+        .iter()
+        .chain(at_exit.filter(|k| parent.contains(&mapping_identity(k))))
+        .filter(|k| !is_semaphore(k))
+        .collect();
+    found.dedup_by_key(|k| mapping_identity(k));
+    found
+}
+
+/// Children given no shared memory by their parent.
+pub(super) fn without_memory(tree: &Tree, children: &[&ProcRecord]) -> Vec<i32> {
+    children
+        .iter()
+        .filter(|c| given(tree, c).is_empty())
+        .map(|c| c.pid)
+        .collect()
 }
 
 /// `each_child` for `via = "shared"`.
@@ -64,53 +89,53 @@ pub(super) fn each_child(
         ));
         return;
     }
-    let (none, unseen) = without_memory(children);
+    let none = without_memory(tree, children);
     if let Some(first) = none.first() {
         problems.push(format!(
-            "{} held no shared memory from the parent {parent} at their exit (child {first}'s writable shared mappings: {}): its sum cannot have reached the parent through shared memory",
+            "{} got no shared memory from the parent {parent}: none at their fork, and none at their exit that the parent held too (child {first}: {}); their sums cannot have reached the parent through shared memory",
             children_named(&none, children.len()),
-            listed(tree, *first)
+            at_exit(tree, *first)
         ));
     }
-    if let Some(first) = unseen.first() {
-        problems.push(format!(
-            "{} ended before the grader could see their memory (child {first} was killed or vanished): not judged, not passed",
-            children_named(&unseen, children.len())
-        ));
-    }
+    let before = problems.len();
     no_channel_detour(flow, tree, parent, children, problems);
-    if none.is_empty() && unseen.is_empty() {
-        seen.push(described(children));
+    no_socket_detour(flow, children, problems);
+    if none.is_empty() && problems.len() == before {
+        seen.push(described(tree, children));
     }
 }
 
-/// What a child held, for a report.
-fn listed(tree: &Tree, pid: i32) -> String {
-    let p = &tree.procs[&pid];
-    match &p.shared_at_exit {
-        Some(v) if !v.is_empty() => v.join(", "),
-        _ => "none".into(),
+/// What a child held at its exit, for a report.
+fn at_exit(tree: &Tree, pid: i32) -> String {
+    match &tree.procs[&pid].shared_at_exit {
+        None => "its exit could not be looked at (was it killed?)".into(),
+        Some(v) if v.is_empty() => "no shared memory at its exit".into(),
+        Some(v) => {
+            let paths: Vec<&str> = v.iter().map(|k| shown(k)).collect();
+            format!("at its exit it held only {}", paths.join(", "))
+        }
     }
 }
 
-/// "all 10 children kept the shared memory ... lock: ...".
-fn described(children: &[&ProcRecord]) -> String {
-    let first = children[0];
-    let memory: Vec<&str> = kept(first)
-        .unwrap_or_default()
+/// "all 10 children got the shared memory ...; a lock ...".
+fn described(tree: &Tree, children: &[&ProcRecord]) -> String {
+    let memory: Vec<&str> = given(tree, children[0])
         .into_iter()
-        .map(String::as_str)
+        .map(|k| shown(k))
         .collect();
-    let lock = first
+    let lock = children[0]
         .shared_at_birth
         .iter()
         .find(|k| is_semaphore(k) && children.iter().all(|c| c.shared_at_birth.contains(k)));
     let lock = match lock {
-        Some(sem) => format!("a lock was seen: the named semaphore {sem}, which every child held"),
-        None => "no lock was seen: a lock inside shared memory (a process-shared mutex, sem_init) makes no system call unless contended, so the grader cannot tell it is there".into(),
+        Some(sem) => format!(
+            "a lock exists: the named semaphore {}, which every child was given (whether a child took it cannot be seen)",
+            shown(sem)
+        ),
+        None => "no lock was seen: a lock inside shared memory (a process-shared mutex, sem_init) makes no system call unless contended, so the grader cannot tell whether there is one".into(),
     };
     format!(
-        "all {} children kept, from their fork to their exit, shared memory their parent gave them ({}); no child sent data over a pipe or socket pair; {lock}",
+        "all {} children got shared memory from their parent ({}); no child sent data over a pipe or socket pair or connected to a socket; {lock}",
         children.len(),
         memory.join(", ")
     )

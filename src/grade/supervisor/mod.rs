@@ -152,6 +152,11 @@ pub struct Request {
     /// Under which user the port runs when the grader is root.
     #[serde(default)]
     pub run_as: RunAs,
+    /// Note each process's shared memory at its fork and exit (the spec's
+    /// evidence needs it: `via = "shared" | "queue" | "server"`); off, the
+    /// tracer never reads `/proc/PID/maps` nor stops at exits.
+    #[serde(default)]
+    pub shared_memory: bool,
 }
 
 /// One captured output stream.

@@ -190,6 +190,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     // at its exec, is killed and reaped, not left behind.
     let port = crate::process::ChildGuard::adopt(nix::unistd::Pid::from_raw(main));
     let mut tracer = Tracer::default();
+    tracer.shared_memory = req.shared_memory;
     if trace {
         tracer.start(main)?;
     }
