@@ -286,6 +286,18 @@ fn shutdown_reaps_the_server_removes_the_socket_and_later_calls_fail() {
     scope.assert_clean();
 }
 
+/// Someone removed the socket and its folder before the shutdown: nothing is
+/// left to remove, and that is not an error.
+#[test]
+fn shutdown_after_the_folder_was_removed_by_someone_else_is_fine() {
+    let mut scope = Scope::new();
+    let mut m = start(&mut scope);
+    std::fs::remove_file(m.address()).unwrap();
+    std::fs::remove_dir(m.dir()).unwrap();
+    m.shutdown().unwrap();
+    scope.assert_clean();
+}
+
 #[test]
 fn a_killed_server_is_an_error_at_once_not_a_hang() {
     let mut scope = Scope::new();
@@ -343,4 +355,40 @@ proptest::proptest! {
         run.assert_clean();
         proptest::prop_assert_eq!(run.lines(), vec![(procs * adds).to_string()]);
     }
+}
+
+/// `del l[i]` removes the item in the server: the list is one shorter and
+/// the rest moved up.
+#[test]
+fn remove_deletes_the_item_in_the_server() {
+    let mut scope = Scope::new();
+    let mut m = start(&mut scope);
+    let l = m.list(vec![1.into(), 2.into(), 3.into()]).unwrap();
+    l.remove(0).unwrap();
+    assert_eq!(l.to_vec().unwrap(), vec![2.into(), 3.into()]);
+    let client = format!("{:?}", m.connect().unwrap());
+    assert!(client.starts_with("Client { address: "), "{client}");
+    m.shutdown().unwrap();
+    scope.assert_clean();
+}
+
+/// A server that stops answering (stopped with `SIGSTOP`) is a timeout of the
+/// call, not a dead server; once resumed it answers again.
+#[test]
+fn a_stopped_server_is_a_timeout_not_a_death() {
+    let mut scope = Scope::new();
+    let mut m = Manager::start(&ManagerConfig {
+        timeout: Duration::from_millis(300),
+        ..config()
+    })
+    .unwrap();
+    let server = m.server_pid().unwrap();
+    scope.track(server);
+    let l = m.list(vec![]).unwrap();
+    nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let e = l.append(1).unwrap_err();
+    nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    m.shutdown().unwrap();
+    scope.assert_clean();
 }

@@ -469,3 +469,33 @@ proptest! {
         scope.assert_clean();
     }
 }
+
+/// An item whose frame (payload and its 4-byte length) fills the ring
+/// exactly is accepted and comes back whole; one byte more is refused.
+#[test]
+fn an_item_that_fills_the_ring_exactly_fits_and_one_byte_more_does_not() {
+    let q: Queue<Vec<u8>> = Queue::with_capacity_bytes(0, 64).unwrap();
+    let encoded = |n: usize| ipckit::frame::encode(&vec![7u8; n]).unwrap().len();
+    let n = (0..64)
+        .find(|&n| encoded(n) + 4 == 64)
+        .expect("a size that fills 64 bytes");
+    q.put(&vec![7u8; n], Wait::No).unwrap();
+    assert_eq!(q.get(Wait::No).unwrap(), vec![7u8; n]);
+    let err = q.put(&vec![7u8; n + 1], Wait::No).unwrap_err();
+    assert!(err.to_string().contains("larger capacity"), "{err}");
+}
+
+/// `put_nowait` puts, or says Full at once; `empty` and `is_closed` tell the
+/// truth either way.
+#[test]
+fn put_nowait_empty_and_is_closed_report_the_queue_as_it_is() {
+    let q: Queue<u8> = Queue::new(1).unwrap();
+    assert!(q.empty() && !q.is_closed());
+    q.put_nowait(&5).unwrap();
+    assert!(!q.empty());
+    assert!(matches!(q.put_nowait(&6), Err(Error::Full(_))));
+    assert_eq!(q.get_nowait().unwrap(), 5);
+    assert!(q.empty());
+    q.close().unwrap();
+    assert!(q.is_closed());
+}

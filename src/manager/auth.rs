@@ -169,4 +169,13 @@ mod tests {
         assert!(AuthKey::from_hex("abc").is_err());
         assert_eq!(format!("{key:?}"), "AuthKey(<secret>)");
     }
+
+    #[test]
+    fn random_bytes_are_as_many_as_asked_and_never_the_same_twice() {
+        let (a, b) = (random_bytes(32).unwrap(), random_bytes(32).unwrap());
+        assert_eq!(a.len(), 32);
+        // Two equal 32-byte draws from /dev/urandom: chance 2^-256.
+        assert_ne!(a, b);
+        assert_ne!(AuthKey::random().unwrap(), AuthKey::random().unwrap());
+    }
 }

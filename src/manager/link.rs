@@ -144,6 +144,13 @@ mod tests {
     /// A frame of several records arrives whole, after small frames on
     /// either side of it, each read with a short first read (the prefix).
     #[test]
+    fn a_link_prints_as_its_socket() {
+        let (a, _b) = pair().unwrap();
+        let text = format!("{:?}", Link::new(a));
+        assert!(text.starts_with("Link { socket: UnixStream"), "{text}");
+    }
+
+    #[test]
     fn frames_larger_than_a_record_and_small_ones_arrive_intact() {
         let dir = std::env::temp_dir().join(format!("ipckit-link-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

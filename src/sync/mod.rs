@@ -72,3 +72,26 @@ fn poll_until<T>(
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The macOS fallback, run here too: a value as soon as an attempt gives
+    /// one, a timeout error only once the whole timeout has passed.
+    #[test]
+    fn poll_until_retries_until_a_value_or_the_timeout() {
+        let mut tries = 0;
+        let v = poll_until("thing", Duration::from_secs(20), || {
+            tries += 1;
+            Ok((tries == 3).then_some(42))
+        });
+        assert_eq!(v.unwrap(), 42);
+        assert_eq!(tries, 3);
+        let start = Instant::now();
+        let timeout = Duration::from_millis(30);
+        let e = poll_until::<()>("thing", timeout, || Ok(None)).unwrap_err();
+        assert!(start.elapsed() >= timeout, "gave up early");
+        assert!(matches!(e, crate::Error::Timeout { .. }), "{e}");
+    }
+}

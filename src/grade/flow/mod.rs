@@ -35,18 +35,40 @@ pub fn judge(flow: &FlowSpec, tree: &Tree, problems: &mut Vec<String>, seen: &mu
         return;
     };
     let children: Vec<&ProcRecord> = tree.students().filter(|c| c.parent == parent.pid).collect();
-    if flow.each_child {
+    let scene = Scene {
+        flow,
+        tree,
+        parent: parent.pid,
+        children: &children,
+    };
+    if flow.each_child && children.is_empty() {
+        problems.push(format!(
+            "process {} forked no child to send data through a {}",
+            parent.pid,
+            flow.via.label()
+        ));
+    } else if flow.each_child {
         let judge_each = match flow.via {
             Via::Shared => shared::each_child,
             Via::Queue => queue::each_child,
             Via::Server => server::each_child,
             Via::Pipe | Via::Socketpair | Via::Channel => each_child,
         };
-        judge_each(flow, tree, parent.pid, &children, problems, seen);
+        judge_each(&scene, problems, seen);
     }
     if flow.reused {
-        reused(flow, tree, parent.pid, &children, problems, seen);
+        reused(&scene, problems, seen);
     }
+}
+
+/// What a rule is judged on: the rule, the trace, the parent (the process
+/// that forked the most) and its children.
+#[derive(Clone, Copy)]
+struct Scene<'a> {
+    flow: &'a FlowSpec,
+    tree: &'a Tree,
+    parent: i32,
+    children: &'a [&'a ProcRecord],
 }
 
 /// A write of `child` on a channel of the right kind whose other side
@@ -102,21 +124,14 @@ fn instead(tree: &Tree, pid: i32) -> String {
     }
 }
 
-fn each_child(
-    flow: &FlowSpec,
-    tree: &Tree,
-    parent: i32,
-    children: &[&ProcRecord],
-    problems: &mut Vec<String>,
-    seen: &mut Vec<String>,
-) {
+fn each_child(scene: &Scene, problems: &mut Vec<String>, seen: &mut Vec<String>) {
+    let Scene {
+        flow,
+        tree,
+        parent,
+        children,
+    } = *scene;
     let via = flow.via.label();
-    if children.is_empty() {
-        problems.push(format!(
-            "process {parent} forked no child to send data over a {via}"
-        ));
-        return;
-    }
     // Findings of one kind are grouped: ten children failing alike make one
     // sentence, with the first child's evidence quoted.
     let mut missing = Vec::new();
@@ -309,14 +324,13 @@ fn rounds(tree: &Tree, pid: i32) -> usize {
     n
 }
 
-fn reused(
-    flow: &FlowSpec,
-    tree: &Tree,
-    parent: i32,
-    children: &[&ProcRecord],
-    problems: &mut Vec<String>,
-    seen: &mut Vec<String>,
-) {
+fn reused(scene: &Scene, problems: &mut Vec<String>, seen: &mut Vec<String>) {
+    let Scene {
+        flow,
+        tree,
+        parent,
+        children,
+    } = *scene;
     let via = flow.via.label();
     let work = children
         .iter()

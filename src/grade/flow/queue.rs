@@ -9,26 +9,18 @@
 //!    ring in `mmap(2)` memory): what it holds is not read, so a shared value
 //!    would look the same; the report says so.
 
-use super::{children_named, delivered, instead, name, no_socket_detour, shared};
-use crate::grade::evidence::{ProcRecord, Tree};
-use crate::grade::spec::FlowSpec;
+use super::{Scene, children_named, delivered, instead, name, no_socket_detour, shared};
+use crate::grade::evidence::Tree;
 
 /// `each_child` for `via = "queue"`.
-pub(super) fn each_child(
-    flow: &FlowSpec,
-    tree: &Tree,
-    parent: i32,
-    children: &[&ProcRecord],
-    problems: &mut Vec<String>,
-    seen: &mut Vec<String>,
-) {
-    if children.is_empty() {
-        problems.push(format!(
-            "process {parent} forked no child to put data on a queue"
-        ));
-        return;
-    }
-    if over_channels(flow, tree, parent, children, problems, seen) {
+pub(super) fn each_child(scene: &Scene, problems: &mut Vec<String>, seen: &mut Vec<String>) {
+    let Scene {
+        flow,
+        tree,
+        children,
+        ..
+    } = *scene;
+    if over_channels(scene, problems, seen) {
         no_socket_detour(flow, children, problems);
         return;
     }
@@ -58,14 +50,13 @@ pub(super) fn each_child(
 
 /// Case 1: children's data the parent read over channels. False when no
 /// child sent any (the queue is not a channel).
-fn over_channels(
-    flow: &FlowSpec,
-    tree: &Tree,
-    parent: i32,
-    children: &[&ProcRecord],
-    problems: &mut Vec<String>,
-    seen: &mut Vec<String>,
-) -> bool {
+fn over_channels(scene: &Scene, problems: &mut Vec<String>, seen: &mut Vec<String>) -> bool {
+    let Scene {
+        flow,
+        tree,
+        parent,
+        children,
+    } = *scene;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for c in children {

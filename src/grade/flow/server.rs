@@ -11,19 +11,17 @@
 //! one exists, so a connection alone does not prove the child used the list:
 //! the output check, at several n, catches a parent that did all the work.)
 
-use super::{children_named, instead, no_channel_detour, shared};
+use super::{Scene, children_named, instead, no_channel_detour, shared};
 use crate::grade::evidence::{ProcRecord, Tree};
-use crate::grade::spec::FlowSpec;
 
 /// `each_child` for `via = "server"`.
-pub(super) fn each_child(
-    flow: &FlowSpec,
-    tree: &Tree,
-    parent: i32,
-    children: &[&ProcRecord],
-    problems: &mut Vec<String>,
-    seen: &mut Vec<String>,
-) {
+pub(super) fn each_child(scene: &Scene, problems: &mut Vec<String>, seen: &mut Vec<String>) {
+    let Scene {
+        flow,
+        tree,
+        parent,
+        children,
+    } = *scene;
     let servers: Vec<&ProcRecord> = tree
         .students()
         .filter(|p| p.pid != parent && !p.bound.is_empty() && p.count("accepts") > 0)

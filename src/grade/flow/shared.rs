@@ -16,9 +16,8 @@
 //! semaphore, `sem_open(3)`) and otherwise said to be unseen: never failed.
 //! Whether a child took the lock cannot be seen either way.
 
-use super::{children_named, no_channel_detour, no_socket_detour};
+use super::{Scene, children_named, no_channel_detour, no_socket_detour};
 use crate::grade::evidence::{ProcRecord, Tree};
-use crate::grade::spec::FlowSpec;
 use crate::procfs::mapping_identity;
 
 /// A named semaphore's mapping (`sem_open(3)` maps `/dev/shm/sem.NAME`): a
@@ -75,20 +74,13 @@ pub(super) fn without_memory(tree: &Tree, children: &[&ProcRecord]) -> Vec<i32> 
 }
 
 /// `each_child` for `via = "shared"`.
-pub(super) fn each_child(
-    flow: &FlowSpec,
-    tree: &Tree,
-    parent: i32,
-    children: &[&ProcRecord],
-    problems: &mut Vec<String>,
-    seen: &mut Vec<String>,
-) {
-    if children.is_empty() {
-        problems.push(format!(
-            "process {parent} forked no child to share memory with"
-        ));
-        return;
-    }
+pub(super) fn each_child(scene: &Scene, problems: &mut Vec<String>, seen: &mut Vec<String>) {
+    let Scene {
+        flow,
+        tree,
+        parent,
+        children,
+    } = *scene;
     let none = without_memory(tree, children);
     if let Some(first) = none.first() {
         problems.push(format!(
