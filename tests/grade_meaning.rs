@@ -535,7 +535,7 @@ fn one_queue_the_children_share_is_the_evidence_for_pi_queue() {
 fn a_server_every_worker_connects_to_is_the_evidence_for_pi_manager() {
     let d = detail(&one("good/pi-manager.py", "pi-manager"), "mechanism");
     assert!(
-        d.contains("(listening at unix:")
+        d.contains(", listening at unix:")
             && d.contains("all 10 workers and the parent connected to it"),
         "{d}"
     );

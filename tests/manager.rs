@@ -357,15 +357,25 @@ proptest::proptest! {
     }
 }
 
-/// `del l[i]` removes the item in the server: the list is one shorter and
-/// the rest moved up.
+/// `l[i] = v` and `del l[i]`, `del d[k]` and `d.items()`, `del ns.x`: each
+/// changes (or reads) the object in the server, as another client sees.
 #[test]
-fn remove_deletes_the_item_in_the_server() {
+fn set_remove_and_items_act_on_the_objects_in_the_server() {
     let mut scope = Scope::new();
     let mut m = start(&mut scope);
     let l = m.list(vec![1.into(), 2.into(), 3.into()]).unwrap();
+    l.set(2, 30).unwrap();
     l.remove(0).unwrap();
-    assert_eq!(l.to_vec().unwrap(), vec![2.into(), 3.into()]);
+    assert_eq!(l.to_vec().unwrap(), vec![2.into(), 30.into()]);
+    let d = m
+        .dict(vec![("a".into(), 1.into()), ("b".into(), 2.into())])
+        .unwrap();
+    d.remove("a").unwrap();
+    assert_eq!(d.items().unwrap(), vec![("b".into(), 2.into())]);
+    let ns = m.namespace().unwrap();
+    ns.set("x", 1).unwrap();
+    ns.remove("x").unwrap();
+    assert!(ns.get("x").is_err(), "x is gone from the namespace");
     let client = format!("{:?}", m.connect().unwrap());
     assert!(client.starts_with("Client { address: "), "{client}");
     m.shutdown().unwrap();
@@ -390,5 +400,47 @@ fn a_stopped_server_is_a_timeout_not_a_death() {
     nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGCONT).unwrap();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     m.shutdown().unwrap();
+    scope.assert_clean();
+}
+
+/// The server's standard input is its owner's lifeline: when it closes (the
+/// owner died without a shutdown), the server exits at once, by itself.
+#[test]
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by pid with wait_exit_timeout"
+)]
+fn the_server_exits_by_itself_when_its_lifeline_closes() {
+    use std::io::{Read, Write};
+    let mut scope = Scope::new();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("s");
+    let mut server = std::process::Command::new(ipckit())
+        .args(["__internal", "manager-server", "--socket"])
+        .arg(&socket)
+        .env(ipckit::manager::SERVE_ENV, &socket)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(server.id() as i32);
+    scope.track(pid);
+    let mut lifeline = server.stdin.take().unwrap();
+    writeln!(lifeline, "{}", AuthKey::random().unwrap().to_hex()).unwrap();
+    let mut ready = [0u8; 21];
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_exact(&mut ready)
+        .unwrap();
+    assert_eq!(&ready, b"ipckit-manager ready\n");
+    drop(lifeline);
+    let status = ipckit::process::wait_exit_timeout(pid, Duration::from_secs(10)).unwrap();
+    if status.is_none() {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    assert_eq!(status, Some(ipckit::process::ExitStatus::Exited(0)));
     scope.assert_clean();
 }

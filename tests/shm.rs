@@ -186,13 +186,16 @@ fn mutex_and_condvar(map: &AnonMapping) -> (&RobustMutex, &SharedCondvar) {
 /// [`DEADLINE`] its timed wait would otherwise last.
 const WOKEN: Duration = Duration::from_secs(2);
 
-/// The waiter is caught asleep in its futex wait first; then one notify must
-/// wake it well before its own timeout (a notify that does nothing fails).
-#[test]
-fn condvar_wakes_a_waiter_in_another_process() {
+/// The waiter is caught asleep in its futex wait first; then one notify
+/// (`notify_one` or `notify_all`) must wake it well before its own timeout (a
+/// notify that does nothing fails).
+#[rstest::rstest]
+fn condvar_wakes_a_waiter_in_another_process(#[values(false, true)] all: bool) {
     let mut scope = Scope::new();
     let map = AnonMapping::new(4096).unwrap();
     let (mutex, cond) = mutex_and_condvar(&map);
+    let shown = format!("{cond:?}");
+    assert!(shown.starts_with("SharedCondvar { seq: 0"), "{shown}");
     let mut waiter = spawn(&mut scope, || {
         let mut guard = mutex.lock()?;
         while map.read::<u32>(1024)? == 0 {
@@ -205,7 +208,11 @@ fn condvar_wakes_a_waiter_in_another_process() {
     await_futex_sleep(waiter.pid());
     let guard = mutex.lock().unwrap();
     map.write(1024, 1u32).unwrap();
-    cond.notify_all().unwrap();
+    if all {
+        cond.notify_all().unwrap();
+    } else {
+        cond.notify_one().unwrap();
+    }
     drop(guard);
     assert!(waiter.wait_deadline(WOKEN).unwrap().success(), "not woken");
     // Nobody notifies now: within a few tries (wake-ups may be spurious) a

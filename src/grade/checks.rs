@@ -477,8 +477,8 @@ fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
     let unwaited = |when: String| {
         Fate::Unwaited(format!(
             "child {} was never waited for by its parent {}, which exited without waiting for it; {when}",
-            who(tree, p.pid),
-            who(tree, p.parent)
+            tree.who(p.pid),
+            tree.who(p.parent)
         ))
     };
     // Untraced: seen as a zombie, and collected by the grader (as adopter)
@@ -503,14 +503,6 @@ fn fate(o: &Outcome, p: &ProcRecord) -> Fate {
         // after the fork (or the kernel reaped it for another reason).
         (Some(_), _) if p.reaped_by.is_none() => Fate::KernelReaped,
         _ => Fate::Unknown,
-    }
-}
-
-/// `pid N (command)` for reports.
-fn who(tree: &Tree, pid: i32) -> String {
-    match tree.procs.get(&pid) {
-        Some(p) if !p.command.is_empty() => format!("{pid} ({})", shown(p)),
-        _ => pid.to_string(),
     }
 }
 
@@ -567,7 +559,7 @@ fn zombies(spec: &Spec, run: &Run) -> Judgement {
             for (pid, f) in &fates {
                 let parent = tree.procs.get(pid).map_or(0, |p| p.parent);
                 if *f == Fate::ReapedByParent && (ignorers.is_empty() || ignorers.contains(&parent)) {
-                    problems.push(format!("child {} was collected by its parent's wait, not reaped by the kernel: SIGCHLD was not ignored", who(tree, *pid)));
+                    problems.push(format!("child {} was collected by its parent's wait, not reaped by the kernel: SIGCHLD was not ignored", tree.who(*pid)));
                 }
             }
             if by_kernel == 0 && problems.is_empty() {
@@ -625,7 +617,7 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
             problems.push(format!(
                 "process {} ({}) {}",
                 p.pid,
-                shown(p),
+                p.shown(),
                 p.killed.as_deref().unwrap_or("killed")
             ));
         } else if !p.launcher
@@ -665,16 +657,6 @@ fn orphans(spec: &Spec, run: &Run) -> Judgement {
             adopted.len(),
             spec.linger
         ))
-    }
-}
-
-/// A process's command for reports: its last 60 characters.
-fn shown(p: &ProcRecord) -> String {
-    let n = p.command.chars().count();
-    match n {
-        0 => "?".into(),
-        1..=60 => p.command.clone(),
-        _ => format!("...{}", p.command.chars().skip(n - 60).collect::<String>()),
     }
 }
 
@@ -767,7 +749,7 @@ fn mechanism(spec: &Spec, run: &Run) -> Judgement {
                 problems.push(format!(
                     "no process did all that is required; the closest, {} ({}), lacks {}",
                     p.pid,
-                    shown(p),
+                    p.shown(),
                     lacking.join(", ")
                 ));
             }

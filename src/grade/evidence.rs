@@ -76,6 +76,19 @@ pub struct ProcRecord {
 }
 
 impl ProcRecord {
+    /// Its command for reports: the last 60 characters.
+    pub fn shown(&self) -> String {
+        let n = self.command.chars().count();
+        match n {
+            0 => "?".into(),
+            1..=60 => self.command.clone(),
+            _ => format!(
+                "...{}",
+                self.command.chars().skip(n - 60).collect::<String>()
+            ),
+        }
+    }
+
     /// The pids it is known by: its pid, and its pid in its own namespace.
     pub fn ids(&self) -> Vec<i32> {
         let mut v = vec![self.pid];
@@ -338,6 +351,14 @@ impl Tree {
     /// The processes that are judged: the port's own, not its launch chain.
     pub fn judged(&self) -> impl Iterator<Item = &ProcRecord> {
         self.procs.values().filter(|p| !p.launcher)
+    }
+
+    /// `PID (command)` for reports, or the bare pid of an unknown process.
+    pub fn who(&self, pid: i32) -> String {
+        match self.procs.get(&pid) {
+            Some(p) if !p.command.is_empty() => format!("{pid} ({})", p.shown()),
+            _ => pid.to_string(),
+        }
     }
 
     /// The student's own processes: judged, and not helper programs.

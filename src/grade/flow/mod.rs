@@ -541,7 +541,7 @@ mod tests {
         assert_eq!(
             p,
             [
-                "the parent 10 never connected to the server process 12 (listening at unix:/tmp/m/listener): it reads the result from there"
+                "the parent 10 never connected to the server process 12, listening at unix:/tmp/m/listener: it reads the result from there"
             ]
         );
         t.procs.get_mut(&10).unwrap().connected = vec![addr.clone()];

@@ -40,7 +40,11 @@ pub(super) fn each_child(scene: &Scene, problems: &mut Vec<String>, seen: &mut V
         .filter(|c| servers.iter().all(|s| s.pid != c.pid))
         .copied()
         .collect();
-    let at = format!("server process {} (listening at {})", server.pid, addrs[0]);
+    let at = format!(
+        "server process {}, listening at {}",
+        tree.who(server.pid),
+        addrs[0]
+    );
     if workers.is_empty() {
         problems.push(format!(
             "process {parent} forked no worker besides the {at}"
@@ -69,7 +73,7 @@ pub(super) fn each_child(scene: &Scene, problems: &mut Vec<String>, seen: &mut V
     no_channel_detour(flow, tree, parent, &workers, problems);
     if missing.is_empty() && problems.len() == before {
         seen.push(format!(
-            "the {at} accepted {} connections; all {} workers and the parent connected to it; no worker sent data over a pipe, socket pair or file",
+            "the {at}, accepted {} connections; all {} workers and the parent connected to it; no worker sent data over a pipe, socket pair or file",
             server.count("accepts"),
             workers.len()
         ));
