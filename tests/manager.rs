@@ -371,7 +371,12 @@ fn set_remove_and_items_act_on_the_objects_in_the_server() {
         .dict(vec![("a".into(), 1.into()), ("b".into(), 2.into())])
         .unwrap();
     d.remove("a").unwrap();
-    assert_eq!(d.items().unwrap(), vec![("b".into(), 2.into())]);
+    d.set("b", 20).unwrap();
+    assert_eq!(
+        d.items().unwrap(),
+        vec![("b".into(), 20.into())],
+        "a key once"
+    );
     let ns = m.namespace().unwrap();
     ns.set("x", 1).unwrap();
     ns.remove("x").unwrap();

@@ -569,3 +569,20 @@ proptest! {
         scope.assert_clean();
     }
 }
+
+/// The limits print as one line a student can check against `/proc`:
+/// `dir/name = value, name = value` (`?` for a value this system hides).
+#[test]
+fn limits_print_as_the_proc_files_they_come_from() {
+    let posix = ipckit::mq::posix::Limits {
+        msg_max: Some(10),
+        msgsize_max: None,
+        queues_max: Some(256),
+    };
+    assert_eq!(
+        posix.to_string(),
+        "/proc/sys/fs/mqueue/msg_max = 10, msgsize_max = ?, queues_max = 256"
+    );
+    let name = ipckit::mq::posix::QueueName::new("/pi").unwrap();
+    assert_eq!(name.to_string(), "/pi", "a name prints as itself");
+}

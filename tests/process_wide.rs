@@ -123,17 +123,19 @@ extern "C" fn note_interrupt(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// A signal whose handler has no `SA_RESTART` interrupts `waitpid(2)` with
-/// `EINTR`; `wait_exit` retries and still returns the child's status. The
-/// signal is sent to the waiting thread only once `/proc` shows it inside
-/// `wait4` (its `syscall` file), never on a timer.
-#[test]
-#[serial]
-#[allow(clippy::zombie_processes, reason = "wait_exit reaps the child by pid")]
-fn a_wait_interrupted_by_a_signal_is_retried() {
+/// Runs `blocked` in a thread, waits until `/proc` shows that thread inside
+/// system call `call` (its `syscall` file: blocked there, never a timer),
+/// sends it `SIGUSR1` (a handler without `SA_RESTART`, so the call fails
+/// with `EINTR`), then runs `wake` and returns what `blocked` returned.
+fn interrupted_in<R: Send + 'static>(
+    call: i64,
+    blocked: impl FnOnce() -> R + Send + 'static,
+    wake: impl FnOnce(),
+) -> R {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     use std::os::unix::thread::JoinHandleExt;
-    let mut scope = Scope::new();
+    use std::sync::atomic::{AtomicI32, Ordering};
+    INTERRUPTED.store(false, Ordering::SeqCst);
     let act = SigAction::new(
         SigHandler::Handler(note_interrupt),
         SaFlags::empty(),
@@ -141,45 +143,90 @@ fn a_wait_interrupted_by_a_signal_is_retried() {
     );
     // SAFETY: the handler only stores to an atomic (async-signal-safe).
     let old = unsafe { sigaction(Signal::SIGUSR1, &act) }.unwrap();
+    let tid = std::sync::Arc::new(AtomicI32::new(0));
+    let t = tid.clone();
+    let thread = std::thread::spawn(move || {
+        t.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+        blocked()
+    });
+    let start = Instant::now();
+    let inside = || {
+        let tid = tid.load(Ordering::SeqCst);
+        let now =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+        tid != 0 && now.split_whitespace().next() == Some(&call.to_string())
+    };
+    while !inside() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the thread never blocked in system call {call}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: the thread is alive: it is blocked in the call until woken.
+    let sent = unsafe { libc::pthread_kill(thread.as_pthread_t(), libc::SIGUSR1) };
+    assert_eq!(sent, 0);
+    while !INTERRUPTED.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the signal never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    wake();
+    let got = thread.join().unwrap();
+    // SAFETY: puts back the handler that was there before.
+    unsafe { sigaction(Signal::SIGUSR1, &old) }.unwrap();
+    got
+}
+
+/// `waitpid(2)` interrupted by a signal fails with `EINTR`; `wait_exit`
+/// retries and still returns the child's status.
+#[test]
+#[serial]
+#[allow(clippy::zombie_processes, reason = "wait_exit reaps the child by pid")]
+fn a_wait_interrupted_by_a_signal_is_retried() {
+    let mut scope = Scope::new();
     let child = std::process::Command::new("sleep")
         .arg("1")
         .spawn()
         .unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     scope.track(pid);
-    let tid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let t = tid.clone();
-    let waiter = std::thread::spawn(move || {
-        t.store(
-            nix::unistd::gettid().as_raw(),
-            std::sync::atomic::Ordering::SeqCst,
-        );
-        process::wait_exit(pid)
-    });
-    let start = Instant::now();
-    let in_wait4 = || {
-        let tid = tid.load(std::sync::atomic::Ordering::SeqCst);
-        let call =
-            std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
-        tid != 0 && call.split_whitespace().next() == Some(&libc::SYS_wait4.to_string())
-    };
-    while !in_wait4() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the waiter never blocked in wait4"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // SAFETY: the waiter thread is alive (it is blocked in wait4 until the child exits).
-    let sent = unsafe { libc::pthread_kill(waiter.as_pthread_t(), libc::SIGUSR1) };
-    assert_eq!(sent, 0);
-    let status = waiter.join().unwrap();
-    // SAFETY: puts back the handler that was there before.
-    unsafe { sigaction(Signal::SIGUSR1, &old) }.unwrap();
-    assert!(
-        INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst),
-        "the signal never arrived"
-    );
+    let status = interrupted_in(libc::SYS_wait4, move || process::wait_exit(pid), || {});
     assert_eq!(status.unwrap(), process::ExitStatus::Exited(0));
     scope.assert_clean();
+}
+
+/// `sem_wait(3)` interrupted by a signal fails with `EINTR` whatever the
+/// handler's flags (`signal(7)`); `acquire` retries and takes the count
+/// released afterwards.
+#[test]
+#[serial]
+fn a_semaphore_wait_interrupted_by_a_signal_is_retried() {
+    use ipckit::sync::{PosixSemaphore, Semaphore};
+    let sem = std::sync::Arc::new(Semaphore::new(0).unwrap());
+    let s = sem.clone();
+    let got = interrupted_in(
+        libc::SYS_futex,
+        move || s.acquire(),
+        || sem.release().unwrap(),
+    );
+    got.unwrap();
+}
+
+/// The same for `sem_timedwait(3)`: interrupted, `acquire_timeout` waits on
+/// (it does not give up early, nor fail with `EINTR`).
+#[test]
+#[serial]
+fn a_timed_semaphore_wait_interrupted_by_a_signal_is_retried() {
+    use ipckit::sync::{PosixSemaphore, Semaphore};
+    let sem = std::sync::Arc::new(Semaphore::new(0).unwrap());
+    let s = sem.clone();
+    let got = interrupted_in(
+        libc::SYS_futex,
+        move || s.acquire_timeout(Duration::from_secs(20)),
+        || sem.release().unwrap(),
+    );
+    got.unwrap();
 }

@@ -123,6 +123,27 @@ fn lock_held_by_a_killed_process_is_recovered_and_the_death_reported() {
     scope.assert_clean();
 }
 
+/// `acquire(block=False)` on a free lock gets it (and the lock is then
+/// held: a second try gets nothing until the first guard is dropped).
+#[test]
+fn try_acquire_gets_a_free_lock() {
+    let lock = Lock::new().unwrap();
+    let guard = lock.try_acquire().unwrap().expect("a free lock is taken");
+    assert!(!guard.previous_owner_died());
+    let shown = format!("{guard:?}");
+    assert!(shown.starts_with("MutexGuard { mutex: "), "{shown}");
+    drop(guard);
+    let guard = lock
+        .try_acquire()
+        .unwrap()
+        .expect("free again after a drop");
+    guard.unlock().unwrap();
+    assert!(
+        lock.try_acquire().unwrap().is_some(),
+        "free again after unlock()"
+    );
+}
+
 #[test]
 fn lock_acquire_timeout_gives_up_while_another_process_holds_it() {
     let mut scope = Scope::new();
