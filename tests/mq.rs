@@ -121,6 +121,7 @@ mod posix_queues {
         let owner = QueueOwner::create_exclusive(&name, &small(2)).unwrap();
         let e = MessageQueue::create_exclusive(&name, &small(2)).unwrap_err();
         assert_eq!(e.errno(), Some(Errno::EEXIST), "{e}");
+        assert!(e.to_string().contains("already exists"), "{e}");
         let shared = MessageQueue::create(&name, &small(2)).unwrap();
         shared.send(b"via create", 0).unwrap();
         assert_eq!(owner.try_receive().unwrap().0, b"via create");
@@ -146,6 +147,30 @@ mod posix_queues {
         assert_eq!(again.try_receive().unwrap().0, b"still here");
         let e = posix::unlink(&name).unwrap_err();
         assert_eq!(e.errno(), Some(Errno::ENOENT), "{e}");
+        scope.assert_clean();
+    }
+
+    /// This process's descriptors on queue `name` (`/proc/self/fd` shows a
+    /// queue descriptor as the queue's name).
+    fn descriptors_on(name: &QueueName) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == name.as_str()))
+            .count()
+    }
+
+    #[test]
+    fn dropping_a_handle_closes_its_descriptor() {
+        let scope = Scope::new();
+        let name = name_in(&scope, "fd");
+        let owner = QueueOwner::create_exclusive(&name, &small(2)).unwrap();
+        let q = MessageQueue::open_existing(&name).unwrap();
+        assert_eq!(descriptors_on(&name), 2);
+        drop(q);
+        assert_eq!(descriptors_on(&name), 1, "the handle's mq_close");
+        drop(owner);
+        assert_eq!(descriptors_on(&name), 0);
         scope.assert_clean();
     }
 

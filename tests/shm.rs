@@ -131,7 +131,10 @@ fn try_acquire_gets_a_free_lock() {
     let guard = lock.try_acquire().unwrap().expect("a free lock is taken");
     assert!(!guard.previous_owner_died());
     let shown = format!("{guard:?}");
-    assert!(shown.starts_with("MutexGuard { mutex: "), "{shown}");
+    assert!(
+        shown.starts_with("MutexGuard { mutex: RobustMutex@0x"),
+        "{shown}"
+    );
     drop(guard);
     let guard = lock
         .try_acquire()
@@ -406,6 +409,47 @@ fn named_semaphore_is_shared_by_name_and_unlinked_by_its_owner() {
     scope.assert_clean();
 }
 
+/// A named semaphore's errors carry its name; dropping the last handle
+/// closes it (`sem_close(3)` unmaps `/dev/shm/sem.NAME` from this process).
+#[test]
+fn a_named_semaphore_is_named_in_errors_and_unmapped_when_dropped() {
+    let scope = Scope::new();
+    let name = PosixName::new(&scope.name("semmap")).unwrap();
+    let owner = NamedSemaphore::create(&name, 0).unwrap();
+    // glibc maps a temporary file that it then links to the name: the
+    // mapping is found by the inode, not by the path.
+    let file = format!("/dev/shm/sem.{}", name.as_str().trim_start_matches('/'));
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(file).unwrap()).to_string();
+    let mapped = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .any(|l| l.split_whitespace().nth(4) == Some(inode.as_str()))
+    };
+    assert!(mapped());
+    let e = owner
+        .acquire_timeout(Duration::from_millis(10))
+        .unwrap_err();
+    assert!(e.to_string().contains(name.as_str()), "{e}");
+    drop(owner);
+    assert!(!mapped(), "still mapped after the last handle was dropped");
+    scope.assert_clean();
+}
+
+/// A System V set is made with mode 0600 (`/proc/sysvipc/sem`, `proc(5)`):
+/// only its owner may use it.
+#[test]
+fn a_sysv_semaphore_set_is_private_to_its_owner() {
+    let set = SysvSemSet::create(1, 1).unwrap();
+    let table = std::fs::read_to_string("/proc/sysvipc/sem").unwrap();
+    let row: Vec<&str> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&set.id().to_string().as_str()))
+        .expect("the set is listed");
+    assert_eq!(row[2], "600", "perms of {row:?}");
+}
+
 /// POSIX semaphores do not know their holders: a unit taken by a process
 /// that is killed is lost, and the next acquire can only time out.
 #[test]
@@ -651,4 +695,14 @@ fn arrays_index_check_and_lock_free_objects_have_no_lock() {
     );
     assert_eq!(raw.to_string(), "b'a'");
     assert!(Array::<u32>::zeroed(0).unwrap().is_empty());
+}
+
+/// A timed-out wait on an unnamed semaphore names it so in its error.
+#[test]
+fn a_timed_out_semaphore_wait_says_which_semaphore() {
+    use ipckit::sync::PosixSemaphore;
+    let sem = Semaphore::new(0).unwrap();
+    let e = sem.acquire_timeout(Duration::from_millis(10)).unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("unnamed semaphore"), "{e}");
 }
