@@ -39,6 +39,7 @@ if [ "$mode" = --missed ]; then
   done < "$list"
   out=$out-missed
 fi
+mkdir -p "$out"
 cargo_args=(); for t in $tests; do cargo_args+=("--cargo-arg=$t"); done
 cargo mutants --version >/dev/null 2>&1 || cargo install cargo-mutants --locked
 exec scripts/in-private-ipc.sh nice -n 19 cargo mutants --in-place -f "$files" "${select[@]}" \

@@ -440,7 +440,9 @@ fn a_named_semaphore_is_named_in_errors_and_unmapped_when_dropped() {
 /// only its owner may use it.
 #[test]
 fn a_sysv_semaphore_set_is_private_to_its_owner() {
+    let mut scope = Scope::new();
     let set = SysvSemSet::create(1, 1).unwrap();
+    scope.track_sysv(ObjectKind::SysvSem, set.id());
     let table = std::fs::read_to_string("/proc/sysvipc/sem").unwrap();
     let row: Vec<&str> = table
         .lines()
@@ -448,6 +450,12 @@ fn a_sysv_semaphore_set_is_private_to_its_owner() {
         .find(|f| f.get(1) == Some(&set.id().to_string().as_str()))
         .expect("the set is listed");
     assert_eq!(row[2], "600", "perms of {row:?}");
+    assert!(set.try_acquire(0).unwrap(), "a unit is there");
+    assert!(!set.try_acquire(0).unwrap(), "and then none");
+    set.release(0).unwrap();
+    assert!(set.try_acquire(0).unwrap(), "released, it is there again");
+    drop(set);
+    scope.assert_clean();
 }
 
 /// POSIX semaphores do not know their holders: a unit taken by a process
