@@ -294,8 +294,13 @@ fn a_deadline_inside_a_frame_leaves_the_connection_out_of_step() {
     let mut half = 100u32.to_le_bytes().to_vec();
     half.extend_from_slice(&[1u8; 10]);
     channel::write_all(&w, &half, "raw").unwrap();
+    let start = Instant::now();
     let e = r.recv_bytes_timeout(Duration::from_millis(50)).unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(50),
+        "gave up before its timeout"
+    );
     w.send_bytes(b"later").unwrap();
     let e = r.recv_bytes_timeout(DEADLINE).unwrap_err();
     assert!(e.to_string().contains("middle of a frame"), "{e}");
@@ -309,6 +314,36 @@ fn sending_after_the_reader_is_gone_is_epipe(#[values(true, false)] duplex: bool
     drop(r);
     let e = w.send("anyone?").unwrap_err();
     assert_eq!(e.errno(), Some(Errno::EPIPE), "{e}");
+    assert!(
+        matches!(e, Error::Sys { .. }),
+        "an OS error keeps its errno: {e:?}"
+    );
+    let end = if duplex {
+        "duplex connection (fd "
+    } else {
+        "write end of a simplex connection (fd "
+    };
+    assert!(e.to_string().contains(end), "the error names the end: {e}");
+    scope.assert_clean();
+}
+
+/// A simplex pipe's ends are one-way: each says which end to use instead.
+#[test]
+fn a_simplex_end_used_the_wrong_way_names_the_right_one() {
+    let scope = Scope::new();
+    let (r, w) = connection::pipe(false).unwrap();
+    let e = r.send("x").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot send on the read-only (first) end of a simplex pipe"),
+        "{e}"
+    );
+    let e = w.recv::<String>().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot receive on the write-only (second) end"),
+        "{e}"
+    );
     scope.assert_clean();
 }
 
