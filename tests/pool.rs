@@ -131,3 +131,16 @@ proptest::proptest! {
         proptest::prop_assert!(seconds < 10.0, "took {} s", seconds);
     }
 }
+
+/// `ready()` says whether a result has arrived; `terminate()`, and the drop
+/// at the end of a `with` block, end busy workers at once: right after
+/// each, none of the workers (busy with a 5 s task) is still alive.
+#[test]
+fn terminate_and_drop_end_busy_workers_and_ready_tells_the_truth() {
+    let run = audited_cmd(&[ipckit(), "__internal", "pool-terminate", "--processes", "2"]);
+    run.assert_clean();
+    assert_eq!(
+        run.lines(),
+        ["ready false true", "terminate: alive 0", "drop: alive 0"]
+    );
+}

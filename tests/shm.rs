@@ -454,6 +454,20 @@ fn a_sysv_semaphore_set_is_private_to_its_owner() {
     assert!(!set.try_acquire(0).unwrap(), "and then none");
     set.release(0).unwrap();
     assert!(set.try_acquire(0).unwrap(), "released, it is there again");
+    let e = set.try_acquire(1).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("1 is out of range for a set of 1 semaphores"),
+        "{e}"
+    );
+    let e = set
+        .acquire_timeout(0, Duration::from_millis(10))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("semaphore set {}", set.id())),
+        "{e}"
+    );
     drop(set);
     scope.assert_clean();
 }

@@ -33,6 +33,11 @@ pub const COMMANDS: &[Program] = &[
         run: pool_join_timeout,
     },
     Program {
+        id: "pool-terminate",
+        summary: "ready() before and after a task, then terminate() and a drop end busy workers; prints 'ready false true', 'terminate: alive 0', 'drop: alive 0'",
+        run: pool_terminate,
+    },
+    Program {
         id: "manager-adders",
         summary: "K processes each add 1 to a Namespace N times atomically; prints x (--procs K --adds N)",
         run: manager_adders,
@@ -159,6 +164,36 @@ fn pool_join_timeout(args: &[String]) -> Result<i32> {
         other => println!("join: {other:?} after {} ms", start.elapsed().as_millis()),
     }
     pool.terminate()?;
+    Ok(0)
+}
+
+/// `pool-terminate`: a long task is not ready while a short one becomes
+/// ready; then `terminate()` on one pool, and dropping another, end their
+/// busy workers at once (no worker process is left, `/proc`).
+fn pool_terminate(args: &[String]) -> Result<i32> {
+    let alive = |pids: &[nix::unistd::Pid]| {
+        pids.iter()
+            .filter(|p| crate::procfs::state_of(p.as_raw()).is_some_and(|s| s != 'Z'))
+            .count()
+    };
+    let pool = single_thread_pool(args)?;
+    let long = pool.apply_async(nap, 5_000)?;
+    let short = pool.apply_async(nap, 1)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut short_ready = false;
+    while !short_ready && std::time::Instant::now() < deadline {
+        short_ready = short.ready()?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("ready {} {short_ready}", long.ready()?);
+    let pids = pool.worker_pids();
+    pool.terminate()?;
+    println!("terminate: alive {}", alive(&pids));
+    let other = single_thread_pool(args)?;
+    let _busy = other.apply_async(nap, 5_000)?;
+    let pids = other.worker_pids();
+    drop(other);
+    println!("drop: alive {}", alive(&pids));
     Ok(0)
 }
 
