@@ -562,11 +562,20 @@ fn named_shared_memory_is_shared_sized_and_unlinked_by_its_owner() {
     let name = PosixName::new(&scope.name("rw")).unwrap();
     let owner = SharedMemory::create(&name, 8).unwrap();
     assert_eq!(owner.len(), 8);
+    let file = format!("/dev/shm/{}", name.as_str().trim_start_matches('/'));
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "only its owner may open it");
     let err = SharedMemory::create(&name, 8).unwrap_err();
     assert_eq!(err.errno(), Some(Errno::EEXIST), "{err}");
     let child = spawn(&mut scope, || SharedMemory::open(&name)?.write(0, 2.5f64));
     join(vec![child]);
     assert_eq!(owner.read::<f64>(0).unwrap(), 2.5);
+    assert_eq!(
+        SharedMemory::open_at_least(&name, 8).unwrap().len(),
+        8,
+        "exactly enough"
+    );
     let err = SharedMemory::open_at_least(&name, 16).unwrap_err();
     assert!(
         err.to_string().contains("holds 8 bytes, 16 were expected"),

@@ -112,12 +112,7 @@ impl SharedRegion for SharedMemory {
 impl Removable for SharedMemory {
     /// `shm_unlink(3)`: existing mappings, including this one, stay valid.
     fn remove_name(&self) -> Result<()> {
-        let name = &self.name;
-        sys::nix(
-            "shm_unlink",
-            name,
-            nix::sys::mman::shm_unlink(name.as_c_str()),
-        )
+        shm_unlink(&self.name)
     }
 }
 
