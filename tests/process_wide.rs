@@ -230,3 +230,22 @@ fn a_timed_semaphore_wait_interrupted_by_a_signal_is_retried() {
     );
     got.unwrap();
 }
+
+/// The same for `semop(2)` on a System V set (`semtimedop` underneath).
+#[test]
+#[serial]
+fn a_sysv_semaphore_wait_interrupted_by_a_signal_is_retried() {
+    use ipckit::sync::SysvSemSet;
+    let mut scope = Scope::new();
+    let set = std::sync::Arc::new(SysvSemSet::create(1, 0).unwrap());
+    scope.track_sysv(ipckit::audit::ledger::ObjectKind::SysvSem, set.id());
+    let s = set.clone();
+    let got = interrupted_in(
+        libc::SYS_semtimedop,
+        move || s.acquire(0),
+        || set.release(0).unwrap(),
+    );
+    got.unwrap();
+    drop(set);
+    scope.assert_clean();
+}

@@ -468,7 +468,14 @@ fn a_sysv_semaphore_set_is_private_to_its_owner() {
             .contains(&format!("semaphore set {}", set.id())),
         "{e}"
     );
+    // A handle on a set that its owner removed fails: it is not "busy".
+    let stale = SysvSemSet::open(set.id()).unwrap();
     drop(set);
+    let e = stale.try_acquire(0).unwrap_err();
+    assert!(
+        matches!(e.errno(), Some(Errno::EINVAL | Errno::EIDRM)),
+        "{e}"
+    );
     scope.assert_clean();
 }
 
