@@ -453,6 +453,11 @@ fn a_sysv_semaphore_set_is_private_to_its_owner() {
     assert!(set.try_acquire(0).unwrap(), "a unit is there");
     assert!(!set.try_acquire(0).unwrap(), "and then none");
     set.release(0).unwrap();
+    assert_eq!(
+        set.last_pid(0).unwrap(),
+        std::process::id() as i32,
+        "GETPID: this process did the last operation"
+    );
     assert!(set.try_acquire(0).unwrap(), "released, it is there again");
     let e = set.try_acquire(1).unwrap_err();
     assert!(
@@ -468,14 +473,15 @@ fn a_sysv_semaphore_set_is_private_to_its_owner() {
             .contains(&format!("semaphore set {}", set.id())),
         "{e}"
     );
-    // A handle on a set that its owner removed fails: it is not "busy".
+    // A handle on a set that another process removed fails: it is not "busy".
     let stale = SysvSemSet::open(set.id()).unwrap();
-    drop(set);
+    SysvSemSet::open(set.id()).unwrap().remove().unwrap();
     let e = stale.try_acquire(0).unwrap_err();
     assert!(
         matches!(e.errno(), Some(Errno::EINVAL | Errno::EIDRM)),
         "{e}"
     );
+    drop(set); // its owner finds it gone already
     scope.assert_clean();
 }
 
