@@ -152,9 +152,12 @@ mod tests {
 
     #[test]
     fn frames_larger_than_a_record_and_small_ones_arrive_intact() {
-        let dir = std::env::temp_dir().join(format!("ipckit-link-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s");
+        // Removed on drop, even when an assertion below fails.
+        let dir = tempfile::Builder::new()
+            .prefix("ipckit-link-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("s");
         let listener = listen(&path).unwrap();
         let big: Vec<u8> = (0..3 * RECORD + 17).map(|i| (i % 251) as u8).collect();
         let expected = big.clone();
@@ -173,6 +176,6 @@ mod tests {
             read_frame(&mut link, 1 << 20),
             Err(crate::Error::Eof(_))
         ));
-        std::fs::remove_dir_all(&dir).unwrap();
+        dir.close().unwrap();
     }
 }
