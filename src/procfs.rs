@@ -81,7 +81,7 @@ pub fn cmdline(pid: i32) -> String {
 /// The writable shared mappings of `pid` (`/proc/<pid>/maps`, `proc(5)`:
 /// permissions `rw?s`), each as `PATH [DEV INODE]`, at most
 /// [`MAX_SHARED_MAPPINGS`]. Two processes that map the same memory show the
-/// same device and inode ([`mapping_identity`]), whether it came from
+/// same device and inode (`grade::evidence::mapping_identity`), whether it came from
 /// `mmap(MAP_SHARED | MAP_ANONYMOUS)` (`/dev/zero (deleted)`), `shm_open(3)`,
 /// `sem_open(3)` (`/dev/shm/sem.NAME`) or `shmat(2)` (`/SYSV...`); the path
 /// may differ (` (deleted)` once unlinked). `None` if the process is gone.
@@ -92,12 +92,6 @@ pub fn shared_mappings(pid: i32) -> Option<Vec<String>> {
 
 /// At most this many shared mappings are noted per process.
 pub const MAX_SHARED_MAPPINGS: usize = 64;
-
-/// The `[DEV INODE]` of a [`shared_mappings`] entry: what makes two
-/// mappings the same memory.
-pub fn mapping_identity(key: &str) -> &str {
-    key.rfind(" [").map_or(key, |i| &key[i + 1..])
-}
 
 /// [`shared_mappings`] of the text of a `maps` file: one entry per mapping
 /// (a region split in two by `mprotect` counts once).
@@ -178,10 +172,6 @@ mod tests {
                 "/dev/shm/pym-30889-mm8rnvw6 (deleted) [00:1b 17618]",
                 "/dev/zero (deleted) [00:01 4242]",
             ]
-        );
-        assert_eq!(
-            mapping_identity("/dev/shm/pi (deleted) [00:1b 9]"),
-            "[00:1b 9]"
         );
         let many: String = (0..100)
             .map(|i| {

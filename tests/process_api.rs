@@ -427,7 +427,8 @@ fn sleep_command(secs: &str) -> nix::unistd::Pid {
 }
 
 /// This thread's voluntary and involuntary context switches and CPU time
-/// (`getrusage(2)`, `RUSAGE_THREAD`).
+/// (`getrusage(2)`, `RUSAGE_THREAD`: Linux).
+#[cfg(target_os = "linux")]
 fn thread_usage() -> (i64, i64, Duration) {
     // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
@@ -443,6 +444,7 @@ fn thread_usage() -> (i64, i64, Duration) {
 /// dozens of times; a loop that never sleeps burns the half second (or, on a
 /// busy machine, is preempted again and again).
 #[test]
+#[cfg(target_os = "linux")]
 fn a_timed_wait_sleeps_on_a_pidfd_until_the_exit() {
     let mut scope = Scope::new();
     let pid = sleep_command("0.5");

@@ -68,6 +68,7 @@ fn v2_parent_from(mounts: &str, own: &str) -> Option<PathBuf> {
 }
 
 /// The processes left in the group of the (dead) supervisor `supervisor`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn procs_left_by(supervisor: i32) -> Vec<i32> {
     dirs_of("grade", supervisor as u32)
         .into_iter()

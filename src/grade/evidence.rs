@@ -108,6 +108,13 @@ impl ProcRecord {
     }
 }
 
+/// The `[DEV INODE]` of a shared mapping as `procfs::shared_mappings`
+/// writes it (`PATH [DEV INODE]`): what makes two mappings the same memory,
+/// whatever their paths say (` (deleted)` once unlinked).
+pub fn mapping_identity(key: &str) -> &str {
+    key.rfind(" [").map_or(key, |i| &key[i + 1..])
+}
+
 /// A named object the port created or unlinked.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NamedObject {
@@ -426,6 +433,16 @@ fn sigchld_ignored(pid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapping_is_known_by_its_device_and_inode_whatever_its_path() {
+        assert_eq!(
+            mapping_identity("/dev/shm/pi (deleted) [00:1b 9]"),
+            "[00:1b 9]"
+        );
+        assert_eq!(mapping_identity("/dev/shm/pi [00:1b 9]"), "[00:1b 9]");
+        assert_eq!(mapping_identity("[00:01 7]"), "[00:01 7]");
+    }
 
     #[test]
     fn what_the_main_process_did_before_its_last_exec_is_the_launcher() {

@@ -173,7 +173,12 @@ fn pool_join_timeout(args: &[String]) -> Result<i32> {
 fn pool_terminate(args: &[String]) -> Result<i32> {
     let alive = |pids: &[nix::unistd::Pid]| {
         pids.iter()
-            .filter(|p| crate::procfs::state_of(p.as_raw()).is_some_and(|s| s != 'Z'))
+            .filter(|p| {
+                crate::process::state_of(**p)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s != 'Z')
+            })
             .count()
     };
     let pool = single_thread_pool(args)?;

@@ -17,8 +17,8 @@
 //! Whether a child took the lock cannot be seen either way.
 
 use super::{Scene, children_named, no_channel_detour, no_socket_detour};
+use crate::grade::evidence::mapping_identity;
 use crate::grade::evidence::{ProcRecord, Tree};
-use crate::procfs::mapping_identity;
 
 /// A named semaphore's mapping (`sem_open(3)` maps `/dev/shm/sem.NAME`): a
 /// lock, not the data.
