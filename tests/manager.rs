@@ -401,6 +401,12 @@ fn a_stopped_server_is_a_timeout_not_a_death() {
     scope.track(server);
     let l = m.list(vec![]).unwrap();
     nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // The stop is asynchronous: wait until /proc shows the server stopped.
+    let start = Instant::now();
+    while ipckit::process::state_of(server).unwrap() != Some('T') {
+        assert!(start.elapsed() < Duration::from_secs(10), "never stopped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let e = l.append(1).unwrap_err();
     nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGCONT).unwrap();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
