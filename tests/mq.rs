@@ -430,6 +430,7 @@ fn sysv_keys_fresh_explicit_and_existing() {
     assert_ne!(key, 0, "a fresh key is never IPC_PRIVATE");
     let e = sysv::MessageQueue::create(Key::Value(key), 0o600).unwrap_err();
     assert_eq!(e.errno(), Some(Errno::EEXIST), "{e}");
+    assert!(e.to_string().contains("already has this key"), "{e}");
     assert_eq!(sysv::MessageQueue::open_existing(key).unwrap().id(), q.id());
     assert_eq!(
         sysv::MessageQueue::create_or_open(key, 0o600).unwrap().id(),
@@ -521,6 +522,17 @@ fn sysv_owner_removes_on_drop_and_a_removed_queue_errors() {
         matches!(e.errno(), Some(Errno::EINVAL | Errno::EIDRM)),
         "{e}"
     );
+    // msgsnd's EINVAL here is the removed queue, not the message's size:
+    // the size is blamed only for a message above msgmax.
+    let msgmax = sysv::limits().msgmax.unwrap_or(8192) as usize;
+    for len in [1, msgmax] {
+        let e = gone.try_send(1, &vec![0u8; len]).unwrap_err();
+        assert!(
+            matches!(e.errno(), Some(Errno::EINVAL | Errno::EIDRM)),
+            "{len} bytes: {e}"
+        );
+        assert!(e.to_string().contains("msgsnd"), "{e}");
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod common;
 use common::pi::assert_pi_program;
 use common::{audited, audited_cmd, ipckit};
 use ipckit::programs::internal::mix;
+use rstest::rstest;
 
 #[test]
 fn pool_async_runs_four_tasks_in_parallel() {
@@ -62,6 +63,55 @@ fn max_tasks_per_child_replaces_workers_and_keeps_results() {
     let items: Vec<i64> = (0..25).collect();
     let want: Vec<i64> = items.iter().map(|&x| mix(x)).collect();
     assert_eq!(pool_map(2, 1, 1, &items), want);
+}
+
+/// Python's `maxtasksperchild`: a worker exits after that many tasks and a
+/// new one takes its place (the pids the tasks return show which worker ran
+/// each); without a limit one worker runs them all.
+#[rstest]
+#[case::two_per_worker("2", "runs 2 2 1")]
+#[case::one_per_worker("1", "runs 1 1 1 1 1")]
+#[case::no_limit("0", "runs 5")]
+fn max_tasks_per_child_counts_the_tasks_each_worker_ran(
+    #[case] max_tasks: &str,
+    #[case] runs: &str,
+) {
+    let run = audited_cmd(&[
+        ipckit(),
+        "__internal",
+        "pool-workers",
+        "--processes",
+        "1",
+        "--max-tasks",
+        max_tasks,
+        "--tasks",
+        "5",
+    ]);
+    run.assert_clean();
+    assert_eq!(run.lines(), [runs]);
+}
+
+/// A task that panics fails with the panic's message (a `&str` or a
+/// `String`; anything else has none), and its worker goes on serving.
+#[test]
+fn a_panicking_task_fails_with_its_message_and_the_worker_goes_on() {
+    let run = audited_cmd(&[ipckit(), "__internal", "pool-panic", "--processes", "1"]);
+    run.assert_clean();
+    // The output also holds the workers' panic reports (standard error).
+    let lines: Vec<&str> = run
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("panicked: ") || l.starts_with("after "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "panicked: a literal message",
+            "panicked: formatted 42",
+            "panicked: (no message)",
+            "after 7",
+        ]
+    );
 }
 
 #[test]

@@ -127,11 +127,13 @@ fn seqpacket() -> std::io::Result<std::os::fd::OwnedFd> {
 
 /// The server's listening socket at `path` (a stream: see the module doc).
 #[cfg(not(target_os = "linux"))]
+#[cfg_attr(mutants, mutants::skip)] // macOS only: no Linux test can see it (docs/mutants.md)
 pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
 #[cfg(not(target_os = "linux"))]
+#[cfg_attr(mutants, mutants::skip)] // macOS only: no Linux test can see it (docs/mutants.md)
 fn connect(path: &Path) -> std::io::Result<UnixStream> {
     UnixStream::connect(path)
 }

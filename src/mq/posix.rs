@@ -506,6 +506,7 @@ mod imp {
 /// Systems without POSIX message queues: every call is `ENOSYS`, which
 /// [`MessageQueue::open`] reports as [`Error::Unsupported`].
 #[cfg(not(target_os = "linux"))]
+#[cfg_attr(mutants, mutants::skip)] // macOS only: no Linux test can see it (docs/mutants.md)
 mod imp {
     use super::{Attributes, Config, OpenMode};
     use nix::errno::Errno;
@@ -531,5 +532,61 @@ mod imp {
     }
     pub fn getattr(_: Mqd) -> Result<Attributes, Errno> {
         Err(Errno::ENOSYS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message `mq_open` failing with `errno` gives, opening in `mode`.
+    fn message(mode: OpenMode, errno: Errno) -> Error {
+        let name = QueueName::new("/ipckit-hint").unwrap();
+        open_error(&name, mode, &Config::default(), errno)
+    }
+
+    /// A kernel without POSIX queues (`CONFIG_POSIX_MQUEUE=n`, gVisor) answers
+    /// `ENOSYS`: that is "unsupported here", with the way out, not an errno.
+    #[test]
+    fn enosys_means_unsupported_and_points_to_system_v() {
+        let e = message(OpenMode::Create, Errno::ENOSYS);
+        assert!(matches!(e, Error::Unsupported(_)), "{e}");
+        assert!(e.to_string().contains("ipckit::mq::sysv"), "{e}");
+    }
+
+    /// Each errno `mq_open(3)` documents gets its own hint, naming the queue.
+    #[test]
+    fn each_errno_gets_its_hint() {
+        for (errno, hint) in [
+            (Errno::ENOENT, "no such queue"),
+            (Errno::EEXIST, "already exists"),
+            (Errno::ENOSPC, "too many queues exist (/proc/sys/fs/mqueue/"),
+            (Errno::EMFILE, "RLIMIT_MSGQUEUE"),
+        ] {
+            let e = message(OpenMode::Create, errno);
+            assert_eq!(e.errno(), Some(errno), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("/ipckit-hint: ") && text.contains(hint),
+                "{text}"
+            );
+        }
+    }
+
+    /// `EINVAL` while creating is about the queue's shape (capacity or
+    /// message size above the kernel's limits); opening an existing queue,
+    /// it is not, and the message must not send the reader there.
+    #[test]
+    fn einval_blames_the_shape_only_when_creating() {
+        for mode in [OpenMode::Create, OpenMode::CreateExclusive] {
+            let e = message(mode, Errno::EINVAL);
+            assert!(
+                e.to_string().contains("capacity 10 or max_message 8192"),
+                "{e}"
+            );
+        }
+        let e = message(OpenMode::Existing, Errno::EINVAL);
+        assert_eq!(e.errno(), Some(Errno::EINVAL), "{e}");
+        assert!(!e.to_string().contains("capacity"), "{e}");
     }
 }

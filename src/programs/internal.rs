@@ -38,6 +38,16 @@ pub const COMMANDS: &[Program] = &[
         run: pool_terminate,
     },
     Program {
+        id: "pool-workers",
+        summary: "T tasks one after another, each returning its worker's pid; prints how many tasks each worker ran in turn, 'runs 2 2 1' (--processes 1 --max-tasks M --tasks T)",
+        run: pool_workers,
+    },
+    Program {
+        id: "pool-panic",
+        summary: "tasks that panic with a literal, a formatted message and a number; prints each error after 'task panicked: ', then one task that works",
+        run: pool_panic,
+    },
+    Program {
         id: "manager-adders",
         summary: "K processes each add 1 to a Namespace N times atomically; prints x (--procs K --adds N)",
         run: manager_adders,
@@ -199,6 +209,64 @@ fn pool_terminate(args: &[String]) -> Result<i32> {
     let pids = other.worker_pids();
     drop(other);
     println!("drop: alive {}", alive(&pids));
+    Ok(0)
+}
+
+/// A pool-workers task: the pid of the worker that runs it.
+fn worker_pid(_: ()) -> u32 {
+    std::process::id()
+}
+
+/// `pool-workers --processes 1 --max-tasks M --tasks T`: T tasks, one after
+/// another, each returning the pid of its worker. Prints `runs` and how many
+/// tasks each worker ran before the next one took over: with M = 2 and
+/// T = 5, `runs 2 2 1` (Python's `maxtasksperchild`).
+fn pool_workers(args: &[String]) -> Result<i32> {
+    let pool = single_thread_pool(args)?;
+    let mut runs: Vec<(u32, usize)> = Vec::new();
+    for _ in 0..flag::<usize>(args, "--tasks", 5)? {
+        let pid = pool.apply(worker_pid, ())?;
+        match runs.last_mut() {
+            Some((last, n)) if *last == pid => *n += 1,
+            _ => runs.push((pid, 1)),
+        }
+    }
+    let counts: Vec<String> = runs.iter().map(|(_, n)| n.to_string()).collect();
+    println!("runs {}", counts.join(" "));
+    pool.close();
+    pool.join()?;
+    Ok(0)
+}
+
+/// A pool-panic task: panics with a `&str` (0), a `String` (1) or a number
+/// (2); returns any other `kind`.
+fn explode(kind: u8) -> u8 {
+    match kind {
+        0 => panic!("a literal message"),
+        1 => panic!("formatted {}", 40 + 2),
+        2 => std::panic::panic_any(kind),
+        _ => kind,
+    }
+}
+
+/// `pool-panic`: three tasks that panic, then one that works. Prints what
+/// each error says after `task panicked: `, then `after 7`: the worker
+/// caught the panic and kept serving.
+fn pool_panic(args: &[String]) -> Result<i32> {
+    let pool = single_thread_pool(args)?;
+    for kind in 0..3 {
+        match pool.apply(explode, kind) {
+            Err(e) => {
+                let text = e.to_string();
+                let why = text.split("task panicked: ").nth(1).unwrap_or(&text);
+                println!("panicked: {why}");
+            }
+            Ok(v) => println!("no panic: {v}"),
+        }
+    }
+    println!("after {}", pool.apply(explode, 7)?);
+    pool.close();
+    pool.join()?;
     Ok(0)
 }
 
