@@ -95,10 +95,13 @@ MUTANTS_FILES ?= $(foreach m,$(MUTANTS_MODULES),$(if $(filter %.rs,$(m)),-f $(m)
 MUTANTS_TESTS ?=
 ## Mutants run in IPC and mount namespaces of their own (scripts/in-private-ipc.sh):
 ## a mutant that skips an unlink leaks by design, and nothing it leaks may stay.
+## Then scripts/mutants-score.py prints the score per module and fails when a
+## mechanism module kills fewer than 90% of its viable mutants.
 mutants:
 	@$(CARGO) mutants --version >/dev/null 2>&1 || $(CARGO) install cargo-mutants --locked
-	scripts/in-private-ipc.sh nice -n 19 $(CARGO) mutants $(MUTANTS_FILES) --timeout 60 -j 1 --test-tool cargo \
+	-scripts/in-private-ipc.sh nice -n 19 $(CARGO) mutants $(MUTANTS_FILES) --timeout 60 -j 1 --test-tool cargo \
 		$(if $(MUTANTS_TESTS),-- $(MUTANTS_TESTS))
+	scripts/mutants-score.py mutants.out
 ## The HTML reports in a real browser: headless Chromium (apt-get install
 ## chromium) loads a class page and a port page and saves screenshots in
 ## target/html-check/. Fails, rather than skips, when Chromium is missing.

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Mutation score per module, from cargo-mutants' result lists (docs/mutants.md).
+
+Usage: scripts/mutants-score.py [--min PERCENT] OUT_DIR...
+
+Each OUT_DIR is a cargo-mutants output folder (it holds mutants.out/, or is
+one). Later folders override earlier ones mutant by mutant, matched by file
+and description (not line, which moves as tests are added): pass a module's
+full run first, then its `--missed` re-run.
+
+Score = (caught + timeouts) / (caught + timeouts + missed); unviable mutants
+do not compile and do not count. Mutants matching .cargo/mutants.toml's
+exclude_re (equivalent ones, for runs made before a pattern was added) are
+counted apart. Exits 1 when a mechanism module is below --min (default 90).
+"""
+
+import re
+import sys
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+
+KINDS = {"caught.txt": "caught", "timeout.txt": "timeout", "missed.txt": "missed", "unviable.txt": "unviable"}
+REQUIRED = ["process", "channel", "mq", "shm", "sync", "queue", "manager", "pool", "csp", "frame", "pyvalue"]
+LINE = re.compile(r"^(src/[^:]+):\d+:\d+: (.*)$")
+
+
+def module_of(path):
+    """src/mq/sysv.rs -> mq; src/queue.rs -> queue."""
+    parts = Path(path).parts
+    return parts[1] if len(parts) > 2 else Path(parts[1]).stem
+
+
+def outcomes(folder):
+    """{(file, description): kind} for one output folder."""
+    folder = Path(folder)
+    if (folder / "mutants.out").is_dir():
+        folder = folder / "mutants.out"
+    found = {}
+    for name, kind in KINDS.items():
+        f = folder / name
+        if not f.exists():
+            continue
+        for line in f.read_text().splitlines():
+            m = LINE.match(line.strip())
+            if m:
+                found[(m.group(1), m.group(2))] = kind
+    return found
+
+
+def main(argv):
+    minimum = 90.0
+    if argv[:1] == ["--min"]:
+        minimum, argv = float(argv[1]), argv[2:]
+    if not argv:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    config = Path(__file__).resolve().parent.parent / ".cargo" / "mutants.toml"
+    excluded = [re.compile(p) for p in tomllib.loads(config.read_text()).get("exclude_re", [])]
+    merged = {}
+    for folder in argv:
+        merged.update(outcomes(folder))
+    counts = defaultdict(lambda: defaultdict(int))
+    for (path, description), kind in merged.items():
+        name = f"{path}:0:0: {description}"
+        if any(p.search(name) for p in excluded):
+            kind = "excluded"
+        counts[module_of(path)][kind] += 1
+    print(f"{'module':<10} {'caught':>6} {'timeout':>7} {'missed':>6} {'unviable':>8} {'excluded':>8}  score")
+    low = []
+    for module in sorted(counts):
+        c = counts[module]
+        viable = c["caught"] + c["timeout"] + c["missed"]
+        score = 100.0 * (c["caught"] + c["timeout"]) / viable if viable else 100.0
+        mark = ""
+        if module in REQUIRED and score < minimum:
+            low.append(module)
+            mark = f"  below {minimum:g}%"
+        print(f"{module:<10} {c['caught']:>6} {c['timeout']:>7} {c['missed']:>6} {c['unviable']:>8} "
+              f"{c['excluded']:>8}  {score:5.1f}%{mark}")
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
