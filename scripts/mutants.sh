@@ -11,16 +11,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 module=${1:?usage: scripts/mutants.sh MODULE [--missed]}
 mode=${2:-}
+# A module with no unit tests in its own files runs without --lib: each
+# mutant then builds the crate once, not twice.
 case $module in
   process) files='src/process/*.rs'; tests="--lib --test=process_api --test=process_wide --test=processes" ;;
   sys) files='src/sys.rs'; tests="--lib --test=process_api --test=shm --test=mq" ;;
   queue) files='src/queue.rs'; tests="--lib --test=queue_api --test=queue_kill --test=queue" ;;
   sync) files='src/sync/*.rs'; tests="--lib --test=shm --test=shm_props --test=queue_api --test=queue_kill --test=process_wide" ;;
   shm) files='src/shm/*.rs'; tests="--lib --test=shm --test=shm_props" ;;
-  pool) files='src/pool.rs'; tests="--lib --test=pool" ;;
+  pool) files='src/pool.rs'; tests="--test=pool" ;;
   manager) files='src/manager/*.rs'; tests="--lib --test=manager --test=manager_anywhere" ;;
   mq) files='src/mq/*.rs'; tests="--lib --test=mq" ;;
-  channel) files='src/channel/*.rs'; tests="--lib --test=channel" ;;
+  channel) files='src/channel/*.rs'; tests="--test=channel" ;;
   csp) files='src/csp.rs'; tests="--lib --test=csp" ;;
   frame) files='src/frame.rs'; tests="--lib --test=channel" ;;
   pyvalue) files='src/pyvalue.rs'; tests="--lib --test=channel --test=manager" ;;

@@ -345,17 +345,21 @@ fn a_good_port_passes_or_is_incomplete_with_the_reason(
         Env::ReadOnlyCgroups
     )]
     env: Env,
+    // The mechanism evidence of each kind: data through pipes, shared memory
+    // read from /proc/PID/maps, a server's bind/accept and connections.
+    #[values("pi-pipe", "pi-value", "pi-manager")] exercise: &str,
 ) {
     if !can_run(env) {
         return;
     }
-    let port = fixture("good/pi-pipe.py");
-    let g = grade(env, "pi-pipe", &[], &["python3", &port]);
+    let port = fixture(&format!("good/{exercise}.py"));
+    let g = grade(env, exercise, &[], &["python3", &port]);
     // Without the trace the mechanism cannot be checked; without an mqueue
     // file system, nor the leaks.
     let c = &g.json["containment"];
     let complete = c["tracing"]["held"] == true && c["ipc_listing"]["held"] == true;
     let want = if complete { "pass" } else { "incomplete" };
+    eprintln!("{exercise} under {env:?}: {}", g.verdict());
     assert_eq!(g.verdict(), want, "{:#}", g.json);
     if env == Env::NoTrace {
         assert_eq!(want, "incomplete");
@@ -385,13 +389,22 @@ fn a_port_without_the_mechanism_never_passes(
         Env::ReadOnlyCgroups
     )]
     env: Env,
+    // Right output, wrong mechanism: pi computed in one process; children
+    // given shared memory but sending their sums back over a pipe; a
+    // multiprocessing.Queue where a Manager's server was asked for.
+    #[values(
+        ("pi-pipe", "pi-pipe-serial"),
+        ("pi-value", "pi-value-pipe"),
+        ("pi-manager", "pi-manager-queue")
+    )]
+    case: (&str, &str),
 ) {
     if !can_run(env) {
         return;
     }
-    // Computes pi in one process: right output, wrong mechanism.
-    let port = fixture("broken/pi-pipe-serial.py");
-    let g = grade(env, "pi-pipe", &[], &["python3", &port]);
+    let (exercise, file) = case;
+    let port = fixture(&format!("broken/{file}.py"));
+    let g = grade(env, exercise, &[], &["python3", &port]);
     let want = if env == Env::NoTrace {
         "incomplete"
     } else {

@@ -448,13 +448,7 @@ fn sysv_keys_fresh_explicit_and_existing() {
     // for (`/proc/sysvipc/msg`: key, msqid, perms).
     let made = sysv::MessageQueue::create_or_open(key, 0o600).unwrap();
     scope.track_sysv(ObjectKind::SysvMsg, made.id());
-    let table = std::fs::read_to_string("/proc/sysvipc/msg").unwrap();
-    let row: Vec<&str> = table
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.get(1) == Some(&made.id().to_string().as_str()))
-        .expect("the queue is listed");
-    assert_eq!(row[2], "600", "perms of {row:?}");
+    assert_eq!(common::sysvipc_perms("msg", made.id()), "600");
     made.remove().unwrap();
     scope.assert_clean();
 }

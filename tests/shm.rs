@@ -443,13 +443,7 @@ fn a_sysv_semaphore_set_is_private_to_its_owner() {
     let mut scope = Scope::new();
     let set = SysvSemSet::create(1, 1).unwrap();
     scope.track_sysv(ObjectKind::SysvSem, set.id());
-    let table = std::fs::read_to_string("/proc/sysvipc/sem").unwrap();
-    let row: Vec<&str> = table
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.get(1) == Some(&set.id().to_string().as_str()))
-        .expect("the set is listed");
-    assert_eq!(row[2], "600", "perms of {row:?}");
+    assert_eq!(common::sysvipc_perms("sem", set.id()), "600");
     assert!(set.try_acquire(0).unwrap(), "a unit is there");
     assert!(!set.try_acquire(0).unwrap(), "and then none");
     set.release(0).unwrap();
@@ -568,6 +562,21 @@ fn assert_no_such_sysv_set(id: i32) {
 
 // ---------------------------------------------------------------------------
 // Shared memory and bad input.
+
+/// A create that fails after `shm_open` made the name (here `mmap`: 2^62
+/// bytes fit a tmpfs file but no address space) unlinks the name again: a
+/// failed create leaves nothing in /dev/shm.
+#[cfg(target_os = "linux")] // tmpfs takes a 2^62-byte ftruncate
+#[test]
+fn a_create_that_fails_part_way_leaves_no_name() {
+    let scope = Scope::new();
+    let name = PosixName::new(&scope.name("half")).unwrap();
+    let err = SharedMemory::create(&name, 1 << 62).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::ENOMEM), "{err}");
+    let err = SharedMemory::open(&name).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::ENOENT), "{err}");
+    scope.assert_clean();
+}
 
 #[test]
 fn named_shared_memory_is_shared_sized_and_unlinked_by_its_owner() {

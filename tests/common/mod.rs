@@ -201,3 +201,15 @@ pub fn compile_c(src: &str, dir: std::path::PathBuf, name: &str, flags: &[&str])
         dir,
     }
 }
+
+/// The permission bits `/proc/sysvipc/TABLE` lists for System V object `id`
+/// (`msg`, `sem` or `shm`; columns: key, id, perms, ...; `proc(5)`).
+pub fn sysvipc_perms(table: &str, id: i32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/sysvipc/{table}")).expect("/proc/sysvipc");
+    let row: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&id.to_string().as_str()))
+        .unwrap_or_else(|| panic!("id {id} is not listed in /proc/sysvipc/{table}"));
+    row[2].to_string()
+}
