@@ -178,7 +178,10 @@ fn recv_after_peer_closed_is_eof(#[values(true, false)] duplex: bool) {
 fn recv_blocks_while_empty_and_poll_says_so() {
     let scope = Scope::new();
     let (a, b) = connection::pipe(true).unwrap();
+    // poll with nothing coming waits out its whole timeout, then says false.
+    let started = Instant::now();
     assert!(!a.poll(Some(Duration::from_millis(20))).unwrap());
+    assert!(started.elapsed() >= Duration::from_millis(20));
     let started = Instant::now();
     let e = a
         .recv_timeout::<String>(Duration::from_millis(50))

@@ -711,6 +711,51 @@ fn typecode_mismatches_are_clear_errors() {
     scope.assert_clean();
 }
 
+/// An opener trusts nothing in the object: one whose file was cut short
+/// (it claims more items than it holds) is refused, not read out of bounds;
+/// a longer file is fine; the lock is there exactly when the creator made one.
+#[cfg(target_os = "linux")] // the object's file is cut through /dev/shm
+#[test]
+fn an_opened_array_checks_its_size_and_keeps_the_creators_lock_choice() {
+    let scope = Scope::new();
+    let name = PosixName::new(&scope.name("cut")).unwrap();
+    for lock in [true, false] {
+        let options = ValueOptions {
+            name: Some(name.clone()),
+            lock,
+            ..ValueOptions::default()
+        };
+        let made = Array::from_slice_with(&[1u64, 2, 3, 4], &options).unwrap();
+        let opened = Array::<u64>::open(&name).unwrap();
+        assert_eq!(opened.to_vec(), [1, 2, 3, 4]);
+        assert_eq!(opened.get_lock().is_ok(), lock, "lock: {lock}");
+        drop((made, opened));
+    }
+    let made = Array::from_slice_with(
+        &[7u64; 4],
+        &ValueOptions {
+            name: Some(name.clone()),
+            ..ValueOptions::default()
+        },
+    )
+    .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!(
+            "/dev/shm/{}",
+            name.as_str().trim_start_matches('/')
+        ))
+        .unwrap();
+    let full = file.metadata().unwrap().len();
+    file.set_len(full + 4096).unwrap();
+    assert_eq!(Array::<u64>::open(&name).unwrap().to_vec(), [7; 4]);
+    file.set_len(full - 1).unwrap();
+    let err = Array::<u64>::open(&name).unwrap_err().to_string();
+    assert!(err.contains("claims 4 items but holds only"), "{err}");
+    drop(made);
+    scope.assert_clean();
+}
+
 #[test]
 fn a_values_lock_is_recursive_as_in_python() {
     let v = Value::new(1u8).unwrap();
@@ -748,6 +793,27 @@ fn arrays_index_check_and_lock_free_objects_have_no_lock() {
     );
     assert_eq!(raw.to_string(), "b'a'");
     assert!(Array::<u32>::zeroed(0).unwrap().is_empty());
+    assert!(!Array::<u32>::zeroed(1).unwrap().is_empty());
+}
+
+/// A `'c'` array's `value` is its bytes up to the first NUL, as in Python
+/// (`Array('c', b'Hi\0there').value == b'Hi'`); `{:?}` shows the typecode
+/// and the Python value.
+#[test]
+fn char_arrays_value_stops_at_nul_and_debug_shows_the_typecode() {
+    let chars = |s: &[u8]| s.iter().map(|&b| Char(b)).collect::<Vec<_>>();
+    let hi = Array::from_slice(&chars(b"Hi\0there")).unwrap();
+    assert_eq!(hi.value(), b"Hi");
+    let full = Array::from_slice(&chars(b"abc")).unwrap();
+    assert_eq!(full.value(), b"abc");
+    assert_eq!(Array::from_slice(&chars(b"\0x")).unwrap().value(), b"");
+    assert_eq!(format!("{full:?}"), "Array('c', b'abc')");
+    let ints = Array::from_slice(&[1i32, -2]).unwrap();
+    assert_eq!(format!("{ints:?}"), "Array('i', [1, -2])");
+    assert_eq!(
+        format!("{:?}", Value::new(2.5f64).unwrap()),
+        "Value('d', 2.5)"
+    );
 }
 
 /// A timed-out wait on an unnamed semaphore names it so in its error.

@@ -206,6 +206,17 @@ mod tests {
         assert_eq!(Py(&[0i32, -1, -2][..]).to_string(), "[0, -1, -2]");
     }
 
+    /// `Array('f', [0.1, 2.5])` prints what Python prints: each C float
+    /// widened to a double, so 0.1 shows the float's own digits.
+    #[test]
+    fn float_arrays_print_each_float_as_python_does() {
+        assert_eq!(
+            Py(&[0.1f32, 2.5, -1.0][..]).to_string(),
+            "[0.10000000149011612, 2.5, -1.0]"
+        );
+        assert_eq!(Py(&[0.1f64, 1e16][..]).to_string(), "[0.1, 1e+16]");
+    }
+
     #[test]
     fn every_typecode_is_described_and_unknown_ones_are_refused() {
         for code in TYPECODES {
