@@ -22,7 +22,7 @@ from pathlib import Path
 
 KINDS = {"caught.txt": "caught", "timeout.txt": "timeout", "missed.txt": "missed", "unviable.txt": "unviable"}
 REQUIRED = ["process", "channel", "mq", "shm", "sync", "queue", "manager", "pool", "csp", "frame", "pyvalue"]
-LINE = re.compile(r"^(src/[^:]+):\d+:\d+: (.*)$")
+LINE = re.compile(r"^(src/[^:]+):(\d+:\d+): (.*)$")
 
 
 def module_of(path):
@@ -32,11 +32,11 @@ def module_of(path):
 
 
 def outcomes(folder):
-    """{(file, description): kind} for one output folder."""
+    """[(file, line:col, description, kind)] for one output folder."""
     folder = Path(folder)
     if (folder / "mutants.out").is_dir():
         folder = folder / "mutants.out"
-    found = {}
+    found = []
     for name, kind in KINDS.items():
         f = folder / name
         if not f.exists():
@@ -44,8 +44,19 @@ def outcomes(folder):
         for line in f.read_text().splitlines():
             m = LINE.match(line.strip())
             if m:
-                found[(m.group(1), m.group(2))] = kind
+                found.append((m.group(1), m.group(2), m.group(3), kind))
     return found
+
+
+def merge(runs):
+    """The first run, with every (file, description) a later run tested
+    replaced by that run's results (a re-run tests all mutants that share a
+    description, wherever they moved)."""
+    merged = []
+    for run in runs:
+        retested = {(f, d) for f, _, d, _ in run}
+        merged = [m for m in merged if (m[0], m[2]) not in retested] + run
+    return merged
 
 
 def main(argv):
@@ -57,12 +68,9 @@ def main(argv):
         return 2
     config = Path(__file__).resolve().parent.parent / ".cargo" / "mutants.toml"
     excluded = [re.compile(p) for p in tomllib.loads(config.read_text()).get("exclude_re", [])]
-    merged = {}
-    for folder in argv:
-        merged.update(outcomes(folder))
     counts = defaultdict(lambda: defaultdict(int))
-    for (path, description), kind in merged.items():
-        name = f"{path}:0:0: {description}"
+    for path, at, description, kind in merge([outcomes(f) for f in argv]):
+        name = f"{path}:{at}: {description}"
         if any(p.search(name) for p in excluded):
             kind = "excluded"
         counts[module_of(path)][kind] += 1

@@ -460,3 +460,72 @@ proptest! {
         scope.assert_clean();
     }
 }
+
+/// Whether SIGPIPE is blocked in, and pending for, the calling thread
+/// (`pthread_sigmask(3)` with no new mask, `sigpending(2)`).
+fn sigpipe_state() -> (bool, bool) {
+    // SAFETY: all-zero sigset_t values are valid, to be filled in below.
+    let (mut mask, mut pending) = unsafe { std::mem::zeroed::<(libc::sigset_t, libc::sigset_t)>() };
+    // SAFETY: a null new mask only reads the current one into `mask`.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) };
+    // SAFETY: `pending` is a valid sigset_t to fill in.
+    unsafe { libc::sigpending(&mut pending) };
+    // SAFETY: both sets were filled in by the calls above.
+    let blocked = unsafe { libc::sigismember(&mask, libc::SIGPIPE) } == 1;
+    // SAFETY: as above.
+    let pending = unsafe { libc::sigismember(&pending, libc::SIGPIPE) } == 1;
+    (blocked, pending)
+}
+
+/// The set holding SIGPIPE alone.
+fn sigpipe_set() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is valid; sigemptyset initialises it.
+    let mut set = unsafe { std::mem::zeroed::<libc::sigset_t>() };
+    // SAFETY: `set` is a valid sigset_t.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: a valid signal number added to an initialised set.
+    unsafe { libc::sigaddset(&mut set, libc::SIGPIPE) };
+    set
+}
+
+/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) SIGPIPE in this thread.
+fn sigpipe_mask(how: libc::c_int) {
+    let set = sigpipe_set();
+    // SAFETY: `set` is initialised; the old mask is not wanted.
+    unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
+}
+
+/// A write to a pipe nobody reads is `EPIPE`, never a SIGPIPE death, and
+/// the thread's signal state is left as it was: SIGPIPE neither blocked nor
+/// pending after; and a SIGPIPE the caller had blocked and pending before
+/// is still the caller's (still blocked, still pending) after.
+#[test]
+fn a_write_nobody_reads_is_epipe_and_leaves_the_signal_state_as_it_was() {
+    let scope = Scope::new();
+    // A thread of its own: its signal mask is changed here.
+    std::thread::spawn(|| {
+        let (r, w) = channel::pipe().unwrap();
+        drop(r);
+        assert_eq!(channel::write_some(w.as_fd(), b"x"), Err(Errno::EPIPE));
+        assert_eq!(sigpipe_state(), (false, false), "(blocked, pending)");
+        sigpipe_mask(libc::SIG_BLOCK);
+        // raise(3): to this very thread, where it is blocked.
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGPIPE).unwrap();
+        assert_eq!(sigpipe_state(), (true, true));
+        assert_eq!(channel::write_some(w.as_fd(), b"x"), Err(Errno::EPIPE));
+        assert_eq!(
+            sigpipe_state(),
+            (true, true),
+            "the caller's SIGPIPE is left alone"
+        );
+        let set = sigpipe_set();
+        let mut sig = 0;
+        // SAFETY: SIGPIPE is blocked and pending: sigwait takes it at once.
+        unsafe { libc::sigwait(&set, &mut sig) };
+        sigpipe_mask(libc::SIG_UNBLOCK);
+        assert_eq!(sigpipe_state(), (false, false));
+    })
+    .join()
+    .unwrap();
+    scope.assert_clean();
+}
