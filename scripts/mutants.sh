@@ -3,6 +3,7 @@
 # (docs/mutants.md). Usage:
 #   scripts/mutants.sh MODULE            every mutant of MODULE
 #   scripts/mutants.sh MODULE --missed   only those the last run of MODULE missed
+#   MUTANTS_RE=REGEX scripts/mutants.sh MODULE --missed   ... and those REGEX names
 # Results go to target/mutants/MODULE (target/mutants/MODULE-missed).
 # cargo-mutants mutates the tree in place: run it in a worktree of its own,
 # not where you edit. It runs in private IPC and mount namespaces
@@ -41,6 +42,9 @@ if [ "$mode" = --missed ]; then
   done < "$list"
   out=$out-missed
 fi
+# MUTANTS_RE adds mutants by name, e.g. those of a function renamed since the
+# last run (its old names no longer match anything).
+if [ -n "${MUTANTS_RE:-}" ]; then select+=(--re "$MUTANTS_RE"); fi
 mkdir -p "$out"
 cargo_args=(); for t in $tests; do cargo_args+=("--cargo-arg=$t"); done
 cargo mutants --version >/dev/null 2>&1 || cargo install cargo-mutants --locked

@@ -178,10 +178,13 @@ fn recv_after_peer_closed_is_eof(#[values(true, false)] duplex: bool) {
 fn recv_blocks_while_empty_and_poll_says_so() {
     let scope = Scope::new();
     let (a, b) = connection::pipe(true).unwrap();
-    // poll with nothing coming waits out its whole timeout, then says false.
-    let started = Instant::now();
-    assert!(!a.poll(Some(Duration::from_millis(20))).unwrap());
-    assert!(started.elapsed() >= Duration::from_millis(20));
+    // poll with nothing coming waits out its whole timeout, then says false;
+    // also one below poll(2)'s millisecond resolution (rounded down to 0 ms).
+    for timeout in [Duration::from_millis(20), Duration::from_micros(900)] {
+        let started = Instant::now();
+        assert!(!a.poll(Some(timeout)).unwrap());
+        assert!(started.elapsed() >= timeout, "{timeout:?}");
+    }
     let started = Instant::now();
     let e = a
         .recv_timeout::<String>(Duration::from_millis(50))

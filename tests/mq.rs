@@ -13,6 +13,7 @@ use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
 use ipckit::mq::sysv::{self, Key, Selector};
+use ipckit::process::ExitStatus;
 use nix::errno::Errno;
 use proptest::prelude::*;
 use rstest::rstest;
@@ -527,6 +528,45 @@ fn sysv_owner_removes_on_drop_and_a_removed_queue_errors() {
         );
         assert!(e.to_string().contains("msgsnd"), "{e}");
     }
+}
+
+/// When the system has room for no more queues (`msgmni`), `Key::Fresh`
+/// says so at once (`ENOSPC` and the limit), instead of trying a thousand
+/// keys and blaming the keys. The child makes an IPC namespace of its own
+/// (`unshare(CLONE_NEWIPC)`, root only) whose `msgmni` is 0.
+#[cfg(target_os = "linux")]
+#[test]
+fn sysv_a_full_system_is_enospc_at_once_not_a_key_search() {
+    let mut scope = Scope::new();
+    // SAFETY: the child calls unshare(2), writes a file and msgget(2), then
+    // exits; the allocations are safe in the child of fork under glibc.
+    let mut child = unsafe {
+        ipckit::process::fork(|| {
+            if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC).is_err() {
+                return 77; // not allowed here
+            }
+            if std::fs::write("/proc/sys/kernel/msgmni", "0").is_err() {
+                return 78;
+            }
+            match sysv::QueueOwner::create(Key::Fresh, 0o600) {
+                Err(e) if e.errno() == Some(Errno::ENOSPC) && e.to_string().contains("msgmni") => 0,
+                Err(e) => {
+                    eprintln!("{e}");
+                    1
+                }
+                Ok(_) => 2,
+            }
+        })
+    }
+    .unwrap();
+    scope.track(child.pid());
+    match child.wait_deadline(DEADLINE).unwrap() {
+        ExitStatus::Exited(77 | 78) => {
+            eprintln!("skipped: no IPC namespace of our own here (needs root)")
+        }
+        status => assert!(status.success(), "the child's verdict: {status}"),
+    }
+    scope.assert_clean();
 }
 
 #[test]

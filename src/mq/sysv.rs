@@ -356,13 +356,22 @@ fn candidate_keys() -> impl Iterator<Item = i32> {
         ^ nanos
         ^ COUNTER.fetch_add(1 << 20, Ordering::Relaxed);
     std::iter::from_fn(move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Some((z ^ (z >> 31)) as i32)
+        state = state.wrapping_add(SPLITMIX64_GAMMA);
+        Some(splitmix64(state) as i32)
     })
     .filter(|&k| k != libc::IPC_PRIVATE)
+}
+
+/// splitmix64's step: its state advances by this odd constant (2^64 / phi).
+const SPLITMIX64_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// splitmix64's output function (Steele, Lea and Flood, 2014): every bit of
+/// `z` reaches every bit of the result, so consecutive states give unrelated
+/// keys.
+fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The raw calls. The message buffer is `struct msgbuf { long mtype; char
@@ -547,6 +556,23 @@ mod tests {
         assert_ne!(fresh_key, taken.key());
         let e = MessageQueue::create_fresh(std::iter::once(taken.key()), flags).unwrap_err();
         assert!(e.to_string().contains("no unused key"), "{e}");
+    }
+
+    /// The reference values: splitmix64 seeded with 0 gives these first
+    /// three outputs (as in Vigna's `splitmix64.c`).
+    #[test]
+    fn splitmix64_gives_the_reference_sequence() {
+        let outputs: Vec<u64> = (1..=3)
+            .map(|i| splitmix64(SPLITMIX64_GAMMA.wrapping_mul(i)))
+            .collect();
+        assert_eq!(
+            outputs,
+            [
+                0xe220_a839_7b1d_cdaf,
+                0x6e78_9e6a_a1b9_65f4,
+                0x06c4_5d18_8009_454f
+            ]
+        );
     }
 
     /// Candidate keys look random bit by bit (each of the 32 bits is set in
