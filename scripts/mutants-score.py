@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mutation score per module, from cargo-mutants' result lists (docs/mutants.md).
 
-Usage: scripts/mutants-score.py [--min PERCENT] OUT_DIR...
+Usage: scripts/mutants-score.py [--min PERCENT] [--current LIST] OUT_DIR...
 
 Each OUT_DIR is a cargo-mutants output folder (it holds mutants.out/, or is
 one). Later folders override earlier ones mutant by mutant, matched by file
@@ -11,7 +11,11 @@ full run first, then its `--missed` re-run.
 Score = (caught + timeouts) / (caught + timeouts + missed); unviable mutants
 do not compile and do not count. Mutants matching .cargo/mutants.toml's
 exclude_re (equivalent ones, for runs made before a pattern was added) are
-counted apart. Exits 1 when a mechanism module is below --min (default 90).
+counted apart. With --current LIST (the output of `cargo mutants --list` on
+the tree as it is now), results for mutants the tree no longer has (code
+renamed or rewritten since the run) are dropped, and mutants of the listed
+modules that no run tested are counted as untested. Exits 1 when a mechanism
+module is below --min (default 90), or has untested mutants.
 """
 
 import re
@@ -60,21 +64,36 @@ def merge(runs):
 
 
 def main(argv):
-    minimum = 90.0
-    if argv[:1] == ["--min"]:
-        minimum, argv = float(argv[1]), argv[2:]
+    minimum, current = 90.0, None
+    while argv[:1] in (["--min"], ["--current"]):
+        if argv[0] == "--min":
+            minimum = float(argv[1])
+        else:
+            current = [LINE.match(l.strip()) for l in Path(argv[1]).read_text().splitlines()]
+            current = {(m.group(1), m.group(3)) for m in current if m}
+        argv = argv[2:]
     if not argv:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     config = Path(__file__).resolve().parent.parent / ".cargo" / "mutants.toml"
     excluded = [re.compile(p) for p in tomllib.loads(config.read_text()).get("exclude_re", [])]
     counts = defaultdict(lambda: defaultdict(int))
-    for path, at, description, kind in merge([outcomes(f) for f in argv]):
+    results = merge([outcomes(f) for f in argv])
+    if current is not None:
+        tested = {(f, d) for f, _, d, _ in results}
+        modules = {module_of(f) for f, _, _, _ in results}
+        gone = [r for r in results if (r[0], r[2]) not in current]
+        results = [r for r in results if (r[0], r[2]) in current]
+        results += [(f, "0:0", d, "untested") for f, d in current
+                    if (f, d) not in tested and module_of(f) in modules]
+        if gone:
+            print(f"({len(gone)} results dropped: no longer generated (excluded since, or the code was renamed))")
+    for path, at, description, kind in results:
         name = f"{path}:{at}: {description}"
         if any(p.search(name) for p in excluded):
             kind = "excluded"
         counts[module_of(path)][kind] += 1
-    print(f"{'module':<10} {'caught':>6} {'timeout':>7} {'missed':>6} {'unviable':>8} {'excluded':>8}  score")
+    print(f"{'module':<10} {'caught':>6} {'timeout':>7} {'missed':>6} {'unviable':>8} {'excluded':>8} {'untested':>8}  score")
     low = []
     for module in sorted(counts):
         c = counts[module]
@@ -84,8 +103,11 @@ def main(argv):
         if module in REQUIRED and score < minimum:
             low.append(module)
             mark = f"  below {minimum:g}%"
+        if module in REQUIRED and c["untested"]:
+            low.append(module)
+            mark += "  not all tested"
         print(f"{module:<10} {c['caught']:>6} {c['timeout']:>7} {c['missed']:>6} {c['unviable']:>8} "
-              f"{c['excluded']:>8}  {score:5.1f}%{mark}")
+              f"{c['excluded']:>8} {c['untested']:>8}  {score:5.1f}%{mark}")
     return 1 if low else 0
 
 

@@ -345,10 +345,25 @@ fn a_good_port_passes_or_is_incomplete_with_the_reason(
         Env::ReadOnlyCgroups
     )]
     env: Env,
-    // The mechanism evidence of each kind: data through pipes, shared memory
-    // read from /proc/PID/maps, a server's bind/accept and connections.
-    #[values("pi-pipe", "pi-value", "pi-manager")] exercise: &str,
 ) {
+    good_port_passes_or_is_incomplete(env, "pi-pipe");
+}
+
+/// The shared-memory evidence (`/proc/PID/maps`) and the server evidence
+/// (bind, accept, connect) where the grader is weakened: a fresh uid, no
+/// CAP_SYS_ADMIN, ptrace refused. (As root they are graded by
+/// `tests/grade_meaning.rs`; read-only control groups change only how the
+/// process count is capped, which the pi-pipe cases cover.)
+#[rstest]
+#[parallel]
+fn the_shared_memory_and_server_evidence_hold_or_say_incomplete(
+    #[values(Env::User, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values("pi-value", "pi-manager")] exercise: &str,
+) {
+    good_port_passes_or_is_incomplete(env, exercise);
+}
+
+fn good_port_passes_or_is_incomplete(env: Env, exercise: &str) {
     if !can_run(env) {
         return;
     }
@@ -389,16 +404,24 @@ fn a_port_without_the_mechanism_never_passes(
         Env::ReadOnlyCgroups
     )]
     env: Env,
-    // Right output, wrong mechanism: pi computed in one process; children
-    // given shared memory but sending their sums back over a pipe; a
-    // multiprocessing.Queue where a Manager's server was asked for.
-    #[values(
-        ("pi-pipe", "pi-pipe-serial"),
-        ("pi-value", "pi-value-pipe"),
-        ("pi-manager", "pi-manager-queue")
-    )]
-    case: (&str, &str),
 ) {
+    // pi computed in one process: right output, wrong mechanism.
+    wrong_mechanism_never_passes(env, ("pi-pipe", "pi-pipe-serial"));
+}
+
+/// Right output, wrong mechanism, where the grader is weakened: children
+/// given shared memory but sending their sums back over a pipe; a
+/// multiprocessing.Queue where a Manager's server was asked for.
+#[rstest]
+#[parallel]
+fn a_shared_memory_or_server_port_without_it_never_passes(
+    #[values(Env::User, Env::NoSysAdmin, Env::NoTrace)] env: Env,
+    #[values(("pi-value", "pi-value-pipe"), ("pi-manager", "pi-manager-queue"))] case: (&str, &str),
+) {
+    wrong_mechanism_never_passes(env, case);
+}
+
+fn wrong_mechanism_never_passes(env: Env, case: (&str, &str)) {
     if !can_run(env) {
         return;
     }

@@ -438,10 +438,15 @@ proptest! {
     #[test]
     fn a_consumer_killed_mid_get_duplicates_nothing(delay_us in 0u64..5000) {
         let mut scope = Scope::new();
-        let q: Queue<(u32, Vec<u8>)> = Queue::with_capacity_bytes(0, 64 << 20).unwrap();
-        let n = 200u32;
+        // Items are strings, not byte vectors: serde encodes a string with
+        // one copy and a Vec<u8> byte by byte (20 times slower in a debug
+        // build). Enough of them that the consumer is still taking them when
+        // the kill comes (checked below).
+        let q: Queue<(u32, String)> = Queue::with_capacity_bytes(0, 64 << 20).unwrap();
+        let n = 4000u32;
+        let item = "a".repeat(8 << 10);
         for seq in 0..n {
-            q.put(&(seq, vec![1u8; 64 << 10]), Wait::No).unwrap();
+            q.put(&(seq, item.clone()), Wait::No).unwrap();
         }
         let taken = Shared::new(1);
         let (cq, taken_ref) = (q.clone(), &taken);
@@ -455,6 +460,7 @@ proptest! {
         consumer.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
         consumer.wait_deadline(DEADLINE).unwrap();
         let used = taken.at(0).load(Ordering::Acquire) as u32;
+        prop_assert!(used + 1 < n, "the kill came after the consumer took every item");
         let first_left = match q.get(Wait::For(DEADLINE)) {
             Ok((seq, _)) => seq,
             Err(e) => panic!("queue unusable after the kill: {e}"),
