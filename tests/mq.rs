@@ -13,7 +13,6 @@ use ipckit::Error;
 use ipckit::audit::Scope;
 use ipckit::audit::ledger::ObjectKind;
 use ipckit::mq::sysv::{self, Key, Selector};
-use ipckit::process::ExitStatus;
 use nix::errno::Errno;
 use proptest::prelude::*;
 use rstest::rstest;
@@ -561,7 +560,7 @@ fn sysv_a_full_system_is_enospc_at_once_not_a_key_search() {
     .unwrap();
     scope.track(child.pid());
     match child.wait_deadline(DEADLINE).unwrap() {
-        ExitStatus::Exited(77 | 78) => {
+        ipckit::process::ExitStatus::Exited(77 | 78) => {
             eprintln!("skipped: no IPC namespace of our own here (needs root)")
         }
         status => assert!(status.success(), "the child's verdict: {status}"),
