@@ -99,8 +99,12 @@ MUTANTS_TESTS ?=
 ## mechanism module kills fewer than 90% of its viable mutants.
 mutants:
 	@$(CARGO) mutants --version >/dev/null 2>&1 || $(CARGO) install cargo-mutants --locked
-	-scripts/in-private-ipc.sh nice -n 19 $(CARGO) mutants $(MUTANTS_FILES) --timeout 60 -j 1 --test-tool cargo \
-		$(if $(MUTANTS_TESTS),-- $(MUTANTS_TESTS))
+	@# cargo-mutants exits 2 when mutants were missed and 3 on timeouts: the
+	@# score decides those. Anything else (a baseline that fails, a bad
+	@# option) stops here, before a stale mutants.out could be scored.
+	rc=0; scripts/in-private-ipc.sh nice -n 19 $(CARGO) mutants $(MUTANTS_FILES) --timeout 60 -j 1 --test-tool cargo \
+		$(if $(MUTANTS_TESTS),-- $(MUTANTS_TESTS)) || rc=$$?; \
+		case $$rc in 0|2|3) ;; *) echo "cargo mutants failed (exit $$rc)"; exit $$rc ;; esac
 	scripts/mutants-score.py mutants.out
 ## The HTML reports in a real browser: headless Chromium (apt-get install
 ## chromium) loads a class page and a port page and saves screenshots in

@@ -79,6 +79,9 @@ def main(argv):
     excluded = [re.compile(p) for p in tomllib.loads(config.read_text()).get("exclude_re", [])]
     counts = defaultdict(lambda: defaultdict(int))
     results = merge([outcomes(f) for f in argv])
+    if not results:
+        print(f"no results in {' '.join(argv)}: nothing to score", file=sys.stderr)
+        return 2
     if current is not None:
         tested = {(f, d) for f, _, d, _ in results}
         modules = {module_of(f) for f, _, _, _ in results}

@@ -556,6 +556,12 @@ mod tests {
         assert_ne!(fresh_key, taken.key());
         let e = MessageQueue::create_fresh(std::iter::once(taken.key()), flags).unwrap_err();
         assert!(e.to_string().contains("no unused key"), "{e}");
+        let key = taken.key();
+        drop(taken);
+        for gone in [key, fresh_key] {
+            let e = MessageQueue::open_existing(gone).unwrap_err();
+            assert_eq!(e.errno(), Some(Errno::ENOENT), "key {gone:#x} left: {e}");
+        }
     }
 
     /// The reference values: splitmix64 seeded with 0 gives these first
