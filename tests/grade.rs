@@ -451,7 +451,7 @@ fn a_setsid_escapee_is_still_found_and_killed() {
 #[test]
 fn a_fork_bomb_is_contained_and_cleaned_up() {
     let bin = compile_c("broken/fork-bomb.c", "fork-bomb", &[]);
-    let g = grade("fork-basic", &["--timeout", "1"], &[&bin.exe]);
+    let g = grade("fork-basic", &["--timeout", "0.3"], &[&bin.exe]);
     assert_eq!(g.verdict(), "fail");
     assert!(
         g.with_status("fail").contains(&"time".to_string()),

@@ -258,9 +258,7 @@ impl Watch {
             self.reap_all();
             let table = procfs::snapshot();
             let tree = procfs::descendants(&table, self.me);
-            for pid in &tree {
-                self.sample(&table[pid]);
-            }
+            self.sample_until(&table, &tree, opts.deadline);
             if tree.is_empty() && self.main_exit.is_some() {
                 return;
             }
@@ -292,6 +290,25 @@ impl Watch {
                 return;
             }
             std::thread::sleep(opts.interval);
+        }
+    }
+
+    /// Samples each process of `tree`, but none once the run is past
+    /// `deadline`. Sampling a new process reads its command line, which
+    /// waits while the process is in `fork(2)` (see [`kill_namespace`]): in
+    /// a fork bomb each read waits, and sampling all 64 processes before
+    /// looking at the clock once put the kill 2.4 s after a 0.3 s deadline.
+    fn sample_until(
+        &mut self,
+        table: &BTreeMap<i32, ProcStat>,
+        tree: &std::collections::BTreeSet<i32>,
+        deadline: Duration,
+    ) {
+        for pid in tree {
+            if self.start.elapsed() > deadline {
+                return;
+            }
+            self.sample(&table[pid]);
         }
     }
 
@@ -535,6 +552,33 @@ mod tests {
             deadline: Duration::from_secs_f64(deadline),
             ..Default::default()
         }
+    }
+
+    /// A watch of this process's own tree, started `ago`.
+    fn watch_started(ago: Duration) -> Watch {
+        let me = std::process::id() as i32;
+        Watch {
+            me,
+            main_pid: me,
+            start: Instant::now() - ago,
+            seen: BTreeMap::new(),
+            main_exit: None,
+            timed_out: false,
+            interrupted: None,
+        }
+    }
+
+    #[test]
+    fn past_the_deadline_no_process_is_sampled_so_the_kill_comes_first() {
+        let table = procfs::snapshot();
+        let me = std::process::id() as i32;
+        let tree = std::collections::BTreeSet::from([me]);
+        let mut before = watch_started(Duration::ZERO);
+        before.sample_until(&table, &tree, Duration::from_secs(600));
+        assert!(before.seen.contains_key(&me), "sampled within the deadline");
+        let mut past = watch_started(Duration::from_secs(2));
+        past.sample_until(&table, &tree, Duration::from_secs(1));
+        assert!(past.seen.is_empty(), "sampled after the deadline");
     }
 
     #[test]
