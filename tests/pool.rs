@@ -18,10 +18,11 @@ fn pool_async_runs_four_tasks_in_parallel() {
     let mut lines = run.lines();
     lines.sort();
     assert_eq!(lines, ["Hello 0", "Hello 1", "Hello 2", "Hello 3"]);
-    // Each task sleeps 200 ms: in parallel about 0.2 s; one after another
-    // they cannot take less than 0.8 s.
+    // Each task sleeps 200 ms. That they ran at once is the program's own
+    // check (two tasks' start-to-finish times overlap, or it fails): not a
+    // time bound, which a loaded machine overran (0.98 s for 4 x 200 ms).
     let seconds = run.report["seconds"].as_f64().unwrap();
-    assert!((0.2..0.8).contains(&seconds), "took {seconds} s");
+    assert!(seconds >= 0.2, "took {seconds} s: the tasks did not sleep");
 }
 
 #[test]

@@ -9,6 +9,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use proptest::prelude::*;
 use rstest::rstest;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -399,16 +402,39 @@ fn dropping_a_daemon_terminates_it_quickly() {
 #[test]
 fn dropping_a_non_daemon_waits_for_it_like_python_at_exit() {
     let mut scope = Scope::new();
-    let mut p = Process::new(|| std::thread::sleep(Duration::from_millis(150)));
-    // SAFETY: the target only sleeps.
+    // The child lives until the test closes the write end of a pipe (the
+    // child closes its own copy first), which a thread does 150 ms after the
+    // drop began, having first raised `closing`: a drop that returns has
+    // waited for the child only if `closing` is up by then. (A child that
+    // merely slept was over before the drop began when the test was starved
+    // on a loaded machine.)
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    let write_raw = write_end.as_raw_fd();
+    let mut p = Process::new(move || {
+        // SAFETY: the child's inherited copy of the test's write end; no
+        // code in the child uses that descriptor again (the child exits
+        // when this closure returns).
+        unsafe { libc::close(write_raw) };
+        let _ = nix::unistd::read(&read_end, &mut [0u8; 1]); // 0: end of file
+    });
+    // SAFETY: the target only closes a descriptor and reads a pipe.
     unsafe { p.start() }.unwrap();
     scope.track(p.pid().unwrap());
-    let start = Instant::now();
+    let closing = Arc::new(AtomicBool::new(false));
+    let closer = {
+        let closing = Arc::clone(&closing);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            closing.store(true, Ordering::SeqCst);
+            drop(write_end);
+        })
+    };
     drop(p);
     assert!(
-        start.elapsed() >= Duration::from_millis(100),
-        "drop joined the child"
+        closing.load(Ordering::SeqCst),
+        "drop returned before the child could exit: it did not join it"
     );
+    closer.join().unwrap();
     scope.assert_clean();
 }
 

@@ -27,20 +27,29 @@ pub const PROGRAMS: &[Program] = &[
     },
 ];
 
-/// The task of `pool-async`: sleep 2 s (scaled), say hello, return the time.
-fn hello(i: u32) -> f64 {
+/// The task of `pool-async`: sleep 2 s (scaled), say hello, return when it
+/// started and when it finished (seconds since the epoch).
+fn hello(i: u32) -> (f64, f64) {
+    let started = now();
     sleep(2.0);
     println!("Hello {i}");
+    (started, now())
+}
+
+/// Seconds since the epoch.
+fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// `pool-async`: `pool = Pool(processes=4)`; four `apply_async(hello, (i,))`;
-/// `close()`; `join()`; every `get()` returns the task's finishing time.
+/// `close()`; `join()`; every `get()` returns when the task ran. Tasks that
+/// ran one after another (no two of them at once) are an error: the pool
+/// did not run them in parallel.
 fn pool_async(_args: &[String]) -> Result<i32> {
     require_single_thread()?;
-    let started = SystemTime::now();
+    let since = now();
     // SAFETY: single-threaded (checked above) for the pool's whole life.
     let pool = unsafe { Pool::new(PoolConfig::new(4)) }?;
     let results = (0..4)
@@ -53,16 +62,25 @@ fn pool_async(_args: &[String]) -> Result<i32> {
         ));
     }
     pool.join()?;
-    let since = started
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let mut ran = Vec::new();
     for r in results {
-        let finished = r.get(Duration::from_secs(5))?;
-        if finished < since {
+        let (started, finished) = r.get(Duration::from_secs(5))?;
+        if started < since {
             return Err(Error::Protocol(format!(
-                "a task finished at {finished}, before the pool started"
+                "a task started at {started}, before the pool started"
             )));
         }
+        ran.push((started, finished));
+    }
+    let overlap = |(a, b): &(f64, f64), (c, d): &(f64, f64)| a < d && c < b;
+    if !ran
+        .iter()
+        .enumerate()
+        .any(|(i, x)| ran[i + 1..].iter().any(|y| overlap(x, y)))
+    {
+        return Err(Error::Protocol(format!(
+            "the tasks ran one after another ({ran:?}): a pool of 4 runs them at once"
+        )));
     }
     Ok(0)
 }

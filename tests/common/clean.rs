@@ -3,6 +3,7 @@
 
 use ipckit::audit::procfs;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// No process whose command line names `marker` (the fixture's path) is left,
 /// no `/dev/shm` entry of the fixtures, no control group of a dead supervisor
@@ -13,12 +14,21 @@ use std::path::Path;
 /// another grade still in progress, and one a test started itself (a
 /// compiler building a fixture: its command line names the source) is not a
 /// port's; neither is counted. Under nextest each test is a process of its
-/// own, so "a test" is any process running this test binary. A port's escaped
-/// process would have been adopted by init or a subreaper, never by a test.
+/// own, and tests of other binaries run at the same time (a containment test
+/// compiling a hostile fixture while a grade_meaning test checks the
+/// fixtures folder), so "a test" is any process running one of this crate's
+/// test binaries (`target/*/deps/`). A port's escaped process would have
+/// been adopted by init or a subreaper, never by a test.
 pub fn assert_machine_clean(marker: &str) {
     let table = procfs::snapshot();
-    let this_binary = std::env::current_exe().ok();
-    let is_test = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok() == this_binary;
+    let test_binaries = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    let is_test = |pid: i32| {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .is_some_and(|exe| exe.parent() == test_binaries.as_deref())
+    };
     let supervised = |mut pid: i32| {
         while pid > 1 {
             pid = table.get(&pid).map_or(0, |s| s.ppid);
@@ -47,8 +57,16 @@ pub fn assert_machine_clean(marker: &str) {
         .filter(|n| n.contains("ipckit_fx"))
         .collect();
     assert!(shm.is_empty(), "fixture objects left in /dev/shm: {shm:?}");
-    // Only control groups made since this test process started: one left
-    // by an earlier, killed session is not this test's doing.
+    assert_no_group_outlives_its_supervisor();
+}
+
+/// No control group `ipckit-grade-PID` made since this test process started
+/// (one left by an earlier, killed session is not this test's doing) whose
+/// supervisor PID is gone. Other tests' graders run at the same time and
+/// remove their supervisor's group just after the supervisor exits: such a
+/// group is gone within moments, a real leftover stays, so the check waits
+/// (at most 10 s) for the list to empty.
+fn assert_no_group_outlives_its_supervisor() {
     let started = std::fs::metadata("/proc/self")
         .and_then(|m| m.modified())
         .ok();
@@ -56,15 +74,26 @@ pub fn assert_machine_clean(marker: &str) {
         let made = e.metadata().and_then(|m| m.modified()).ok();
         made.zip(started).is_none_or(|(m, s)| m >= s)
     };
-    if let Ok(dir) = std::fs::read_dir("/sys/fs/cgroup/pids") {
-        for e in dir.flatten().filter(recent) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("ipckit-grade-") {
-                assert!(
-                    Path::new(&format!("/proc/{pid}")).exists(),
-                    "control group {name} outlived its supervisor"
-                );
-            }
-        }
+    let orphaned = || -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir("/sys/fs/cgroup/pids") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(recent)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| {
+                name.strip_prefix("ipckit-grade-")
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !orphaned().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let left = orphaned();
+    assert!(
+        left.is_empty(),
+        "control groups outlived their supervisor: {left:?}"
+    );
 }
