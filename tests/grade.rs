@@ -453,6 +453,9 @@ fn a_fork_bomb_is_contained_and_cleaned_up() {
     let bin = compile_c("broken/fork-bomb.c", "fork-bomb", &[]);
     let g = grade("fork-basic", &["--timeout", "0.3"], &[&bin.exe]);
     assert_eq!(g.verdict(), "fail");
+    // It reached its cap of 64 within the 0.3 s: the cap was tested.
+    let children = common::children_counted(&g.json);
+    assert!((60..=65).contains(&children), "{}", g.detail("zombies"));
     assert!(
         g.with_status("fail").contains(&"time".to_string()),
         "{:#}",

@@ -19,10 +19,12 @@ fn pool_async_runs_four_tasks_in_parallel() {
     lines.sort();
     assert_eq!(lines, ["Hello 0", "Hello 1", "Hello 2", "Hello 3"]);
     // Each task sleeps 200 ms. That they ran at once is the program's own
-    // check (two tasks' start-to-finish times overlap, or it fails): not a
-    // time bound, which a loaded machine overran (0.98 s for 4 x 200 ms).
+    // check (two tasks' start-to-finish times overlap, or it fails), not a
+    // tight time bound, which a loaded machine overran (0.98 s for 4 x
+    // 200 ms, where one after another takes 0.8 s). The generous bound
+    // catches a pool that runs in parallel but is slow.
     let seconds = run.report["seconds"].as_f64().unwrap();
-    assert!(seconds >= 0.2, "took {seconds} s: the tasks did not sleep");
+    assert!((0.2..3.0).contains(&seconds), "took {seconds} s");
 }
 
 #[test]

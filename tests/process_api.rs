@@ -5,6 +5,7 @@
 
 use ipckit::audit::Scope;
 use ipckit::process::{self, ChildGuard, ExitStatus, Process, WaitOptions};
+use nix::fcntl::{FcntlArg, FdFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use proptest::prelude::*;
@@ -403,18 +404,19 @@ fn dropping_a_daemon_terminates_it_quickly() {
 fn dropping_a_non_daemon_waits_for_it_like_python_at_exit() {
     let mut scope = Scope::new();
     // The child lives until the test closes the write end of a pipe (the
-    // child closes its own copy first), which a thread does 150 ms after the
-    // drop began, having first raised `closing`: a drop that returns has
-    // waited for the child only if `closing` is up by then. (A child that
-    // merely slept was over before the drop began when the test was starved
-    // on a loaded machine.)
+    // child closes its own copy first), which a thread does 150 ms after it
+    // is started, just before the drop, having first raised `closing`: a
+    // drop that returns has waited for the child only if `closing` is up by
+    // then. (A child that merely slept was over before the drop began when
+    // the test was starved on a loaded machine.) Close-on-exec, so that a
+    // command another test starts meanwhile holds no copy of the write end.
     let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    nix::fcntl::fcntl(&write_end, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
     let write_raw = write_end.as_raw_fd();
     let mut p = Process::new(move || {
-        // SAFETY: the child's inherited copy of the test's write end; no
-        // code in the child uses that descriptor again (the child exits
-        // when this closure returns).
-        unsafe { libc::close(write_raw) };
+        // The child's inherited copy of the test's write end (the child ends
+        // with `_exit`, so its copy of the `OwnedFd` is never dropped).
+        let _ = nix::unistd::close(write_raw);
         let _ = nix::unistd::read(&read_end, &mut [0u8; 1]); // 0: end of file
     });
     // SAFETY: the target only closes a descriptor and reads a pipe.

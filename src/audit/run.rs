@@ -258,7 +258,8 @@ impl Watch {
             self.reap_all();
             let table = procfs::snapshot();
             let tree = procfs::descendants(&table, self.me);
-            self.sample_until(&table, &tree, opts.deadline);
+            let (start, deadline) = (self.start, opts.deadline);
+            self.sample_all(&table, &tree, || start.elapsed() > deadline);
             if tree.is_empty() && self.main_exit.is_some() {
                 return;
             }
@@ -293,22 +294,23 @@ impl Watch {
         }
     }
 
-    /// Samples each process of `tree`, but none once the run is past
-    /// `deadline`. Sampling a new process reads its command line, which
-    /// waits while the process is in `fork(2)` (see [`kill_namespace`]): in
-    /// a fork bomb each read waits, and sampling all 64 processes before
-    /// looking at the clock once put the kill 2.4 s after a 0.3 s deadline.
-    fn sample_until(
+    /// Samples each process of `tree` from the snapshot `table`. Sampling a
+    /// new process also reads its command line, which waits while the
+    /// process is in `fork(2)` (see [`kill_namespace`]): in a fork bomb each
+    /// read waits, and reading all 64 before looking at the clock again once
+    /// put the kill 2.4 s after a 0.3 s deadline. So the clock is asked
+    /// before each process, and once `past_deadline()` says so, the rest are
+    /// sampled from the snapshot alone (name, parent, state), without their
+    /// command lines, and the kill comes next.
+    fn sample_all(
         &mut self,
         table: &BTreeMap<i32, ProcStat>,
         tree: &std::collections::BTreeSet<i32>,
-        deadline: Duration,
+        past_deadline: impl Fn() -> bool,
     ) {
         for pid in tree {
-            if self.start.elapsed() > deadline {
-                return;
-            }
-            self.sample(&table[pid]);
+            let read_cmdline = !past_deadline();
+            self.sample(&table[pid], read_cmdline);
         }
     }
 
@@ -316,18 +318,20 @@ impl Watch {
         self.start.elapsed().as_secs_f64()
     }
 
-    fn sample(&mut self, s: &ProcStat) {
+    fn sample(&mut self, s: &ProcStat, read_cmdline: bool) {
         let now = self.now();
         let (me, main) = (self.me, self.main_pid);
         let entry = self.seen.entry(s.pid).or_insert_with(|| Seen {
             comm: s.comm.clone(),
-            cmdline: procfs::cmdline(s.pid),
             first_parent: s.ppid,
             ..Default::default()
         });
-        if !s.is_zombie() && (entry.comm != s.comm || entry.cmdline.is_empty()) {
+        if !s.is_zombie() && entry.comm != s.comm {
             // It called exec (or was caught half-way through): name it by what it runs now.
             entry.comm.clone_from(&s.comm);
+            entry.cmdline.clear();
+        }
+        if read_cmdline && !s.is_zombie() && entry.cmdline.is_empty() {
             entry.cmdline = procfs::cmdline(s.pid);
         }
         if s.is_zombie() && s.ppid != me && entry.zombie_under.is_none() {
@@ -554,13 +558,13 @@ mod tests {
         }
     }
 
-    /// A watch of this process's own tree, started `ago`.
-    fn watch_started(ago: Duration) -> Watch {
+    /// A watch of this process's own tree.
+    fn watch() -> Watch {
         let me = std::process::id() as i32;
         Watch {
             me,
             main_pid: me,
-            start: Instant::now() - ago,
+            start: Instant::now(),
             seen: BTreeMap::new(),
             main_exit: None,
             timed_out: false,
@@ -568,17 +572,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn past_the_deadline_no_process_is_sampled_so_the_kill_comes_first() {
+    /// Samples this process and its parent, with the deadline passing after
+    /// `calls_before` questions to the clock; returns what was seen of each,
+    /// in sampling order.
+    fn sampled(calls_before: usize) -> Vec<Seen> {
         let table = procfs::snapshot();
         let me = std::process::id() as i32;
-        let tree = std::collections::BTreeSet::from([me]);
-        let mut before = watch_started(Duration::ZERO);
-        before.sample_until(&table, &tree, Duration::from_secs(600));
-        assert!(before.seen.contains_key(&me), "sampled within the deadline");
-        let mut past = watch_started(Duration::from_secs(2));
-        past.sample_until(&table, &tree, Duration::from_secs(1));
-        assert!(past.seen.is_empty(), "sampled after the deadline");
+        let tree = std::collections::BTreeSet::from([me, table[&me].ppid]);
+        let mut w = watch();
+        let calls = std::cell::Cell::new(0);
+        w.sample_all(&table, &tree, || {
+            calls.set(calls.get() + 1);
+            calls.get() > calls_before
+        });
+        tree.iter().map(|pid| w.seen.remove(pid).unwrap()).collect()
+    }
+
+    #[test]
+    fn within_the_deadline_every_process_is_named_by_its_command_line() {
+        for s in sampled(usize::MAX) {
+            assert!(!s.cmdline.is_empty(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn once_past_the_deadline_no_command_line_is_read_but_the_process_is_still_seen() {
+        let [first, second] = <[Seen; 2]>::try_from(sampled(1)).unwrap();
+        assert!(!first.cmdline.is_empty(), "before the deadline: {first:?}");
+        assert!(
+            second.cmdline.is_empty(),
+            "read after the deadline: {second:?}"
+        );
+        assert!(
+            !second.comm.is_empty(),
+            "named from the snapshot: {second:?}"
+        );
     }
 
     #[test]

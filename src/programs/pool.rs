@@ -72,17 +72,22 @@ fn pool_async(_args: &[String]) -> Result<i32> {
         }
         ran.push((started, finished));
     }
-    let overlap = |(a, b): &(f64, f64), (c, d): &(f64, f64)| a < d && c < b;
-    if !ran
-        .iter()
-        .enumerate()
-        .any(|(i, x)| ran[i + 1..].iter().any(|y| overlap(x, y)))
-    {
+    if !any_two_overlap(&ran) {
         return Err(Error::Protocol(format!(
             "the tasks ran one after another ({ran:?}): a pool of 4 runs them at once"
         )));
     }
     Ok(0)
+}
+
+/// True when two of the `(start, finish)` intervals overlap: two tasks ran
+/// at the same time. Intervals that only touch (one ends as the next
+/// begins) ran one after the other.
+fn any_two_overlap(ran: &[(f64, f64)]) -> bool {
+    let overlap = |(a, b): &(f64, f64), (c, d): &(f64, f64)| a < d && c < b;
+    ran.iter()
+        .enumerate()
+        .any(|(i, x)| ran[i + 1..].iter().any(|y| overlap(x, y)))
 }
 
 /// The task of `pi-pool`: the partial sum of slice `i` of `n`.
@@ -122,4 +127,22 @@ fn csp_parallel(_args: &[String]) -> Result<i32> {
     }
     println!("Terminating");
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::any_two_overlap;
+
+    #[test]
+    fn intervals_overlap_only_when_two_tasks_ran_at_once() {
+        assert!(!any_two_overlap(&[]));
+        assert!(!any_two_overlap(&[(0.0, 1.0)]));
+        // One after another, also end to end.
+        assert!(!any_two_overlap(&[(0.0, 1.0), (1.0, 2.0), (2.5, 3.0)]));
+        assert!(!any_two_overlap(&[(2.5, 3.0), (1.0, 2.0), (0.0, 1.0)]));
+        // Two overlap, in either order, or one inside another.
+        assert!(any_two_overlap(&[(0.0, 1.0), (1.5, 2.5), (2.0, 3.0)]));
+        assert!(any_two_overlap(&[(2.0, 3.0), (0.0, 1.0), (1.5, 2.5)]));
+        assert!(any_two_overlap(&[(0.0, 4.0), (5.0, 6.0), (1.0, 2.0)]));
+    }
 }

@@ -62,10 +62,11 @@ pub fn assert_machine_clean(marker: &str) {
 
 /// No control group `ipckit-grade-PID` made since this test process started
 /// (one left by an earlier, killed session is not this test's doing) whose
-/// supervisor PID is gone. Other tests' graders run at the same time and
-/// remove their supervisor's group just after the supervisor exits: such a
-/// group is gone within moments, a real leftover stays, so the check waits
-/// (at most 10 s) for the list to empty.
+/// supervisor PID is gone: no process PID, or one that is not an `ipckit
+/// __supervise` (the pid was reused). Other tests' graders run at the same
+/// time and remove their supervisor's group just after the supervisor
+/// exits: such a group is gone within moments, a real leftover stays, so the
+/// check waits (at most 10 s) for the list to empty.
 fn assert_no_group_outlives_its_supervisor() {
     let started = std::fs::metadata("/proc/self")
         .and_then(|m| m.modified())
@@ -83,7 +84,8 @@ fn assert_no_group_outlives_its_supervisor() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|name| {
                 name.strip_prefix("ipckit-grade-")
-                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+                    .and_then(|pid| pid.parse::<i32>().ok())
+                    .is_some_and(|pid| !procfs::cmdline(pid).contains("__supervise"))
             })
             .collect()
     };

@@ -165,6 +165,17 @@ pub fn check_detail(grade: &serde_json::Value, check: &str) -> String {
         .unwrap_or_default()
 }
 
+/// How many child processes a grade's `zombies` check counted (its detail
+/// begins "N child process(es)"), 0 if it does not say: how far a fork bomb
+/// got before its cap.
+pub fn children_counted(grade: &serde_json::Value) -> u32 {
+    check_detail(grade, "zombies")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A C fixture compiled into a folder of its own that every user can read
 /// and enter (ports may run as another uid); removed on drop.
 pub struct Built {
