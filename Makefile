@@ -12,9 +12,10 @@ demo:
 	./target/release/ipckit demo
 
 ## Everything CI checks on Linux: formatting, lints, docs, the whole test suite
-## once: `cargo nextest run` (.config/nextest.toml: sleep-bound tests eight at a
-## time, the grader's two at a time) when it is installed, else `cargo test`;
-## then the doc tests (nextest does not run them).
+## once: `cargo nextest run` (.config/nextest.toml: the sleep-bound conformance
+## tests first, sixteen at a time; the grader's two at a time; fork bombs one at
+## a time) when it is installed, else `cargo test`; then the doc tests (nextest
+## does not run them).
 check: fmt clippy doc suite doctest
 
 fmt:
