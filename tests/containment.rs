@@ -248,7 +248,6 @@ fn build(name: &str, env: Env) -> Built {
 /// __supervise`) still running belongs to a grade in progress. An escaped
 /// process would have been adopted by init or a subreaper, never by one.
 fn assert_machine_clean(marker: &str) {
-    let deadline = Instant::now() + Duration::from_secs(2);
     let stray = || -> Vec<String> {
         let table = procfs::snapshot();
         let supervised = |mut pid: i32| {
@@ -269,10 +268,8 @@ fn assert_machine_clean(marker: &str) {
             .map(|pid| format!("{pid}: {}", procfs::cmdline(*pid)))
             .collect()
     };
-    while !stray().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(stray().is_empty(), "left running: {:?}", stray());
+    let left = common::clean::settled(Duration::from_secs(2), stray);
+    assert!(left.is_empty(), "left running: {left:?}");
 }
 
 /// Work areas (`$TMPDIR/ipckit-grade-PID`) and control groups
@@ -314,21 +311,16 @@ impl Leftovers {
             let pid = name.trim_start_matches("ipckit-grade-");
             !Path::new(&format!("/proc/{pid}")).exists()
         };
-        let start = std::time::Instant::now();
-        loop {
-            let left: Vec<PathBuf> = Self::list()
+        let left = common::clean::settled(Duration::from_secs(10), || {
+            Self::list()
                 .into_iter()
                 .filter(|p| !self.0.contains(p) && dead(p))
-                .collect();
-            if left.is_empty() {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "left behind by a dead supervisor: {left:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                .collect::<Vec<_>>()
+        });
+        assert!(
+            left.is_empty(),
+            "left behind by a dead supervisor: {left:?}"
+        );
     }
 }
 
