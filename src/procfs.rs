@@ -78,6 +78,26 @@ pub fn cmdline(pid: i32) -> String {
     text.trim().to_string()
 }
 
+/// The real user id of `pid` (the first number of `Uid:` in
+/// `/proc/<pid>/status`), or `None` if it is gone.
+pub fn uid_of(pid: i32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// The processes whose real user id is `uid`, zombies left out (they have
+/// exited and hold nothing but their exit status).
+pub fn live_processes_of(uid: u32) -> Vec<i32> {
+    snapshot()
+        .values()
+        .filter(|s| !s.is_zombie() && uid_of(s.pid) == Some(uid))
+        .map(|s| s.pid)
+        .collect()
+}
+
 /// The writable shared mappings of `pid` (`/proc/<pid>/maps`, `proc(5)`:
 /// permissions `rw?s`), each as `PATH [DEV INODE]`, at most
 /// [`MAX_SHARED_MAPPINGS`]. Two processes that map the same memory show the

@@ -283,8 +283,10 @@ struct Leftovers(Vec<PathBuf>);
 
 impl Leftovers {
     fn list() -> Vec<PathBuf> {
-        [std::env::temp_dir(), "/sys/fs/cgroup/pids".into()]
+        let roots = common::clean::GROUP_ROOTS.map(PathBuf::from);
+        [std::env::temp_dir()]
             .iter()
+            .chain(&roots)
             .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
             .map(|e| e.path())
             .filter(|p| {
@@ -382,7 +384,47 @@ fn good_port_passes_or_is_incomplete(env: Env, exercise: &str) {
         Env::Root => assert!(cap.contains("control group"), "{:#}", g.json),
         _ => {}
     }
+    // Scheduled as one process wherever root may make a cpu group.
+    let cpu = &c["cpu_share"];
+    let why = cpu["how"].as_str().unwrap_or_default();
+    match env {
+        Env::Root | Env::NoSysAdmin | Env::NoTrace if v1_cpu_hierarchy() => {
+            assert_eq!(cpu["held"], true, "{:#}", g.json);
+            assert!(why.contains("cpu control group"), "{why}");
+        }
+        Env::User => assert!(cpu["held"] == false && why.contains("not root"), "{why}"),
+        Env::ReadOnlyCgroups => {
+            assert!(cpu["held"] == false && why.contains("Read-only"), "{why}")
+        }
+        _ => {}
+    }
     assert_machine_clean(&port);
+}
+
+/// This machine has a cgroup v1 `cpu` hierarchy (the grader's cpu group
+/// is made there as root).
+fn v1_cpu_hierarchy() -> bool {
+    Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists()
+}
+
+/// The port, and a process of it in a session of its own, are in the run's
+/// `cpu` control group (and its `pids` group): `/proc/self/cgroup` says so.
+#[test]
+#[parallel]
+fn every_process_of_the_port_is_in_the_run_s_cpu_group_whatever_its_session() {
+    if !can_run(Env::Root) {
+        return;
+    }
+    if !v1_cpu_hierarchy() {
+        eprintln!("SKIPPED: no cgroup v1 cpu hierarchy here");
+        return;
+    }
+    let script = "cat /proc/self/cgroup; setsid cat /proc/self/cgroup";
+    let g = grade(Env::Root, "fork-basic", &[], &["/bin/sh", "-c", script]);
+    let out = g.json["runs"][0]["stdout"].as_str().unwrap_or_default();
+    for controller in [":cpu:/ipckit-grade-", ":pids:/ipckit-grade-"] {
+        assert_eq!(out.matches(controller).count(), 2, "{controller}: {out}");
+    }
 }
 
 #[rstest]

@@ -492,6 +492,39 @@ fn sigterm_ignored_means_sigkill_after_the_grace() {
     assert!(g.detail("exit").contains("SIGKILL"), "{}", g.detail("exit"));
 }
 
+/// A process born after the time limit's `SIGTERM` round gets its own
+/// `SIGTERM` (a fork bomb refills its cap as its processes die): it dies of
+/// it, not of the grace period's `SIGKILL`, traced or not.
+#[test]
+fn a_process_forked_after_the_time_limit_s_sigterm_gets_one_too() {
+    for untraced in [false, true] {
+        let extra: &[&str] = if untraced {
+            &["--timeout", "0.5", "--no-trace"]
+        } else {
+            &["--timeout", "0.5"]
+        };
+        let g = grade_py("fork-basic", extra, "broken/fork-on-term.py");
+        let procs = g.json["runs"][0]["tree"]["procs"].as_object().unwrap();
+        let main = g.json["runs"][0]["tree"]["main"].as_i64().unwrap();
+        let late: Vec<&Value> = procs
+            .values()
+            .filter(|p| p["parent"].as_i64() == Some(main))
+            .collect();
+        assert_eq!(late.len(), 1, "untraced {untraced}: {procs:#?}");
+        let killed = late[0]["killed"].as_str().unwrap_or_default();
+        assert!(
+            killed.contains("after the 0.5 s time limit's SIGTERM"),
+            "untraced {untraced}: {killed}"
+        );
+        assert_eq!(
+            late[0]["status"]["Signaled"]["signal"], 15,
+            "untraced {untraced}: {:#}",
+            late[0]
+        );
+        assert!(g.detail("exit").contains("SIGKILL"), "{}", g.detail("exit"));
+    }
+}
+
 #[test]
 fn a_port_gets_default_signal_actions_even_from_a_grader_that_ignores_sigint() {
     use std::os::unix::process::CommandExt;

@@ -278,6 +278,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("good/sum-stdin.sh", "tests/spec.rs"),
     ("broken/sum-stdin-deaf.sh", "tests/spec.rs"),
     ("broken/fork-basic-garbage.py", "tests/report.rs"),
+    ("broken/fork-on-term.py", "tests/grade.rs"),
 ];
 
 /// Every sample port in the folders is in [`CASES`], or in [`ELSEWHERE`]

@@ -508,10 +508,9 @@ impl Sandbox {
             .map(|e| e.path())
             .collect();
         assert!(areas.is_empty(), "work areas left: {areas:?}");
-        for e in std::fs::read_dir("/sys/fs/cgroup/pids")
-            .into_iter()
-            .flatten()
-            .flatten()
+        for e in common::clean::GROUP_ROOTS
+            .iter()
+            .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
         {
             let file = e.file_name().to_string_lossy().into_owned();
             let Some(pid) = file.strip_prefix("ipckit-grade-") else {

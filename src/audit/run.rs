@@ -188,6 +188,12 @@ fn process_cap(
             "processes not capped ({why}): a fork bomb is only stopped by the deadline"
         )),
     }
+    match &cap.cpu_how {
+        Ok(how) => notes.push(format!("scheduled as one process: {how}")),
+        Err(why) => notes.push(format!(
+            "not scheduled as one process ({why}): a fork bomb of many sessions can starve the audit until its deadline"
+        )),
+    }
     std::sync::Arc::new(cap)
 }
 

@@ -8,12 +8,13 @@
 //!   and removed on drop, on every path out;
 //! - [`ProcessCap`]: a `pids` control group (`audit::cgroup`) when root,
 //!   else `RLIMIT_NPROC` (which counts every task of the real uid in its user
-//!   namespace), joined by the first process in [`ProcessCap::apply_in_child`];
+//!   namespace), and a `cpu` group that schedules the tree as one process,
+//!   joined by the first process in [`ProcessCap::apply_in_child`];
 //! - [`reap_next`]: one `waitpid(-1, WNOHANG | __WALL)`, exits, stops and
 //!   tracee reports alike;
 //! - [`kill_all`]: one signal to every pid of a tree.
 
-use super::cgroup::PidsCgroup;
+use super::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -69,15 +70,22 @@ impl Drop for WorkArea {
     }
 }
 
-/// How many processes a tree may have, and how that is enforced.
+/// How many processes a tree may have, and how that is enforced; and
+/// whether the tree is scheduled as one.
 pub struct ProcessCap {
-    /// The control group, when there is one (removed on drop).
-    pub cgroup: Option<PidsCgroup>,
+    /// The `pids` control group, when there is one (removed on drop).
+    pub cgroup: Option<Cgroup>,
+    /// The v1 `cpu` control group, when there is one (removed on drop).
+    pub cpu_group: Option<Cgroup>,
     /// `RLIMIT_NPROC` for the first process, when set.
     pub nproc: Option<u64>,
     /// How, or why there is no cap, in a sentence.
     pub how: std::result::Result<String, String>,
-    join: Option<CString>,
+    /// How the tree is scheduled as one (a `cpu` control group), or why
+    /// it is not, in a sentence.
+    pub cpu_how: std::result::Result<String, String>,
+    /// The `cgroup.procs` files the first process joins.
+    join: Vec<CString>,
 }
 
 /// Who the tree runs as, for [`ProcessCap::new`].
@@ -109,18 +117,25 @@ impl ProcessCap {
         };
         let mut cap = ProcessCap {
             cgroup: None,
+            cpu_group: None,
             nproc,
             how: Err(String::new()),
-            join: None,
+            cpu_how: Err("no cpu control group (not root)".into()),
+            join: Vec::new(),
         };
         if runner == Runner::Root {
-            match PidsCgroup::create_as(kind, max) {
+            cap.join_cpu_group(kind);
+            match Cgroup::pids(kind, max) {
                 Ok(c) => {
                     cap.how = Ok(format!(
                         "pids control group {} (pids.max {max})",
                         c.path().display()
                     ));
-                    cap.join = CString::new(c.procs_file().to_string_lossy().as_bytes()).ok();
+                    if c.schedules_as_one() {
+                        cap.cpu_how = Ok(format!("cpu controller of {}", c.path().display()));
+                    }
+                    cap.join
+                        .extend(CString::new(c.procs_file().to_string_lossy().as_bytes()));
                     cap.cgroup = Some(c);
                     return cap;
                 }
@@ -133,6 +148,23 @@ impl ProcessCap {
             cap.how = Err("no limit on processes".into());
         }
         cap
+    }
+
+    /// Makes the run's v1 `cpu` group for the first process to join, or
+    /// says in `cpu_how` why there is none.
+    fn join_cpu_group(&mut self, kind: &str) {
+        match Cgroup::cpu(kind) {
+            Ok(c) => {
+                self.cpu_how = Ok(format!(
+                    "cpu control group {} (cpu.shares 1024)",
+                    c.path().display()
+                ));
+                self.join
+                    .extend(CString::new(c.procs_file().to_string_lossy().as_bytes()));
+                self.cpu_group = Some(c);
+            }
+            Err(e) => self.cpu_how = Err(format!("no cpu control group ({e})")),
+        }
     }
 
     /// Refuses to run anything without a pids control group unless
@@ -159,7 +191,7 @@ impl ProcessCap {
     }
 
     /// In the first process of the tree, between `fork` and `exec`: joins
-    /// the control group (writes `0` to its `cgroup.procs`) and sets
+    /// the control groups (writes `0` to each `cgroup.procs`) and sets
     /// `RLIMIT_NPROC`. Only async-signal-safe calls.
     ///
     /// # Safety
@@ -176,7 +208,7 @@ impl ProcessCap {
                 return fail();
             }
         }
-        if let Some(path) = &self.join {
+        for path in &self.join {
             // SAFETY: path is a valid NUL-terminated string.
             let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
             if fd < 0 {

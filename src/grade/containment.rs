@@ -52,6 +52,10 @@ pub struct Containment {
     pub namespaces: Piece,
     /// A limit on the number of processes (pids control group or `RLIMIT_NPROC`).
     pub pids_limit: Piece,
+    /// The port's processes are scheduled as one (a `cpu` control group),
+    /// however many sessions they start.
+    #[serde(default)]
+    pub cpu_share: Piece,
     /// The port runs under a user id other than root's (and other than the grader's).
     pub uid_drop: Piece,
     /// System calls traced (ptrace + seccomp): mechanism and reaping evidence.
@@ -69,10 +73,11 @@ pub struct Containment {
 
 impl Containment {
     /// The pieces with their report names, in a fixed order.
-    pub fn pieces(&self) -> [(&'static str, &Piece); 5] {
+    pub fn pieces(&self) -> [(&'static str, &Piece); 6] {
         [
             ("namespaces", &self.namespaces),
             ("pids limit", &self.pids_limit),
+            ("cpu share", &self.cpu_share),
             ("uid drop", &self.uid_drop),
             ("tracing", &self.tracing),
             ("ipc listing", &self.ipc_listing),
@@ -97,6 +102,7 @@ impl Containment {
         Containment {
             namespaces: pick(|c| &c.namespaces),
             pids_limit: pick(|c| &c.pids_limit),
+            cpu_share: pick(|c| &c.cpu_share),
             uid_drop: pick(|c| &c.uid_drop),
             tracing: pick(|c| &c.tracing),
             ipc_listing: pick(|c| &c.ipc_listing),

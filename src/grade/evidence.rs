@@ -198,11 +198,23 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// The record of `pid`, made on first sight.
+    /// The record of `pid`, made on first sight (named by its command line).
     pub fn proc(&mut self, pid: i32, now: f64) -> &mut ProcRecord {
+        self.proc_named(pid, now, || command_of(pid))
+    }
+
+    /// [`Tree::proc`], a new record's command given by `command` (the
+    /// command line is not always worth its wait: see
+    /// `supervisor::watch::Watch::record`).
+    pub fn proc_named(
+        &mut self,
+        pid: i32,
+        now: f64,
+        command: impl FnOnce() -> String,
+    ) -> &mut ProcRecord {
         self.procs.entry(pid).or_insert_with(|| ProcRecord {
             pid,
-            command: command_of(pid),
+            command: command(),
             started: now,
             nspid: nspid_of(pid),
             exe: exe_of(pid),

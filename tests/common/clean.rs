@@ -76,10 +76,9 @@ fn assert_no_group_outlives_its_supervisor() {
         made.zip(started).is_none_or(|(m, s)| m >= s)
     };
     let orphaned = || -> Vec<String> {
-        let Ok(dir) = std::fs::read_dir("/sys/fs/cgroup/pids") else {
-            return Vec::new();
-        };
-        dir.flatten()
+        GROUP_ROOTS
+            .iter()
+            .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
             .filter(recent)
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|name| {
@@ -95,6 +94,10 @@ fn assert_no_group_outlives_its_supervisor() {
         "control groups outlived their supervisor: {left:?}"
     );
 }
+
+/// The cgroup v1 hierarchies a run's control groups (`ipckit-KIND-PID`)
+/// are made in: `pids` (its process cap) and `cpu` (one share).
+pub const GROUP_ROOTS: [&str; 2] = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"];
 
 /// `list()` once it is empty, or as it still is after `within`: what other
 /// tests' graders are still removing, or a process its adopter has yet to

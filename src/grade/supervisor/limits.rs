@@ -22,6 +22,21 @@ pub(super) fn cap_piece(cap: &crate::audit::tree::ProcessCap) -> Piece {
     }
 }
 
+/// Step 2: whether the port is scheduled as one (`audit::cgroup`'s `cpu`
+/// group), as the report says it.
+pub(super) fn cpu_piece(cap: &crate::audit::tree::ProcessCap) -> Piece {
+    match &cap.cpu_how {
+        Ok(how) => Piece::held(
+            how.clone(),
+            "the port's processes share one process's CPU time, however many sessions they start: a fork bomb cannot starve the grader or grades beside it",
+        ),
+        Err(why) => Piece::missing(
+            why.clone(),
+            "each of the port's processes (each session, with autogroup scheduling) weighs as much as the grader: a fork bomb can delay the grader's deadline and grades beside it",
+        ),
+    }
+}
+
 /// Files and folders the port's own uid made outside its work area, in
 /// the folders every user may write to (`/tmp`, `/var/tmp`, `/dev/shm`,
 /// the grader's `TMPDIR`): with a fresh uid they are certainly the
@@ -108,53 +123,55 @@ pub(super) fn uid_piece(dropped: Option<u32>) -> Piece {
     }
 }
 
-/// Kills every process of `uid` (a fresh uid nothing else runs as): a
-/// child takes that uid and sends `SIGKILL` with `kill(2)`'s pid `-1` (every
-/// process it may signal: those of its uid) until none is left (`ESRCH`),
-/// at most 10 000 rounds. A process that left the port's tree (`setsid`, a
+/// Kills every process of `uid` (a fresh uid nothing else runs as) still
+/// alive after the run: a process that left the port's tree (`setsid`, a
 /// double fork, a fork bomb racing the tree walk) cannot escape that.
-/// Returns the rounds that found a process. Root only.
+/// Returns how many there were (`/proc`); with none, nothing is done.
+///
+/// A child takes that uid and sends `SIGKILL` once with `kill(2)`'s pid
+/// `-1` (every process it may signal: those of its uid). Once is enough:
+/// `kill(-1)` walks the process list under the lock `fork(2)` takes to add
+/// a process, and a fork that completes after the walk finds its parent's
+/// `SIGKILL` pending and fails. Its return value tells nothing: `kill(-1)`
+/// returns 0 whenever any other process exists, even one it may not
+/// signal (a loop "until `ESRCH`" ran 10 000 rounds after every grade).
+/// Root only.
 pub(super) fn sweep_uid(uid: u32) -> usize {
+    let left = crate::audit::procfs::live_processes_of(uid).len();
+    if left == 0 {
+        return 0;
+    }
     // SAFETY: the child makes only async-signal-safe calls (setresgid,
     // setresuid, kill, _exit) before it exits, so forking a process that
     // may have other threads is sound.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        sweep_as(uid);
+        kill_all_as(uid);
     }
-    if pid < 0 {
-        return 0;
+    if pid > 0 {
+        let mut status = 0;
+        // SAFETY: status is a valid int; pid is this process's child.
+        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+            && nix::errno::Errno::last() == nix::errno::Errno::EINTR
+        {}
     }
-    let mut status = 0;
-    // SAFETY: status is a valid int; pid is this process's child.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-        && nix::errno::Errno::last() == nix::errno::Errno::EINTR
-    {}
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status) as usize * 100
-    } else {
-        0
-    }
+    left
 }
 
-/// The child of [`sweep_uid`]: never returns. Exits with the rounds that
-/// found a process, in hundreds (an exit status holds 0..=255).
-fn sweep_as(uid: u32) -> ! {
+/// The child of [`sweep_uid`]: takes `uid` and sends `SIGKILL` to every
+/// process of it. Never returns.
+fn kill_all_as(uid: u32) -> ! {
     // SAFETY: setresgid takes plain ids.
     let g = unsafe { libc::setresgid(uid, uid, uid) };
     // SAFETY: setresuid takes plain ids.
     let u = unsafe { libc::setresuid(uid, uid, uid) };
-    if g != 0 || u != 0 {
-        // SAFETY: _exit ends this forked child without running destructors.
-        unsafe { libc::_exit(0) };
+    if g == 0 && u == 0 {
+        // SAFETY: kill with pid -1 and a valid signal; as `uid` it signals
+        // only that uid's processes.
+        unsafe { libc::kill(-1, libc::SIGKILL) };
     }
-    let mut rounds = 0u32;
-    // SAFETY: kill with pid -1 and a valid signal; it signals only this uid's processes.
-    while rounds < 10_000 && unsafe { libc::kill(-1, libc::SIGKILL) } == 0 {
-        rounds += 1;
-    }
-    // SAFETY: as above.
-    unsafe { libc::_exit(rounds.div_ceil(100).min(255) as i32) }
+    // SAFETY: _exit ends this forked child without running destructors.
+    unsafe { libc::_exit(0) }
 }
 
 /// Removes `object` as `uid`/`gid` (its owner): a child takes those ids and
@@ -251,4 +268,71 @@ pub(super) fn child_setup(
     // SAFETY: sigprocmask gets a valid, empty signal set.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, empty.as_ref(), std::ptr::null_mut()) };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+    /// A uid of this test's own, that no other process runs as.
+    fn test_uid(n: u32) -> u32 {
+        FRESH_UID_BASE - 1_000_000 + (std::process::id() % 100_000) * 4 + n
+    }
+
+    #[test]
+    fn a_sweep_finds_nothing_to_kill_when_no_process_of_the_uid_runs() {
+        if !is_root() {
+            eprintln!("SKIPPED: sweeping a uid needs root");
+            return;
+        }
+        assert_eq!(sweep_uid(test_uid(0)), 0);
+    }
+
+    #[test]
+    fn a_sweep_kills_every_process_of_the_uid_with_one_kill() {
+        if !is_root() {
+            eprintln!("SKIPPED: sweeping a uid needs root");
+            return;
+        }
+        let uid = test_uid(1);
+        // Three processes of the uid: a shell and two sleeps it started.
+        let mut shell = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 60 & sleep 60 & wait"])
+            .uid(uid)
+            .gid(uid)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while crate::audit::procfs::live_processes_of(uid).len() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sleeps never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(sweep_uid(uid), 3);
+        let status = loop {
+            if let Some(status) = shell.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let left = crate::audit::procfs::live_processes_of(uid);
+                crate::audit::tree::kill_all(&left, nix::sys::signal::Signal::SIGKILL);
+                let _ = shell.wait();
+                panic!("the sweep left {} process(es) of uid {uid}", left.len());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+        // The sleeps, adopted by init (or a subreaper), are reaped there.
+        while !crate::audit::procfs::live_processes_of(uid).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a sleep outlived the sweep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(sweep_uid(uid), 0);
+    }
 }

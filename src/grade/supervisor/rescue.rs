@@ -93,7 +93,7 @@ fn kill_run(pid: i32) -> usize {
             procfs::snapshot()
                 .keys()
                 .copied()
-                .filter(|p| environ_has(*p, &mark) || uid_of(*p) == Some(fresh)),
+                .filter(|p| procfs::uid_of(*p) == Some(fresh) || environ_has(*p, &mark)),
         );
         members.retain(|p| procfs::state_of(*p).is_some_and(|s| s != 'Z'));
         if members.is_empty() || Instant::now() > deadline {
@@ -117,15 +117,6 @@ fn kill_run(pid: i32) -> usize {
         );
     }
     killed.len()
-}
-
-/// The real uid of a process (`Uid:` of `/proc/<pid>/status`).
-fn uid_of(pid: i32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 fn environ_has(pid: i32, entry: &str) -> bool {

@@ -124,6 +124,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     };
     let cap = ProcessCap::new("grade", req.limits.processes, runner, user.is_some());
     containment.pids_limit = super::limits::cap_piece(&cap);
+    containment.cpu_share = super::limits::cpu_piece(&cap);
     let otherwise = if crate::audit::pidns::inside() {
         Some("a PID namespace of its own")
     } else if user.is_some() && req.run_as == RunAs::Fresh {
@@ -215,6 +216,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
         empty_since: None,
         interrupted: None,
         stopped: Default::default(),
+        time_limit: req.time_limit,
     };
     watch.tree.proc(main, 0.0);
     watch.follow(req, &sigfd);
@@ -225,7 +227,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
         let swept = super::limits::sweep_uid(uid);
         if swept > 0 {
             notes.push(format!(
-                "{swept} kill(-1) round(s) as uid {uid} after the run: processes of the port had left its tree"
+                "{swept} process(es) of uid {uid} still ran after the run, outside the port's tree: killed with kill(-1) as that uid"
             ));
         }
         watch.reap();

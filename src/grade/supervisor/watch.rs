@@ -100,11 +100,30 @@ pub(super) struct Watch {
     pub(super) interrupted: Option<i32>,
     /// Untraced: processes seen stopped (state `T`), since when.
     pub(super) stopped: std::collections::BTreeMap<i32, f64>,
+    /// The run's time limit, in seconds from `start`.
+    pub(super) time_limit: f64,
 }
 
 impl Watch {
     pub(super) fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
+    }
+
+    /// The record of `pid`, made on first sight. Its command line is read
+    /// only before the time limit: reading `/proc/PID/cmdline` waits while
+    /// the process is in `fork(2)` (about 70 ms for each of a fork bomb's
+    /// 64 processes, measured), and reading them all once held the kill of
+    /// a 0.3 s limit seconds late (28 s on a loaded machine). Past the
+    /// limit a new process is named by its `comm` (`/proc/PID/stat`). The
+    /// clock is asked for each process.
+    pub(super) fn record(&mut self, pid: i32) -> &mut super::super::evidence::ProcRecord {
+        let now = self.now();
+        if now <= self.time_limit {
+            return self.tree.proc(pid, now);
+        }
+        self.tree.proc_named(pid, now, || {
+            procfs::stat(pid).map(|s| s.comm).unwrap_or_default()
+        })
     }
 
     pub(super) fn follow(&mut self, req: &Request, sigfd: &SignalFd) {
@@ -201,6 +220,21 @@ impl Watch {
                     }
                 }
             }
+            if self.term_sent.is_some() {
+                // A process born after the SIGTERM round (a fork bomb refills
+                // its cap as its processes die) gets its own, not the grace's
+                // SIGKILL.
+                let late: Vec<i32> = alive
+                    .iter()
+                    .copied()
+                    .filter(|p| self.tree.procs.get(p).is_none_or(|r| r.killed.is_none()))
+                    .collect();
+                let why = format!(
+                    "started after the {:.1} s time limit's SIGTERM; sent SIGTERM",
+                    req.time_limit
+                );
+                self.kill(&late, Signal::SIGTERM, &why);
+            }
             if let Some(t) = self.term_sent
                 && now > t + req.grace
             {
@@ -244,10 +278,9 @@ impl Watch {
     }
 
     pub(super) fn kill(&mut self, pids: &[i32], sig: Signal, why: &str) {
-        let now = self.now();
         crate::audit::tree::kill_all(pids, sig);
         for &pid in pids {
-            let r = self.tree.proc(pid, now);
+            let r = self.record(pid);
             if r.exited.is_none() && (sig == Signal::SIGKILL || r.killed.is_none()) {
                 r.killed = Some(why.to_string());
             }
@@ -280,7 +313,7 @@ impl Watch {
         for pid in procfs::descendants(table, self.me) {
             let Some(s) = table.get(&pid) else { continue };
             let (me, main) = (self.me, self.main);
-            let r = self.tree.proc(pid, now);
+            let r = self.record(pid);
             if r.parent == 0 && pid != main {
                 r.parent = s.ppid;
             }
