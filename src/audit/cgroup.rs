@@ -51,11 +51,32 @@ pub struct Cgroup {
 fn dirs_of(kind: &str, supervisor: u32) -> Vec<PathBuf> {
     let name = format!("ipckit-{kind}-{supervisor}");
     let mut dirs = vec![
-        PathBuf::from(PIDS_ROOT).join(&name),
-        PathBuf::from(CPU_ROOT).join(&name),
+        v1_own(PIDS_ROOT, "pids").join(&name),
+        v1_own(CPU_ROOT, "cpu").join(&name),
     ];
     dirs.extend(v2_parent().map(|p| p.join(&name)));
     dirs
+}
+
+/// This process's own group in the v1 hierarchy of `controller` mounted
+/// at `root`. A run's groups are made inside it, so that they stay under
+/// whatever limits the grader itself is under (a systemd unit's
+/// `CPUQuota`, `TasksMax`).
+fn v1_own(root: &str, controller: &str) -> PathBuf {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    v1_own_from(root, controller, &own)
+}
+
+/// [`v1_own`] from the text of `/proc/self/cgroup`: the path of the line
+/// whose controller list names `controller` (`4:cpu,cpuacct:/system.slice`),
+/// under `root`; `root` itself when there is none.
+fn v1_own_from(root: &str, controller: &str, own: &str) -> PathBuf {
+    let path = own.lines().find_map(|l| {
+        let mut fields = l.splitn(3, ':');
+        let (_, names, path) = (fields.next()?, fields.next()?, fields.next()?);
+        names.split(',').any(|n| n == controller).then_some(path)
+    });
+    PathBuf::from(root).join(path.unwrap_or("/").trim_start_matches('/'))
 }
 
 /// Where this process may make a v2 group: the parent of its own group
@@ -86,10 +107,11 @@ fn v2_parent_from(mounts: &str, own: &str) -> Option<PathBuf> {
         .then_some(parent)
 }
 
-/// The processes left in the group of the (dead) supervisor `supervisor`.
+/// The processes left in the groups of the (dead) supervisor `supervisor`,
+/// each once.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn procs_left_by(supervisor: i32) -> Vec<i32> {
-    dirs_of("grade", supervisor as u32)
+    let mut procs: Vec<i32> = dirs_of("grade", supervisor as u32)
         .into_iter()
         .flat_map(|dir| {
             let group = Cgroup { dir, owner: false };
@@ -97,7 +119,10 @@ pub fn procs_left_by(supervisor: i32) -> Vec<i32> {
             std::mem::forget(group); // not ours to remove here
             procs
         })
-        .collect()
+        .collect();
+    procs.sort_unstable();
+    procs.dedup();
+    procs
 }
 
 /// Removes the groups of the (dead) run of `kind` named after `supervisor`
@@ -117,9 +142,8 @@ impl Cgroup {
     /// can be enabled: see [`Cgroup::schedules_as_one`]).
     pub fn pids(kind: &str, max: u64) -> Result<Cgroup> {
         let name = format!("ipckit-{kind}-{}", super::tree::run_id());
-        let v1 = PathBuf::from(PIDS_ROOT);
-        let dir = if v1.is_dir() {
-            v1.join(name)
+        let dir = if std::path::Path::new(PIDS_ROOT).is_dir() {
+            v1_own(PIDS_ROOT, "pids").join(name)
         } else {
             let parent = v2_parent().ok_or_else(|| {
                 Error::invalid(
@@ -135,16 +159,31 @@ impl Cgroup {
     }
 
     /// Makes the v1 `cpu` group of this process's run of `kind`: its
-    /// processes share one `cpu.shares` (the default 1024).
+    /// processes share one `cpu.shares` (the default 1024, as much as one
+    /// ordinary process beside it).
     pub fn cpu(kind: &str) -> Result<Cgroup> {
-        let v1 = PathBuf::from(CPU_ROOT);
-        if !v1.join("cpu.shares").exists() {
+        if !std::path::Path::new(CPU_ROOT).join("cpu.shares").exists() {
             return Err(Error::invalid(
                 "control group",
                 "no cgroup v1 cpu hierarchy",
             ));
         }
-        Self::make(v1.join(format!("ipckit-{kind}-{}", super::tree::run_id())))
+        let name = format!("ipckit-{kind}-{}", super::tree::run_id());
+        Self::make(v1_own(CPU_ROOT, "cpu").join(name))
+    }
+
+    /// True for a group of a cgroup v2 hierarchy (not under a v1 root).
+    pub fn is_v2(&self) -> bool {
+        !self.dir.starts_with(PIDS_ROOT) && !self.dir.starts_with(CPU_ROOT)
+    }
+
+    /// True when `pid` is in this group now (`/proc/PID/cgroup`: the line
+    /// of the group's hierarchy ends with its name); `None` when `pid` is
+    /// gone.
+    pub fn holds(&self, pid: i32) -> Option<bool> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let name = self.dir.file_name()?.to_string_lossy().into_owned();
+        Some(text.lines().any(|l| l.ends_with(&format!("/{name}"))))
     }
 
     /// True when the group schedules its processes as one: a v1 `cpu`
@@ -157,7 +196,9 @@ impl Cgroup {
     /// root): `+pids` and `+cpu` in the parent's `cgroup.subtree_control`
     /// (each best effort: already enabled, or refused, and then writing
     /// `pids.max` fails, or the group has no `cpu.weight`), then the group
-    /// itself.
+    /// itself. The controllers stay enabled in the parent once the group is
+    /// gone (its other children, this process's own group among them, then
+    /// have a `cpu.weight` of 100, the default, each).
     fn make_v2(parent: &std::path::Path, name: &str, max: u64) -> Result<Cgroup> {
         for controller in ["+pids\n", "+cpu\n"] {
             let _ = std::fs::OpenOptions::new()
@@ -248,6 +289,26 @@ mod tests {
     }
 
     #[test]
+    fn a_v1_group_is_made_inside_this_process_s_own_group_of_that_hierarchy() {
+        let own =
+            "12:pids:/user.slice/user-0.slice\n4:cpu,cpuacct:/system.slice/grader.service\n0::/\n";
+        assert_eq!(
+            v1_own_from(CPU_ROOT, "cpu", own),
+            Path::new("/sys/fs/cgroup/cpu/system.slice/grader.service")
+        );
+        assert_eq!(
+            v1_own_from(PIDS_ROOT, "pids", own),
+            Path::new("/sys/fs/cgroup/pids/user.slice/user-0.slice")
+        );
+        // `cpuacct` alone is not `cpu`; at the root, or with no line, the root.
+        assert_eq!(
+            v1_own_from(CPU_ROOT, "cpu", "3:cpuacct:/a\n1:cpu:/\n"),
+            Path::new(CPU_ROOT)
+        );
+        assert_eq!(v1_own_from(CPU_ROOT, "cpu", "0::/x\n"), Path::new(CPU_ROOT));
+    }
+
+    #[test]
     fn the_v2_parent_is_beside_this_process_group_when_it_offers_pids() {
         let (root, mounts, own) = fake_v2("parent");
         let parent = root.join("user.slice/user@1000.service/app.slice");
@@ -267,8 +328,22 @@ mod tests {
         }
         let group = Cgroup::cpu("unit-test").unwrap();
         let dir = group.path().to_path_buf();
-        assert!(dir.starts_with(CPU_ROOT), "{}", dir.display());
+        assert!(
+            dir.starts_with(v1_own(CPU_ROOT, "cpu")),
+            "{}",
+            dir.display()
+        );
         assert!(group.schedules_as_one());
+        assert_eq!(group.holds(std::process::id() as i32), Some(false));
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(group.procs_file(), sleeper.id().to_string()).unwrap();
+        assert_eq!(group.holds(sleeper.id() as i32), Some(true));
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        assert_eq!(group.holds(sleeper.id() as i32), None, "reaped: gone");
         assert_eq!(
             std::fs::read_to_string(dir.join("cpu.shares"))
                 .unwrap()

@@ -95,6 +95,12 @@ pub fn run(argv: &[String], opts: &Options) -> Result<Report> {
         .spawn()
         .map_err(|e| Error::io(format!("starting {program}"), e))?;
     let main_pid = child.id() as i32;
+    match cap.cpu_share(main_pid) {
+        Ok(how) => notes.push(format!("scheduled as one process: {how}")),
+        Err(why) => notes.push(format!(
+            "not scheduled as one process ({why}): a fork bomb of many sessions can starve the audit until its deadline"
+        )),
+    }
     drop(child); // we reap it ourselves, with waitpid(-1)
 
     let mut watch = Watch {
@@ -186,12 +192,6 @@ fn process_cap(
         Ok(how) => notes.push(format!("processes capped: {how}")),
         Err(why) => notes.push(format!(
             "processes not capped ({why}): a fork bomb is only stopped by the deadline"
-        )),
-    }
-    match &cap.cpu_how {
-        Ok(how) => notes.push(format!("scheduled as one process: {how}")),
-        Err(why) => notes.push(format!(
-            "not scheduled as one process ({why}): a fork bomb of many sessions can starve the audit until its deadline"
         )),
     }
     std::sync::Arc::new(cap)

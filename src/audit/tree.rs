@@ -81,11 +81,16 @@ pub struct ProcessCap {
     pub nproc: Option<u64>,
     /// How, or why there is no cap, in a sentence.
     pub how: std::result::Result<String, String>,
-    /// How the tree is scheduled as one (a `cpu` control group), or why
-    /// it is not, in a sentence.
+    /// How the tree is to be scheduled as one (a `cpu` control group), or
+    /// why it is not, in a sentence; [`ProcessCap::cpu_share`] says whether
+    /// the first process joined.
     pub cpu_how: std::result::Result<String, String>,
-    /// The `cgroup.procs` files the first process joins.
-    join: Vec<CString>,
+    /// The `pids` group's `cgroup.procs`, which the first process joins
+    /// (or it does not run).
+    join: Option<CString>,
+    /// The `cpu` group's `cgroup.procs`, which the first process joins if
+    /// it can (the group is not containment).
+    join_cpu: Option<CString>,
 }
 
 /// Who the tree runs as, for [`ProcessCap::new`].
@@ -121,7 +126,8 @@ impl ProcessCap {
             nproc,
             how: Err(String::new()),
             cpu_how: Err("no cpu control group (not root)".into()),
-            join: Vec::new(),
+            join: None,
+            join_cpu: None,
         };
         if runner == Runner::Root {
             cap.join_cpu_group(kind);
@@ -133,9 +139,13 @@ impl ProcessCap {
                     ));
                     if c.schedules_as_one() {
                         cap.cpu_how = Ok(format!("cpu controller of {}", c.path().display()));
+                    } else if c.is_v2() && cap.cpu_group.is_none() {
+                        cap.cpu_how = Err(format!(
+                            "no cpu controller in {}: its parent's cgroup.subtree_control refused +cpu",
+                            c.path().display()
+                        ));
                     }
-                    cap.join
-                        .extend(CString::new(c.procs_file().to_string_lossy().as_bytes()));
+                    cap.join = CString::new(c.procs_file().to_string_lossy().as_bytes()).ok();
                     cap.cgroup = Some(c);
                     return cap;
                 }
@@ -159,11 +169,24 @@ impl ProcessCap {
                     "cpu control group {} (cpu.shares 1024)",
                     c.path().display()
                 ));
-                self.join
-                    .extend(CString::new(c.procs_file().to_string_lossy().as_bytes()));
+                self.join_cpu = CString::new(c.procs_file().to_string_lossy().as_bytes()).ok();
                 self.cpu_group = Some(c);
             }
             Err(e) => self.cpu_how = Err(format!("no cpu control group ({e})")),
+        }
+    }
+
+    /// How the tree of `main`, just started, is scheduled, in a sentence:
+    /// `Ok` when `main` joined the `cpu` group (`/proc/PID/cgroup`), or
+    /// had already exited (said so); `Err` with the reason otherwise.
+    pub fn cpu_share(&self, main: i32) -> std::result::Result<String, String> {
+        let how = self.cpu_how.clone()?;
+        match self.cpu_group.as_ref().map(|g| g.holds(main)) {
+            Some(Some(false)) => Err(format!("{how}: the port could not join it")),
+            Some(None) => Ok(format!(
+                "{how} (not confirmed: the process had already exited)"
+            )),
+            _ => Ok(how),
         }
     }
 
@@ -208,22 +231,34 @@ impl ProcessCap {
                 return fail();
             }
         }
-        for path in &self.join {
-            // SAFETY: path is a valid NUL-terminated string.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-            if fd < 0 {
-                return fail();
-            }
-            // SAFETY: fd is open; the buffer is 2 valid bytes.
-            let written = unsafe { libc::write(fd, b"0\n".as_ptr().cast(), 2) };
-            // SAFETY: fd is open and closed once.
-            unsafe { libc::close(fd) };
-            if written != 2 {
-                return fail();
-            }
+        if let Some(path) = &self.join
+            && !join_group(path)
+        {
+            return fail();
+        }
+        if let Some(path) = &self.join_cpu {
+            // Best effort: `cpu_share` tells the report whether it worked.
+            join_group(path);
         }
         Ok(())
     }
+}
+
+/// Writes `0` to the `cgroup.procs` file `path`: this process joins that
+/// group. Only async-signal-safe calls (`open(2)`, `write(2)`, `close(2)`),
+/// for a child between `fork` and `exec`. False when it failed (`errno`
+/// says why).
+fn join_group(path: &std::ffi::CStr) -> bool {
+    // SAFETY: path is a valid NUL-terminated string.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd is open; the buffer is 2 valid bytes.
+    let written = unsafe { libc::write(fd, b"0\n".as_ptr().cast(), 2) };
+    // SAFETY: fd is open and closed once.
+    unsafe { libc::close(fd) };
+    written == 2
 }
 
 /// Tasks (threads) of this user now: `RLIMIT_NPROC` counts every thread of

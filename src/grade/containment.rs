@@ -2,7 +2,7 @@
 //! verdict.
 //!
 //! The supervisor fills one [`Containment`] per run (namespaces, pids limit,
-//! user id, tracing, IPC listing). [`judge`] then reads it against the
+//! cpu share, user id, tracing, IPC listing). [`judge`] then reads it against the
 //! checks: a check that applies but could not be performed here is turned
 //! into `skip` with the reason, never left as `pass`, and the grade's verdict
 //! becomes [`super::Verdict::Incomplete`]. Every report format prints the
@@ -35,6 +35,11 @@ impl Piece {
         }
     }
 
+    /// A piece a report did not record (one written by an older ipckit).
+    pub fn unrecorded() -> Piece {
+        Piece::missing("not recorded in this report (an older ipckit)", "unknown")
+    }
+
     /// A missing piece.
     pub fn missing(how: impl Into<String>, meaning: impl Into<String>) -> Piece {
         Piece {
@@ -53,8 +58,9 @@ pub struct Containment {
     /// A limit on the number of processes (pids control group or `RLIMIT_NPROC`).
     pub pids_limit: Piece,
     /// The port's processes are scheduled as one (a `cpu` control group),
-    /// however many sessions they start.
-    #[serde(default)]
+    /// however many sessions they start. (A report written before there
+    /// was this piece reads as not held, saying so.)
+    #[serde(default = "Piece::unrecorded")]
     pub cpu_share: Piece,
     /// The port runs under a user id other than root's (and other than the grader's).
     pub uid_drop: Piece,

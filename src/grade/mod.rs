@@ -22,7 +22,7 @@
 //!   check tells the student; [`html`]: the HTML report and its timeline.
 //!
 //! - [`containment`]: what containment a run had (namespaces, pids limit,
-//!   user id, tracing, IPC listing) and what each missing piece means.
+//!   cpu share, user id, tracing, IPC listing) and what each missing piece means.
 //!
 //! A grade's [`Verdict`] is `pass` when every check passed or was skipped
 //! because it does not apply, `fail` when one failed, `incomplete` when

@@ -22,16 +22,16 @@ pub(super) fn cap_piece(cap: &crate::audit::tree::ProcessCap) -> Piece {
     }
 }
 
-/// Step 2: whether the port is scheduled as one (`audit::cgroup`'s `cpu`
-/// group), as the report says it.
-pub(super) fn cpu_piece(cap: &crate::audit::tree::ProcessCap) -> Piece {
-    match &cap.cpu_how {
+/// Step 3: whether the port is scheduled as one (`audit::cgroup`'s `cpu`
+/// group: `ProcessCap::cpu_share`), as the report says it.
+pub(super) fn cpu_piece(share: std::result::Result<String, String>) -> Piece {
+    match share {
         Ok(how) => Piece::held(
-            how.clone(),
+            how,
             "the port's processes share one process's CPU time, however many sessions they start: a fork bomb cannot starve the grader or grades beside it",
         ),
         Err(why) => Piece::missing(
-            why.clone(),
+            why,
             "each of the port's processes (each session, with autogroup scheduling) weighs as much as the grader: a fork bomb can delay the grader's deadline and grades beside it",
         ),
     }
@@ -126,21 +126,20 @@ pub(super) fn uid_piece(dropped: Option<u32>) -> Piece {
 /// Kills every process of `uid` (a fresh uid nothing else runs as) still
 /// alive after the run: a process that left the port's tree (`setsid`, a
 /// double fork, a fork bomb racing the tree walk) cannot escape that.
-/// Returns how many there were (`/proc`); with none, nothing is done.
+/// Returns how many `/proc` showed alive before and after the kill, or why
+/// the kill could not be made. Root only.
 ///
 /// A child takes that uid and sends `SIGKILL` once with `kill(2)`'s pid
-/// `-1` (every process it may signal: those of its uid). Once is enough:
-/// `kill(-1)` walks the process list under the lock `fork(2)` takes to add
-/// a process, and a fork that completes after the walk finds its parent's
-/// `SIGKILL` pending and fails. Its return value tells nothing: `kill(-1)`
-/// returns 0 whenever any other process exists, even one it may not
-/// signal (a loop "until `ESRCH`" ran 10 000 rounds after every grade).
-/// Root only.
-pub(super) fn sweep_uid(uid: u32) -> usize {
-    let left = crate::audit::procfs::live_processes_of(uid).len();
-    if left == 0 {
-        return 0;
-    }
+/// `-1` (every process it may signal: those of its uid), whatever `/proc`
+/// showed (a process that forks and exits over and over may be missed by a
+/// listing, never by the kill). Once is enough: `kill(-1)` walks the
+/// process list under the lock `fork(2)` takes to add a process, and a fork
+/// that completes after the walk finds its parent's `SIGKILL` pending and
+/// fails. Its return value tells nothing: `kill(-1)` returns 0 whenever any
+/// other process exists, even one it may not signal (a loop "until
+/// `ESRCH`" ran 10 000 rounds after every grade).
+pub(super) fn sweep_uid(uid: u32) -> std::result::Result<Swept, String> {
+    let before = crate::audit::procfs::live_processes_of(uid).len();
     // SAFETY: the child makes only async-signal-safe calls (setresgid,
     // setresuid, kill, _exit) before it exits, so forking a process that
     // may have other threads is sound.
@@ -148,30 +147,58 @@ pub(super) fn sweep_uid(uid: u32) -> usize {
     if pid == 0 {
         kill_all_as(uid);
     }
-    if pid > 0 {
-        let mut status = 0;
-        // SAFETY: status is a valid int; pid is this process's child.
-        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-            && nix::errno::Errno::last() == nix::errno::Errno::EINTR
-        {}
+    if pid < 0 {
+        return Err(format!("fork: {}", nix::errno::Errno::last()));
     }
-    left
+    let mut status = 0;
+    // SAFETY: status is a valid int; pid is this process's child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && nix::errno::Errno::last() == nix::errno::Errno::EINTR
+    {}
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!(
+            "the child could not take uid {uid} (setresuid) or kill (status {status:#x})"
+        ));
+    }
+    // A killed process is a zombie within moments (one in an
+    // uninterruptible wait dies when it wakes): given a second, those still
+    // alive are counted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut after = crate::audit::procfs::live_processes_of(uid).len();
+    while after > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        after = crate::audit::procfs::live_processes_of(uid).len();
+    }
+    Ok(Swept { before, after })
+}
+
+/// What [`sweep_uid`] found: processes of the uid alive before and after
+/// its `kill(-1)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Swept {
+    pub(super) before: usize,
+    pub(super) after: usize,
 }
 
 /// The child of [`sweep_uid`]: takes `uid` and sends `SIGKILL` to every
-/// process of it. Never returns.
+/// process of it; exits 0, or 1 if it could not. Never returns.
 fn kill_all_as(uid: u32) -> ! {
     // SAFETY: setresgid takes plain ids.
     let g = unsafe { libc::setresgid(uid, uid, uid) };
     // SAFETY: setresuid takes plain ids.
     let u = unsafe { libc::setresuid(uid, uid, uid) };
-    if g == 0 && u == 0 {
-        // SAFETY: kill with pid -1 and a valid signal; as `uid` it signals
-        // only that uid's processes.
-        unsafe { libc::kill(-1, libc::SIGKILL) };
+    if g != 0 || u != 0 {
+        // SAFETY: _exit ends this forked child without running destructors.
+        unsafe { libc::_exit(1) };
     }
+    // SAFETY: kill with pid -1 and a valid signal; as `uid` it signals
+    // only that uid's processes.
+    let r = unsafe { libc::kill(-1, libc::SIGKILL) };
+    // ESRCH: no other process at all, so none of the uid. (Reading errno
+    // is a plain load: async-signal-safe.)
+    let killed = r == 0 || nix::errno::Errno::last() == nix::errno::Errno::ESRCH;
     // SAFETY: _exit ends this forked child without running destructors.
-    unsafe { libc::_exit(0) }
+    unsafe { libc::_exit(if killed { 0 } else { 1 }) }
 }
 
 /// Removes `object` as `uid`/`gid` (its owner): a child takes those ids and
@@ -274,65 +301,116 @@ pub(super) fn child_setup(
 mod tests {
     use super::*;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::time::{Duration, Instant};
 
-    /// A uid of this test's own, that no other process runs as.
-    fn test_uid(n: u32) -> u32 {
-        FRESH_UID_BASE - 1_000_000 + (std::process::id() % 100_000) * 4 + n
+    /// A uid of this test's own, that no other process runs as; `None`
+    /// (the test is skipped, saying so) when not root.
+    fn test_uid(n: u32) -> Option<u32> {
+        if !is_root() {
+            eprintln!("SKIPPED: sweeping a uid needs root");
+            return None;
+        }
+        Some(FRESH_UID_BASE - 1_000_000 + (std::process::id() % 100_000) * 4 + n)
     }
 
     #[test]
     fn a_sweep_finds_nothing_to_kill_when_no_process_of_the_uid_runs() {
-        if !is_root() {
-            eprintln!("SKIPPED: sweeping a uid needs root");
-            return;
+        let Some(uid) = test_uid(0) else { return };
+        assert_eq!(
+            sweep_uid(uid),
+            Ok(Swept {
+                before: 0,
+                after: 0
+            })
+        );
+    }
+
+    /// Kills every process of `uid` with `/bin/kill -9 -1` run as that uid
+    /// (not the code under test), for a test that failed, and panics with
+    /// `why`.
+    fn fail_and_clean(uid: u32, why: String) -> ! {
+        for _ in 0..3 {
+            let _ = as_uid(uid, "/bin/kill", &["-9", "-1"]).status();
         }
-        assert_eq!(sweep_uid(test_uid(0)), 0);
+        panic!("{why}");
+    }
+
+    /// `program` with `args`, to be run as `uid` (and gid `uid`).
+    fn as_uid(uid: u32, program: &str, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
+        c.args(args).uid(uid).gid(uid);
+        c
+    }
+
+    /// Waits (at most 10 s) until `/proc` shows `n` or more live processes
+    /// of `uid`.
+    fn await_processes(uid: u32, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::audit::procfs::live_processes_of(uid).len() < n {
+            if Instant::now() > deadline {
+                fail_and_clean(uid, format!("{n} process(es) of uid {uid} never started"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]
-    fn a_sweep_kills_every_process_of_the_uid_with_one_kill() {
-        if !is_root() {
-            eprintln!("SKIPPED: sweeping a uid needs root");
-            return;
-        }
-        let uid = test_uid(1);
+    fn a_sweep_kills_every_process_of_the_uid() {
+        let Some(uid) = test_uid(1) else { return };
         // Three processes of the uid: a shell and two sleeps it started.
-        let mut shell = std::process::Command::new("/bin/sh")
-            .args(["-c", "sleep 60 & sleep 60 & wait"])
-            .uid(uid)
-            .gid(uid)
+        let mut shell = as_uid(uid, "/bin/sh", &["-c", "sleep 60 & sleep 60 & wait"])
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while crate::audit::procfs::live_processes_of(uid).len() < 3 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the sleeps never started"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        await_processes(uid, 3);
+        let swept = sweep_uid(uid);
+        if swept
+            != Ok(Swept {
+                before: 3,
+                after: 0,
+            })
+        {
+            let _ = shell.kill();
+            fail_and_clean(uid, format!("{swept:?}"));
         }
-        assert_eq!(sweep_uid(uid), 3);
-        let status = loop {
-            if let Some(status) = shell.try_wait().unwrap() {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let left = crate::audit::procfs::live_processes_of(uid);
-                crate::audit::tree::kill_all(&left, nix::sys::signal::Signal::SIGKILL);
-                let _ = shell.wait();
-                panic!("the sweep left {} process(es) of uid {uid}", left.len());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
+        let status = shell.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
-        // The sleeps, adopted by init (or a subreaper), are reaped there.
-        while !crate::audit::procfs::live_processes_of(uid).is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "a sleep outlived the sweep"
+        assert_eq!(
+            sweep_uid(uid),
+            Ok(Swept {
+                before: 0,
+                after: 0
+            })
+        );
+    }
+
+    /// A process that forks and exits over and over (its pid never stays)
+    /// can be missed by a listing of `/proc`, never by the one `kill(-1)`.
+    /// Every process of it holds the write end of a pipe: end of file on
+    /// the read end means none is left.
+    #[test]
+    fn a_sweep_kills_a_process_that_keeps_changing_its_pid() {
+        use std::os::fd::AsFd;
+        let Some(uid) = test_uid(2) else { return };
+        let hop = "import os\nwhile True:\n    if os.fork() > 0:\n        os._exit(0)\n";
+        let mut first = as_uid(uid, "python3", &["-c", hop])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = first.stdout.take().unwrap();
+        await_processes(uid, 1);
+        let swept = sweep_uid(uid);
+        let _ = first.wait();
+        let mut fds = [nix::poll::PollFd::new(
+            out.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ended = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16))
+            .is_ok_and(|n| n == 1);
+        if !ended || swept.as_ref().map(|s| s.after) != Ok(0) {
+            fail_and_clean(
+                uid,
+                format!("{swept:?}; the pipe's write end still open: {}", !ended),
             );
-            std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert_eq!(sweep_uid(uid), 0);
     }
 }

@@ -202,7 +202,7 @@ pub struct Outcome {
     pub leaks: Vec<Leak>,
     /// Processes of the tree still present after the cleanup (should be none).
     pub left_running: Vec<i32>,
-    /// How the run was contained (namespaces, pids limit, user id, tracing).
+    /// How the run was contained (namespaces, pids limit, cpu share, user id, tracing, IPC listing).
     pub containment: super::containment::Containment,
     /// Anything else worth saying.
     pub notes: Vec<String>,

@@ -124,7 +124,6 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     };
     let cap = ProcessCap::new("grade", req.limits.processes, runner, user.is_some());
     containment.pids_limit = super::limits::cap_piece(&cap);
-    containment.cpu_share = super::limits::cpu_piece(&cap);
     let otherwise = if crate::audit::pidns::inside() {
         Some("a PID namespace of its own")
     } else if user.is_some() && req.run_as == RunAs::Fresh {
@@ -185,6 +184,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
         }
     })?;
     let main = child.id() as i32;
+    containment.cpu_share = super::limits::cpu_piece(cap.cpu_share(main));
     drop((child, cmd)); // g10: `cmd` holds the port's ends of the output sockets
     // Until the watch loop takes over (it reaps with waitpid(-1)), the
     // guard owns the port: were the trace not to start, the port, stopped
@@ -224,11 +224,15 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
     {
         // No PID namespace to die with: whatever of the fresh uid escaped
         // the tree (setsid, a double fork) is killed by uid.
-        let swept = super::limits::sweep_uid(uid);
-        if swept > 0 {
-            notes.push(format!(
-                "{swept} process(es) of uid {uid} still ran after the run, outside the port's tree: killed with kill(-1) as that uid"
-            ));
+        match super::limits::sweep_uid(uid) {
+            Ok(s) if s.before + s.after > 0 => notes.push(format!(
+                "{} process(es) of uid {uid} were still alive after the run: killed with kill(-1) as that uid ({} alive after it)",
+                s.before, s.after
+            )),
+            Ok(_) => {}
+            Err(why) => notes.push(format!(
+                "the processes of uid {uid} could not be swept after the run: {why}"
+            )),
         }
         watch.reap();
     }

@@ -227,7 +227,10 @@ impl Watch {
                 let late: Vec<i32> = alive
                     .iter()
                     .copied()
-                    .filter(|p| self.tree.procs.get(p).is_none_or(|r| r.killed.is_none()))
+                    .filter(|p| {
+                        let r = self.tree.procs.get(p);
+                        r.is_none_or(|r| r.killed.is_none() && r.exited.is_none())
+                    })
                     .collect();
                 let why = format!(
                     "started after the {:.1} s time limit's SIGTERM; sent SIGTERM",
