@@ -12,10 +12,10 @@ demo:
 	./target/release/ipckit demo
 
 ## Everything CI checks on Linux: formatting, lints, docs, the whole test suite
-## once: `cargo nextest run` (.config/nextest.toml: the sleep-bound conformance
-## tests first, sixteen at a time; the grader's two at a time; fork bombs one at
-## a time) when it is installed, else `cargo test`; then the doc tests (nextest
-## does not run them).
+## once: `cargo nextest run` in two parts when it is installed
+## (.config/nextest.toml: first every test that grades no port, the sleep-bound
+## conformance tests leading; then the tests that grade ports, three at a
+## time), else `cargo test`; then the doc tests (nextest does not run them).
 check: fmt clippy doc suite doctest
 
 fmt:
@@ -34,7 +34,8 @@ test:
 	$(CARGO) test --doc
 
 nextest:
-	$(CARGO) nextest run --no-fail-fast
+	$(CARGO) nextest run --no-fail-fast --profile sleepers
+	$(CARGO) nextest run --no-fail-fast --profile graders
 
 doctest:
 	$(CARGO) test --doc
