@@ -14,8 +14,9 @@ demo:
 ## Everything CI checks on Linux: formatting, lints, docs, the whole test suite
 ## once: `cargo nextest run` in two parts when it is installed
 ## (.config/nextest.toml: first every test that grades no port, the sleep-bound
-## conformance tests leading; then the tests that grade ports, three at a
-## time), else `cargo test`; then the doc tests (nextest does not run them).
+## conformance tests leading; then the tests that grade or audit ports, the
+## grader's three at a time; both parts run, and either failing fails), else
+## `cargo test`; then the doc tests (nextest does not run them).
 check: fmt clippy doc suite doctest
 
 fmt:
@@ -34,8 +35,10 @@ test:
 	$(CARGO) test --doc
 
 nextest:
-	$(CARGO) nextest run --no-fail-fast --profile sleepers
-	$(CARGO) nextest run --no-fail-fast --profile graders
+	@rc=0; \
+	$(CARGO) nextest run --no-fail-fast --profile sleepers || rc=1; \
+	$(CARGO) nextest run --no-fail-fast --profile graders || rc=1; \
+	exit $$rc
 
 doctest:
 	$(CARGO) test --doc

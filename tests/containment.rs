@@ -283,10 +283,10 @@ struct Leftovers(Vec<PathBuf>);
 
 impl Leftovers {
     fn list() -> Vec<PathBuf> {
-        let roots = common::clean::GROUP_ROOTS.map(PathBuf::from);
+        let groups = common::clean::group_parents();
         [std::env::temp_dir()]
             .iter()
-            .chain(&roots)
+            .chain(&groups)
             .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
             .map(|e| e.path())
             .filter(|p| {

@@ -5,9 +5,10 @@
 //!
 //! `RLIMIT_NPROC` does not bind root, so a fork bomb run by root is contained
 //! with the `pids` controller instead (`Documentation/admin-guide/cgroup-v1/pids.rst`):
-//! 1. make a child group `/sys/fs/cgroup/pids/ipckit-<kind>-<pid>` (`mkdir(2)`;
-//!    cgroup v2: `ipckit-<kind>-<pid>` beside this process's own group, the
-//!    parent's `cgroup.subtree_control` given `+pids`);
+//! 1. make a child group `ipckit-<kind>-<pid>` (`mkdir(2)`) inside this
+//!    process's own group of `/sys/fs/cgroup/pids` (so that it stays under
+//!    whatever limit that group has; cgroup v2: beside this process's own
+//!    group, the parent's `cgroup.subtree_control` given `+pids`);
 //! 2. write the limit to its `pids.max`: past it `fork` fails with `EAGAIN`;
 //! 3. the port's process writes `0` to `cgroup.procs` before `exec` to join
 //!    it (every process it forks is then in the group, whatever it does:
@@ -58,25 +59,52 @@ fn dirs_of(kind: &str, supervisor: u32) -> Vec<PathBuf> {
     dirs
 }
 
+/// Where a run's v1 groups are made: this process's own group in the
+/// `pids` and the `cpu` hierarchies (`/proc/self/cgroup`), or the
+/// hierarchy's root where that group is not there (a container without a
+/// cgroup namespace of its own).
+pub fn v1_parents() -> [PathBuf; 2] {
+    [v1_own(PIDS_ROOT, "pids"), v1_own(CPU_ROOT, "cpu")]
+}
+
 /// This process's own group in the v1 hierarchy of `controller` mounted
 /// at `root`. A run's groups are made inside it, so that they stay under
 /// whatever limits the grader itself is under (a systemd unit's
-/// `CPUQuota`, `TasksMax`).
+/// `CPUQuota`, `TasksMax`). `root` itself when that group is not there: a
+/// container without a cgroup namespace of its own mounts its own subtree
+/// at `root` while `/proc/self/cgroup` names it from the host's root.
 fn v1_own(root: &str, controller: &str) -> PathBuf {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    v1_own_from(root, controller, &own)
+    let dir = v1_own_from(root, controller, &own);
+    if dir.is_dir() {
+        dir
+    } else {
+        PathBuf::from(root)
+    }
 }
 
-/// [`v1_own`] from the text of `/proc/self/cgroup`: the path of the line
-/// whose controller list names `controller` (`4:cpu,cpuacct:/system.slice`),
-/// under `root`; `root` itself when there is none.
+/// [`v1_own`] from the text of `/proc/self/cgroup`, unchecked: the path of
+/// the line of `controller` (see [`group_of`]) under `root`; `root` itself
+/// when there is none.
 fn v1_own_from(root: &str, controller: &str, own: &str) -> PathBuf {
-    let path = own.lines().find_map(|l| {
+    let path = group_of(own, controller).unwrap_or("/");
+    PathBuf::from(root).join(path.trim_start_matches('/'))
+}
+
+/// The group named on the line of a `/proc/PID/cgroup` text whose
+/// controller list names `controller` (`4:cpu,cpuacct:/system.slice`:
+/// `cpu` and `cpuacct`), `""` for the cgroup v2 line (`0::/path`).
+fn group_of<'a>(text: &'a str, controller: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
         let mut fields = l.splitn(3, ':');
         let (_, names, path) = (fields.next()?, fields.next()?, fields.next()?);
-        names.split(',').any(|n| n == controller).then_some(path)
-    });
-    PathBuf::from(root).join(path.unwrap_or("/").trim_start_matches('/'))
+        let named = if controller.is_empty() {
+            names.is_empty()
+        } else {
+            names.split(',').any(|n| n == controller)
+        };
+        named.then_some(path)
+    })
 }
 
 /// Where this process may make a v2 group: the parent of its own group
@@ -178,12 +206,12 @@ impl Cgroup {
     }
 
     /// True when `pid` is in this group now (`/proc/PID/cgroup`: the line
-    /// of the group's hierarchy ends with its name); `None` when `pid` is
+    /// of the group's own hierarchy, `cpu`, `pids` or v2, names a group
+    /// ending with this one's path under its root); `None` when `pid` is
     /// gone.
     pub fn holds(&self, pid: i32) -> Option<bool> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let name = self.dir.file_name()?.to_string_lossy().into_owned();
-        Some(text.lines().any(|l| l.ends_with(&format!("/{name}"))))
+        Some(holds_from(&self.dir, &text))
     }
 
     /// True when the group schedules its processes as one: a v1 `cpu`
@@ -246,6 +274,26 @@ impl Cgroup {
     }
 }
 
+/// [`Cgroup::holds`] for the group at `dir`, from the text of a
+/// `/proc/PID/cgroup`. The line's path is compared by its end: a container
+/// without a cgroup namespace of its own names the group from the host's
+/// root (`/docker/ID/ipckit-grade-7`).
+fn holds_from(dir: &std::path::Path, text: &str) -> bool {
+    let (controller, rel) = if let Ok(rel) = dir.strip_prefix(CPU_ROOT) {
+        ("cpu", rel)
+    } else if let Ok(rel) = dir.strip_prefix(PIDS_ROOT) {
+        ("pids", rel)
+    } else {
+        // cgroup v2: the group's last component is enough to tell.
+        (
+            "",
+            std::path::Path::new(dir.file_name().unwrap_or_default()),
+        )
+    };
+    let want = format!("/{}", rel.display());
+    group_of(text, controller).is_some_and(|path| path.ends_with(&want))
+}
+
 impl Drop for Cgroup {
     /// Removes the group. `rmdir(2)` fails with `EBUSY` while a process is
     /// inside, and a zombie still is until it is reaped (g10c: one empty
@@ -306,6 +354,32 @@ mod tests {
             Path::new(CPU_ROOT)
         );
         assert_eq!(v1_own_from(CPU_ROOT, "cpu", "0::/x\n"), Path::new(CPU_ROOT));
+    }
+
+    #[test]
+    fn a_process_is_in_a_group_only_by_the_line_of_that_group_s_hierarchy() {
+        let cpu = Path::new(CPU_ROOT).join("user.slice/ipckit-grade-7");
+        let pids = Path::new(PIDS_ROOT).join("user.slice/ipckit-grade-7");
+        // Joined the pids group only: the same name, another hierarchy.
+        let pids_only = "12:pids:/user.slice/ipckit-grade-7\n4:cpu,cpuacct:/user.slice\n";
+        assert!(!holds_from(&cpu, pids_only));
+        assert!(holds_from(&pids, pids_only));
+        let both = "12:pids:/user.slice/ipckit-grade-7\n4:cpu,cpuacct:/user.slice/ipckit-grade-7\n";
+        assert!(holds_from(&cpu, both));
+        // Named from the host's root (a container without a cgroup namespace).
+        let hosted = "4:cpu,cpuacct:/docker/abc/ipckit-grade-7\n";
+        assert!(holds_from(
+            &Path::new(CPU_ROOT).join("ipckit-grade-7"),
+            hosted
+        ));
+        assert!(!holds_from(
+            &Path::new(CPU_ROOT).join("ipckit-grade-70"),
+            hosted
+        ));
+        // cgroup v2: the `0::` line.
+        let v2 = Path::new("/sys/fs/cgroup/user.slice/ipckit-grade-7");
+        assert!(holds_from(v2, "0::/user.slice/ipckit-grade-7\n"));
+        assert!(!holds_from(v2, "0::/user.slice/me.scope\n"));
     }
 
     #[test]

@@ -40,6 +40,9 @@ mod subreaper;
 #[cfg(target_os = "linux")]
 pub mod tree;
 
+/// Where a run's v1 control groups are made (its `pids` and `cpu` groups).
+#[cfg(target_os = "linux")]
+pub use cgroup::v1_parents as control_group_parents;
 #[cfg(target_os = "linux")]
 pub use isolate::Isolation;
 #[cfg(target_os = "linux")]

@@ -141,7 +141,7 @@ impl ProcessCap {
                         cap.cpu_how = Ok(format!("cpu controller of {}", c.path().display()));
                     } else if c.is_v2() && cap.cpu_group.is_none() {
                         cap.cpu_how = Err(format!(
-                            "no cpu controller in {}: its parent's cgroup.subtree_control refused +cpu",
+                            "no cpu controller in {}: its parent does not offer it, or refused +cpu in cgroup.subtree_control",
                             c.path().display()
                         ));
                     }

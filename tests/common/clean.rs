@@ -76,9 +76,9 @@ fn assert_no_group_outlives_its_supervisor() {
         made.zip(started).is_none_or(|(m, s)| m >= s)
     };
     let orphaned = || -> Vec<String> {
-        GROUP_ROOTS
+        group_parents()
             .iter()
-            .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
+            .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
             .filter(recent)
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|name| {
@@ -95,9 +95,12 @@ fn assert_no_group_outlives_its_supervisor() {
     );
 }
 
-/// The cgroup v1 hierarchies a run's control groups (`ipckit-KIND-PID`)
-/// are made in: `pids` (its process cap) and `cpu` (one share).
-pub const GROUP_ROOTS: [&str; 2] = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"];
+/// The folders a run's v1 control groups (`ipckit-KIND-PID`) are made in:
+/// this test process's own groups of the `pids` and `cpu` hierarchies
+/// (a grader it starts is in them, and makes its run's groups inside).
+pub fn group_parents() -> [std::path::PathBuf; 2] {
+    ipckit::audit::control_group_parents()
+}
 
 /// `list()` once it is empty, or as it still is after `within`: what other
 /// tests' graders are still removing, or a process its adopter has yet to

@@ -226,7 +226,7 @@ pub(super) fn run(req: &Request, trace: bool) -> Result<Outcome> {
         // the tree (setsid, a double fork) is killed by uid.
         match super::limits::sweep_uid(uid) {
             Ok(s) if s.before + s.after > 0 => notes.push(format!(
-                "{} process(es) of uid {uid} were still alive after the run: killed with kill(-1) as that uid ({} alive after it)",
+                "processes of uid {uid} after the run: {} alive before one kill(-1) as that uid, {} after it",
                 s.before, s.after
             )),
             Ok(_) => {}
