@@ -283,11 +283,11 @@ struct Leftovers(Vec<PathBuf>);
 
 impl Leftovers {
     fn list() -> Vec<PathBuf> {
-        let groups = common::clean::group_parents();
-        [std::env::temp_dir()]
-            .iter()
-            .chain(&groups)
-            .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .chain(common::clean::group_folder_entries())
             .map(|e| e.path())
             .filter(|p| {
                 p.file_name()

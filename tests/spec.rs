@@ -508,10 +508,7 @@ impl Sandbox {
             .map(|e| e.path())
             .collect();
         assert!(areas.is_empty(), "work areas left: {areas:?}");
-        for e in common::clean::group_parents()
-            .iter()
-            .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
-        {
+        for e in common::clean::group_folder_entries() {
             let file = e.file_name().to_string_lossy().into_owned();
             let Some(pid) = file.strip_prefix("ipckit-grade-") else {
                 continue;

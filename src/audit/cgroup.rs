@@ -47,10 +47,16 @@ pub struct Cgroup {
     owner: bool,
 }
 
+/// The name of the groups of a run of `kind` (`grade`, `audit`) named
+/// after `id` (`tree::run_id`).
+fn group_name(kind: &str, id: u32) -> String {
+    format!("ipckit-{kind}-{id}")
+}
+
 /// Where the groups of a run of `kind` (`grade`, `audit`) named after
 /// `supervisor` may be (v1 `pids`, v1 `cpu`, then v2).
 fn dirs_of(kind: &str, supervisor: u32) -> Vec<PathBuf> {
-    let name = format!("ipckit-{kind}-{supervisor}");
+    let name = group_name(kind, supervisor);
     let mut dirs = vec![
         v1_own(PIDS_ROOT, "pids").join(&name),
         v1_own(CPU_ROOT, "cpu").join(&name),
@@ -169,7 +175,7 @@ impl Cgroup {
     /// is one, else in cgroup v2 (with the `cpu` controller too, when it
     /// can be enabled: see [`Cgroup::schedules_as_one`]).
     pub fn pids(kind: &str, max: u64) -> Result<Cgroup> {
-        let name = format!("ipckit-{kind}-{}", super::tree::run_id());
+        let name = group_name(kind, super::tree::run_id());
         let dir = if std::path::Path::new(PIDS_ROOT).is_dir() {
             v1_own(PIDS_ROOT, "pids").join(name)
         } else {
@@ -196,7 +202,7 @@ impl Cgroup {
                 "no cgroup v1 cpu hierarchy",
             ));
         }
-        let name = format!("ipckit-{kind}-{}", super::tree::run_id());
+        let name = group_name(kind, super::tree::run_id());
         Self::make(v1_own(CPU_ROOT, "cpu").join(name))
     }
 

@@ -76,9 +76,8 @@ fn assert_no_group_outlives_its_supervisor() {
         made.zip(started).is_none_or(|(m, s)| m >= s)
     };
     let orphaned = || -> Vec<String> {
-        group_parents()
-            .iter()
-            .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        group_folder_entries()
+            .into_iter()
             .filter(recent)
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|name| {
@@ -95,11 +94,15 @@ fn assert_no_group_outlives_its_supervisor() {
     );
 }
 
-/// The folders a run's v1 control groups (`ipckit-KIND-PID`) are made in:
-/// this test process's own groups of the `pids` and `cpu` hierarchies
-/// (a grader it starts is in them, and makes its run's groups inside).
-pub fn group_parents() -> [std::path::PathBuf; 2] {
+/// Everything in the folders a run's v1 control groups (`ipckit-KIND-PID`)
+/// are made in: this test process's own groups of the `pids` and `cpu`
+/// hierarchies (a grader it starts is in them, and makes its run's groups
+/// inside).
+pub fn group_folder_entries() -> Vec<std::fs::DirEntry> {
     ipckit::audit::control_group_parents()
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .collect()
 }
 
 /// `list()` once it is empty, or as it still is after `within`: what other

@@ -114,16 +114,19 @@ impl Watch {
     /// the process is in `fork(2)` (about 70 ms for each of a fork bomb's
     /// 64 processes, measured), and reading them all once held the kill of
     /// a 0.3 s limit seconds late (28 s on a loaded machine). Past the
-    /// limit a new process is named by its `comm` (`/proc/PID/stat`). The
-    /// clock is asked for each process.
-    pub(super) fn record(&mut self, pid: i32) -> &mut super::super::evidence::ProcRecord {
+    /// limit a new process is named by `comm()`, its `comm` (from a
+    /// `/proc/PID/stat` the caller read, or reads then). The clock is asked
+    /// for each process.
+    pub(super) fn record(
+        &mut self,
+        pid: i32,
+        comm: impl FnOnce() -> String,
+    ) -> &mut super::super::evidence::ProcRecord {
         let now = self.now();
         if now <= self.time_limit {
             return self.tree.proc(pid, now);
         }
-        self.tree.proc_named(pid, now, || {
-            procfs::stat(pid).map(|s| s.comm).unwrap_or_default()
-        })
+        self.tree.proc_named(pid, now, comm)
     }
 
     pub(super) fn follow(&mut self, req: &Request, sigfd: &SignalFd) {
@@ -283,7 +286,9 @@ impl Watch {
     pub(super) fn kill(&mut self, pids: &[i32], sig: Signal, why: &str) {
         crate::audit::tree::kill_all(pids, sig);
         for &pid in pids {
-            let r = self.record(pid);
+            let r = self.record(pid, || {
+                procfs::stat(pid).map(|s| s.comm).unwrap_or_default()
+            });
             if r.exited.is_none() && (sig == Signal::SIGKILL || r.killed.is_none()) {
                 r.killed = Some(why.to_string());
             }
@@ -316,7 +321,7 @@ impl Watch {
         for pid in procfs::descendants(table, self.me) {
             let Some(s) = table.get(&pid) else { continue };
             let (me, main) = (self.me, self.main);
-            let r = self.record(pid);
+            let r = self.record(pid, || s.comm.clone());
             if r.parent == 0 && pid != main {
                 r.parent = s.ppid;
             }
